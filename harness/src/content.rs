@@ -1,0 +1,1 @@
+//! Renders a ContentSpec into bytes: deterministic blobs and manifests, their digests and media types.

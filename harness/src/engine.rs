@@ -1,0 +1,1 @@
+//! The fuzz loop: seeds, cases, duration and shard bounds; generate -> exec -> oracle -> shrink -> report.

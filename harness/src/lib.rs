@@ -1,0 +1,19 @@
+//! ocidiff: differential fuzzing of OCI Distribution Spec registries.
+//!
+//! Data flows one way: `model` (vocabulary) -> `content` / `state` -> `generate` -> `exec`
+//! (with `target`) -> `observe` -> `oracle` -> `shrink` -> `report`; `scenario` reads and writes
+//! sequences; `engine` drives the loop; `cli` parses arguments. See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod content;
+pub mod engine;
+pub mod exec;
+pub mod generate;
+pub mod model;
+pub mod observe;
+pub mod oracle;
+pub mod report;
+pub mod scenario;
+pub mod shrink;
+pub mod state;
+pub mod target;

@@ -1,0 +1,1 @@
+//! Findings on disk (findings.json, reproducer directories with scenario + curl + Markdown), terminal progress and the summary table.

@@ -1,0 +1,1 @@
+//! The ocidiff reference registry.
