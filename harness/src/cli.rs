@@ -1,4 +1,367 @@
 //! Command-line parsing for the ocidiff binary; calls into the modules, holds no logic of its own.
+//!
+//! Exit codes: 0 no violation, 1 violations found (or a replayed scenario's `[[expect]]` failed),
+//! 2 usage or infrastructure error (clap usage errors included; `--help` / `--version` exit 0).
+
+use crate::engine::{replay, run_fuzz, FuzzConfig};
+use crate::generate::GenConfig;
+use crate::target::{default_targets, launch, parse_target_arg, redact, TargetSpec};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ocidiff",
+    version,
+    about = "Differential fuzzing of OCI Distribution Spec registries"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Generate random sequences, run them on every target and report divergences.
+    Fuzz(FuzzArgs),
+    /// Run one scenario file and print each op's observations and the divergences.
+    Replay(ReplayArgs),
+    /// List the default targets and check each answers `GET /v2/`.
+    Targets,
+}
+
+#[derive(Args, Debug)]
+struct FuzzArgs {
+    /// A target: reference | container-registry | distribution[:/path] | NAME=KIND |
+    /// NAME=http(s)://[user:pass@]host[:port]. Repeatable; default: every target that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Run seed (default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop starting new cases after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// At most this many cases.
+    #[arg(long, default_value_t = 1000)]
+    cases: u64,
+    /// At most this many ops per case.
+    #[arg(long)]
+    max_ops: Option<usize>,
+    /// Share (0..=1) of deliberately invalid ops.
+    #[arg(long)]
+    invalid_share: Option<f64>,
+    /// Output directory (findings.json, findings/<id>/).
+    #[arg(long, default_value = "./ocidiff-out")]
+    out: PathBuf,
+    /// Run only shard I of N (cases i with i % N == I), e.g. 0/4.
+    #[arg(long, value_parser = parse_shard, value_name = "I/N")]
+    shard: Option<(u32, u32)>,
+    /// Do not shrink findings.
+    #[arg(long)]
+    no_shrink: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// Scenario file (TOML).
+    file: PathBuf,
+    /// Targets (as for `fuzz`); default: every target that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected I/N, got {s:?}"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad shard index {i:?}"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad shard count {n:?}"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard index must be below the count (got {i}/{n})"));
+    }
+    Ok((i, n))
+}
+
+/// Entry point of the binary: returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async {
+        match cli.cmd {
+            Cmd::Fuzz(a) => fuzz(a).await,
+            Cmd::Replay(a) => replay_cmd(a).await,
+            Cmd::Targets => targets_cmd().await,
+        }
+    })
+}
+
+/// Parses `--target`s, or picks the defaults (printing what was skipped).
+fn resolve_targets(args: &[String]) -> Result<Vec<(String, TargetSpec)>, String> {
+    if args.is_empty() {
+        let (targets, skipped) = default_targets();
+        eprintln!(
+            "targets: {}",
+            targets
+                .iter()
+                .map(|(n, s)| format!("{n} ({})", s.describe()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for s in skipped {
+            eprintln!("skipped: {s}");
+        }
+        return Ok(targets);
+    }
+    args.iter()
+        .map(|a| parse_target_arg(a).map_err(|e| format!("--target {}: {e:#}", redact(a))))
+        .collect()
+}
+
+async fn fuzz(a: FuzzArgs) -> i32 {
+    let targets = match resolve_targets(&a.targets) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut gen = GenConfig::default();
+    if let Some(m) = a.max_ops {
+        if m == 0 {
+            eprintln!("error: --max-ops must be at least 1");
+            return 2;
+        }
+        gen.max_ops = m;
+    }
+    if let Some(s) = a.invalid_share {
+        if !(0.0..=1.0).contains(&s) {
+            eprintln!("error: --invalid-share must be within 0..=1");
+            return 2;
+        }
+        gen.invalid_share = s;
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    eprintln!("seed: {seed} (re-run with --seed {seed})");
+    let cfg = FuzzConfig {
+        targets,
+        seed,
+        duration: Duration::from_secs(a.duration),
+        cases: a.cases,
+        gen,
+        out: a.out,
+        shard: a.shard.unwrap_or((0, 1)),
+        shrink: !a.no_shrink,
+        progress: !a.quiet,
+    };
+    match run_fuzz(cfg).await {
+        Ok(s) => {
+            println!(
+                "run {}: {} cases, {} ops in {:.1}s{}; seed {seed}",
+                s.run_id,
+                s.cases_run,
+                s.ops_run,
+                s.elapsed.as_secs_f64(),
+                if s.completed {
+                    ""
+                } else {
+                    " (stopped by --duration)"
+                }
+            );
+            print!("{}", crate::report::summary_table(&s.targets, &s.findings));
+            println!(
+                "{} violations, {} variations, {} unsupported; findings in {}",
+                s.violations,
+                s.variations,
+                s.unsupported,
+                s.out.join("findings.json").display()
+            );
+            i32::from(s.violations > 0)
+        }
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            2
+        }
+    }
+}
+
+async fn replay_cmd(a: ReplayArgs) -> i32 {
+    let targets = match resolve_targets(&a.targets) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let r = match replay(&a.file, targets).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            return 2;
+        }
+    };
+    println!("namespace: {}", r.namespace);
+    for (i, op) in r.scenario.ops.iter().enumerate() {
+        println!("\n#{i} {}", serde_json::to_string(op).unwrap_or_default());
+        for (t, name) in r.outcome.targets.iter().enumerate() {
+            let exs = r
+                .outcome
+                .ops
+                .get(i)
+                .and_then(|o| o.per_target.get(t))
+                .cloned()
+                .unwrap_or_default();
+            for ex in exs {
+                let o = &ex.observation;
+                let headers: Vec<String> =
+                    o.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                println!(
+                    "  {name:<20} {:<10} {:<6} {:>3}{} | {} | {}",
+                    ex.label,
+                    ex.request.method,
+                    o.status,
+                    o.transport_error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default(),
+                    headers.join("; "),
+                    serde_json::to_string(&o.body).unwrap_or_default()
+                );
+            }
+        }
+    }
+    println!("\ndivergences: {}", r.divergences.len());
+    for d in &r.divergences {
+        println!(
+            "  {} {} op #{} {} {} [{}]: {}",
+            d.class, d.target, d.op_index, d.label, d.endpoint, d.rule, d.summary
+        );
+    }
+    if !r.expectation_failures.is_empty() {
+        println!("expectation failures: {}", r.expectation_failures.len());
+        for f in &r.expectation_failures {
+            println!(
+                "  {} op #{} {} {}: expected {}, got {}",
+                f.target, f.op, f.label, f.what, f.expected, f.actual
+            );
+        }
+    }
+    if let Some(rep) = r.reproduced {
+        println!(
+            "expected divergence {}",
+            if rep { "reproduced" } else { "NOT reproduced" }
+        );
+    }
+    i32::from(r.violations() > 0 || !r.expectation_failures.is_empty())
+}
+
+async fn targets_cmd() -> i32 {
+    let (targets, skipped) = default_targets();
+    let mut code = 0;
+    for (name, spec) in &targets {
+        match launch(name, spec).await {
+            Ok(t) => {
+                println!(
+                    "{name:<20} ok    {} — {}",
+                    redact(t.base_url.as_str()),
+                    spec.describe()
+                );
+                t.shutdown().await;
+            }
+            Err(e) => {
+                println!(
+                    "{name:<20} FAIL  {} — {}",
+                    spec.describe(),
+                    redact(&format!("{e:#}"))
+                );
+                code = 2;
+            }
+        }
+    }
+    for s in skipped {
+        println!("skipped: {s}");
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_fuzz_flags() {
+        let c = Cli::try_parse_from([
+            "ocidiff",
+            "fuzz",
+            "--target",
+            "reference",
+            "--target",
+            "x=http://127.0.0.1:5000",
+            "--seed",
+            "7",
+            "--shard",
+            "1/4",
+            "--no-shrink",
+            "--quiet",
+            "--max-ops",
+            "5",
+        ])
+        .unwrap();
+        match c.cmd {
+            Cmd::Fuzz(a) => {
+                assert_eq!(a.targets.len(), 2);
+                assert_eq!(a.seed, Some(7));
+                assert_eq!(a.shard, Some((1, 4)));
+                assert_eq!(a.duration, 60);
+                assert_eq!(a.cases, 1000);
+                assert!(a.no_shrink && a.quiet);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["ocidiff", "fuzz", "--shard", "4/4"]).unwrap_err();
+        assert!(e.use_stderr());
+        let e = Cli::try_parse_from(["ocidiff", "--help"]).unwrap_err();
+        assert!(!e.use_stderr());
+        let e = Cli::try_parse_from(["ocidiff", "bogus"]).unwrap_err();
+        assert!(e.use_stderr());
+    }
 }

@@ -1,1 +1,669 @@
-//! The fuzz loop: seeds, cases, duration and shard bounds; generate -> exec -> oracle -> shrink -> report.
+//! The fuzz loop: seeds, cases, duration and shard bounds; generate -> exec -> oracle -> shrink ->
+//! report. Also `replay` of one scenario file.
+//!
+//! Determinism: case `i` uses seed `seed + i` (wrapping); generation, rendering, the oracle and the
+//! finding order depend only on it (no hash-map iteration reaches the output). Each run gets a
+//! random run id so that namespaces (`ocidiff<run>c<case>`, shrink attempts `...s<k>`) never
+//! collide on a persistent registry.
+//!
+//! Bounds: no new case starts after `duration`; every shrink has its own run / time budget and no
+//! shrink starts after the deadline (findings found late are written unshrunk).
+
+use crate::content::Content;
+use crate::exec::{CaseOutcome, ExecOptions, Executor};
+use crate::generate::{generate_sequence, GenConfig};
+use crate::model::Sequence;
+use crate::observe::{BodyFacts, Exchange};
+use crate::oracle::{check_case, Class, Divergence, Signature};
+use crate::report::{FindingsWriter, Progress};
+use crate::scenario::{Expect, Scenario};
+use crate::shrink::{finding_id, shrink_counted, Finding, FindingSet, ShrinkBudget};
+use crate::target::{launch, LaunchedTarget, TargetSpec};
+use anyhow::{bail, Context as _};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Everything `run_fuzz` needs.
+#[derive(Clone)]
+pub struct FuzzConfig {
+    /// Targets to compare; the reference is moved (or added) to index 0.
+    pub targets: Vec<(String, TargetSpec)>,
+    pub seed: u64,
+    pub duration: Duration,
+    pub cases: u64,
+    pub gen: GenConfig,
+    pub out: PathBuf,
+    /// (index, count): this process runs the cases `i` with `i % count == index`.
+    pub shard: (u32, u32),
+    pub shrink: bool,
+    pub progress: bool,
+}
+
+/// What a fuzz run did.
+#[derive(Debug)]
+pub struct FuzzSummary {
+    pub run_id: String,
+    pub targets: Vec<String>,
+    pub cases_run: u64,
+    pub ops_run: u64,
+    pub findings: Vec<Finding>,
+    pub violations: usize,
+    pub variations: usize,
+    pub unsupported: usize,
+    pub elapsed: Duration,
+    pub out: PathBuf,
+    /// The case limit was reached before the deadline (false: stopped by time).
+    pub completed: bool,
+}
+
+/// Per-shrink bounds.
+const SHRINK_MAX_RUNS: u32 = 120;
+const SHRINK_MAX_TIME: Duration = Duration::from_secs(30);
+
+/// The reference target first (added when not named), then the others in the given order.
+pub fn with_reference_first(
+    mut targets: Vec<(String, TargetSpec)>,
+) -> anyhow::Result<Vec<(String, TargetSpec)>> {
+    match targets
+        .iter()
+        .position(|(_, s)| matches!(s, TargetSpec::Reference(_)))
+    {
+        Some(0) => {}
+        Some(i) => {
+            let r = targets.remove(i);
+            targets.insert(0, r);
+        }
+        None => {
+            if targets.iter().any(|(n, _)| n == "reference") {
+                bail!("a target named \"reference\" must be the reference registry");
+            }
+            targets.insert(
+                0,
+                (
+                    "reference".to_string(),
+                    TargetSpec::Reference(Box::default()),
+                ),
+            );
+        }
+    }
+    let mut names: Vec<&String> = targets.iter().map(|(n, _)| n).collect();
+    names.sort();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        bail!("target names must be unique");
+    }
+    Ok(targets)
+}
+
+/// Launched targets plus the executor talking to them; shuts the targets down when done.
+pub struct Fleet {
+    pub launched: Vec<LaunchedTarget>,
+    pub executor: Executor,
+}
+
+impl Fleet {
+    pub async fn launch(targets: &[(String, TargetSpec)]) -> anyhow::Result<Fleet> {
+        let mut launched: Vec<LaunchedTarget> = Vec::new();
+        for (name, spec) in targets {
+            match launch(name, spec).await {
+                Ok(t) => launched.push(t),
+                Err(e) => {
+                    for t in launched {
+                        t.shutdown().await;
+                    }
+                    return Err(e).with_context(|| format!("launching target {name}"));
+                }
+            }
+        }
+        let executor = Executor::new(
+            launched.iter().map(|t| t.exec_target()).collect(),
+            ExecOptions::default(),
+        )?;
+        Ok(Fleet { launched, executor })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.launched.iter().map(|t| t.name.clone()).collect()
+    }
+
+    pub async fn shutdown(self) {
+        for t in self.launched {
+            t.shutdown().await;
+        }
+    }
+}
+
+/// A random lowercase run id (8 characters).
+pub fn run_id() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..8)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The seed of case `i`.
+pub fn case_seed(seed: u64, i: u64) -> u64 {
+    seed.wrapping_add(i)
+}
+
+/// Runs a (candidate) sequence in namespace `ns` and checks it. `None` when content won't render.
+async fn run_checked(
+    ex: &Executor,
+    seq: &Sequence,
+    ns: &str,
+) -> Option<(Content, CaseOutcome, Vec<Divergence>)> {
+    let content = Content::render(&seq.content).ok()?;
+    let outcome = ex.run(seq, &content, ns).await;
+    let divs = check_case(seq, &content, &outcome);
+    Some((content, outcome, divs))
+}
+
+/// The fuzz loop.
+pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
+    let (shard_index, shard_count) = cfg.shard;
+    if shard_count == 0 || shard_index >= shard_count {
+        bail!("invalid shard {shard_index}/{shard_count}");
+    }
+    let targets = with_reference_first(cfg.targets.clone())?;
+    let fleet = Fleet::launch(&targets).await?;
+    let result = fuzz_with(&cfg, &fleet).await;
+    fleet.shutdown().await;
+    result
+}
+
+async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummary> {
+    let start = Instant::now();
+    let deadline = start + cfg.duration;
+    let run = run_id();
+    let names = fleet.names();
+    let urls: BTreeMap<String, String> = fleet
+        .launched
+        .iter()
+        .map(|t| (t.name.clone(), t.base_url.to_string()))
+        .collect();
+    let mut writer = FindingsWriter::new(&cfg.out)?.with_target_urls(urls);
+    let (shard_index, shard_count) = cfg.shard;
+    let my_cases = (0..cfg.cases)
+        .filter(|i| i % shard_count as u64 == shard_index as u64)
+        .count() as u64;
+    let mut progress = Progress::new(my_cases, cfg.progress);
+    let mut findings = FindingSet::new();
+    let mut cases_run = 0u64;
+    let mut ops_run = 0u64;
+    let mut completed = true;
+    let ex = &fleet.executor;
+
+    for i in 0..cfg.cases {
+        if i % shard_count as u64 != shard_index as u64 {
+            continue;
+        }
+        if Instant::now() >= deadline {
+            completed = false;
+            break;
+        }
+        let cs = case_seed(cfg.seed, i);
+        let seq = generate_sequence(cs, &cfg.gen);
+        let ns = format!("ocidiff{run}c{i}");
+        let Some((_content, outcome, divs)) = run_checked(ex, &seq, &ns).await else {
+            tracing::warn!(case = i, "generated content does not render; skipped");
+            continue;
+        };
+        cases_run += 1;
+        ops_run += seq.ops.len() as u64;
+
+        for d in &divs {
+            let sig = d.signature();
+            if findings.contains(&sig) {
+                continue;
+            }
+            let finding = if cfg.shrink && Instant::now() < deadline {
+                shrink_finding(ex, &run, i, cs, cfg.seed, &seq, d, &outcome, deadline).await
+            } else {
+                unshrunk(i, cs, cfg.seed, &seq, d, &outcome)
+            };
+            writer.add(&finding)?;
+            progress.message(&format!(
+                "new {}: {} {} on {} ({})",
+                finding.divergence.class,
+                finding.id,
+                finding.divergence.rule,
+                finding.divergence.target,
+                finding
+                    .divergence
+                    .summary
+                    .chars()
+                    .take(90)
+                    .collect::<String>()
+            ));
+            findings.insert(finding);
+            progress.set_findings(findings.len());
+        }
+        progress.case_done(seq.ops.len() as u64);
+    }
+    progress.finish();
+    let findings = findings.into_vec();
+    let count = |c: Class| findings.iter().filter(|f| f.divergence.class == c).count();
+    Ok(FuzzSummary {
+        run_id: run,
+        targets: names,
+        cases_run,
+        ops_run,
+        violations: count(Class::Violation),
+        variations: count(Class::Variation),
+        unsupported: count(Class::Unsupported),
+        findings,
+        elapsed: start.elapsed(),
+        out: cfg.out.clone(),
+        completed,
+    })
+}
+
+fn unshrunk(
+    case: u64,
+    case_seed: u64,
+    seed: u64,
+    seq: &Sequence,
+    d: &Divergence,
+    outcome: &CaseOutcome,
+) -> Finding {
+    Finding {
+        id: finding_id(&d.signature()),
+        divergence: d.clone(),
+        ops: seq.clone(),
+        original_ops_len: seq.ops.len(),
+        seed,
+        first_seen_case: case,
+        case_seed,
+        shrink_runs: 0,
+        confirmed: true,
+        outcome: Some(outcome.clone()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shrink_finding(
+    ex: &Executor,
+    run: &str,
+    case: u64,
+    case_seed: u64,
+    seed: u64,
+    seq: &Sequence,
+    d: &Divergence,
+    outcome: &CaseOutcome,
+    deadline: Instant,
+) -> Finding {
+    let sig: Signature = d.signature();
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let budget = ShrinkBudget {
+        max_runs: SHRINK_MAX_RUNS,
+        max_time: SHRINK_MAX_TIME.min(remaining.max(Duration::from_secs(2))),
+    };
+    let mut attempt = 0u32;
+    let id = finding_id(&sig);
+    let shrunk = shrink_counted(
+        seq,
+        |cand: Sequence| {
+            attempt += 1;
+            let ns = format!("ocidiff{run}c{case}s{}{attempt}", &id[..4]);
+            let sig = sig.clone();
+            async move {
+                match run_checked(ex, &cand, &ns).await {
+                    Some((_, _, divs)) => divs.iter().any(|x| x.signature() == sig),
+                    None => false,
+                }
+            }
+        },
+        budget,
+    )
+    .await;
+    // Confirm the minimal sequence once more and keep its observations for the report.
+    let ns = format!("ocidiff{run}c{case}s{}final", &id[..4]);
+    let confirmed = run_checked(ex, &shrunk.seq, &ns)
+        .await
+        .and_then(|(_, o, divs)| {
+            divs.into_iter()
+                .find(|x| x.signature() == sig)
+                .map(|x| (x, o))
+        });
+    match confirmed {
+        Some((div, o)) => Finding {
+            id,
+            divergence: div,
+            ops: shrunk.seq,
+            original_ops_len: seq.ops.len(),
+            seed,
+            first_seen_case: case,
+            case_seed,
+            shrink_runs: shrunk.runs,
+            confirmed: true,
+            outcome: Some(o),
+        },
+        None => {
+            // Flaky or budget-limited: keep the original case, flagged.
+            let mut f = unshrunk(case, case_seed, seed, seq, d, outcome);
+            f.shrink_runs = shrunk.runs;
+            f.confirmed = false;
+            f
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Replay
+// ------------------------------------------------------------------------------------------
+
+/// An `[[expect]]` entry that did not hold on a target.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ExpectFailure {
+    pub target: String,
+    pub op: usize,
+    pub label: String,
+    pub what: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+/// What `replay` observed.
+#[derive(Debug)]
+pub struct ReplayReport {
+    pub scenario: Scenario,
+    pub namespace: String,
+    pub outcome: CaseOutcome,
+    pub divergences: Vec<Divergence>,
+    pub expectation_failures: Vec<ExpectFailure>,
+    /// When the scenario names an expected divergence: whether it showed again.
+    pub reproduced: Option<bool>,
+}
+
+impl ReplayReport {
+    pub fn violations(&self) -> usize {
+        self.divergences
+            .iter()
+            .filter(|d| d.class == Class::Violation)
+            .count()
+    }
+}
+
+/// Runs a scenario file on `targets` (the reference is added first when missing).
+pub async fn replay(
+    path: impl AsRef<Path>,
+    targets: Vec<(String, TargetSpec)>,
+) -> anyhow::Result<ReplayReport> {
+    let scenario = crate::scenario::read(path.as_ref())?;
+    let targets = with_reference_first(targets)?;
+    let fleet = Fleet::launch(&targets).await?;
+    let result = replay_on(&fleet.executor, scenario).await;
+    fleet.shutdown().await;
+    result
+}
+
+/// Runs a parsed scenario with an existing executor.
+pub async fn replay_on(ex: &Executor, scenario: Scenario) -> anyhow::Result<ReplayReport> {
+    let seq = scenario.sequence();
+    let content = Content::render(&seq.content).context("rendering the scenario's content")?;
+    let namespace = format!("ocidiff{}replay", run_id());
+    let outcome = ex.run(&seq, &content, &namespace).await;
+    let divergences = check_case(&seq, &content, &outcome);
+    let mut failures = Vec::new();
+    for e in &scenario.expect {
+        for (t, name) in outcome.targets.iter().enumerate() {
+            let exs = outcome
+                .ops
+                .get(e.op)
+                .and_then(|o| o.per_target.get(t))
+                .cloned()
+                .unwrap_or_default();
+            check_expect(e, name, &exs, &mut failures);
+        }
+    }
+    let reproduced = scenario.divergence.as_ref().map(|want| {
+        divergences.iter().any(|d| {
+            d.target == want.target
+                && d.endpoint == want.endpoint
+                && d.field == want.field
+                && d.rule == want.rule
+                && d.class.to_string() == want.class
+        })
+    });
+    Ok(ReplayReport {
+        scenario,
+        namespace,
+        outcome,
+        divergences,
+        expectation_failures: failures,
+        reproduced,
+    })
+}
+
+fn check_expect(e: &Expect, target: &str, exs: &[Exchange], out: &mut Vec<ExpectFailure>) {
+    let ex = match &e.label {
+        Some(l) => exs.iter().find(|x| x.label == *l),
+        None => exs.last(),
+    };
+    let label = e.label.clone().unwrap_or_else(|| "<last>".into());
+    let mut fail = |what: String, expected: String, actual: String| {
+        out.push(ExpectFailure {
+            target: target.to_string(),
+            op: e.op,
+            label: label.clone(),
+            what,
+            expected,
+            actual,
+        })
+    };
+    let Some(ex) = ex else {
+        fail("exchange".into(), "present".into(), "absent".into());
+        return;
+    };
+    let o = &ex.observation;
+    if !e.status.is_empty() && !e.status.contains(&o.status) {
+        fail(
+            "status".into(),
+            format!("{:?}", e.status),
+            o.status.to_string(),
+        );
+    }
+    for (k, v) in &e.headers {
+        let got = o.headers.get(&k.to_ascii_lowercase());
+        if got != Some(v) {
+            fail(
+                format!("header:{k}"),
+                v.clone(),
+                got.cloned().unwrap_or_else(|| "<absent>".into()),
+            );
+        }
+    }
+    for k in &e.present {
+        if !o.headers.contains_key(&k.to_ascii_lowercase()) {
+            fail(format!("header:{k}"), "<present>".into(), "<absent>".into());
+        }
+    }
+    for k in &e.absent {
+        if let Some(v) = o.headers.get(&k.to_ascii_lowercase()) {
+            fail(format!("header:{k}"), "<absent>".into(), v.clone());
+        }
+    }
+    if let Some(b) = &e.body {
+        let kind = match &o.body {
+            BodyFacts::Empty => "empty",
+            BodyFacts::Content { .. } => "content",
+            BodyFacts::Errors { .. } => "errors",
+            BodyFacts::Tags { .. } => "tags",
+            BodyFacts::Referrers { .. } => "referrers",
+            BodyFacts::Catalog { .. } => "catalog",
+            BodyFacts::Other { .. } => "other",
+        };
+        if let Some(k) = &b.kind {
+            if k != kind {
+                fail("body.kind".into(), k.clone(), kind.into());
+            }
+        }
+        if let BodyFacts::Content { len, sha256 } | BodyFacts::Other { len, sha256, .. } = &o.body {
+            if let Some(want) = &b.sha256 {
+                if want.trim_start_matches("sha256:") != sha256.trim_start_matches("sha256:") {
+                    fail("body.sha256".into(), want.clone(), sha256.clone());
+                }
+            }
+            if let Some(want) = b.len {
+                if want != *len {
+                    fail("body.len".into(), want.to_string(), len.to_string());
+                }
+            }
+        }
+        if !b.error_codes.is_empty() {
+            let codes = match &o.body {
+                BodyFacts::Errors { codes } => codes.clone(),
+                _ => Vec::new(),
+            };
+            for c in &b.error_codes {
+                if !codes.contains(c) {
+                    fail("body.error_codes".into(), c.clone(), format!("{codes:?}"));
+                }
+            }
+        }
+        if let Some(want) = &b.tags {
+            let got = match &o.body {
+                BodyFacts::Tags { tags, .. } => Some(tags),
+                _ => None,
+            };
+            if got != Some(want) {
+                fail("body.tags".into(), format!("{want:?}"), format!("{got:?}"));
+            }
+        }
+        if let Some(want) = b.referrers {
+            let got = match &o.body {
+                BodyFacts::Referrers { manifests } => Some(manifests.len()),
+                _ => None,
+            };
+            if got != Some(want) {
+                fail(
+                    "body.referrers".into(),
+                    want.to_string(),
+                    format!("{got:?}"),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> (String, TargetSpec) {
+        ("reference".into(), TargetSpec::Reference(Box::default()))
+    }
+
+    #[test]
+    fn reference_is_first_and_added() {
+        let t = with_reference_first(vec![("cr".into(), TargetSpec::ContainerRegistry)]).unwrap();
+        assert_eq!(t[0].0, "reference");
+        assert_eq!(t[1].0, "cr");
+        let t = with_reference_first(vec![
+            ("cr".into(), TargetSpec::ContainerRegistry),
+            reference(),
+        ])
+        .unwrap();
+        assert_eq!(t[0].0, "reference");
+        assert_eq!(t.len(), 2);
+        assert!(with_reference_first(vec![
+            ("x".into(), TargetSpec::ContainerRegistry),
+            ("x".into(), TargetSpec::ContainerRegistry)
+        ])
+        .is_err());
+        let id = run_id();
+        assert_eq!(id.len(), 8);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    }
+
+    /// The reference against itself: the model and the reference agree on generated cases.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reference_agrees_with_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FuzzConfig {
+            targets: vec![
+                reference(),
+                ("twin".into(), TargetSpec::Reference(Box::default())),
+            ],
+            seed: 1,
+            duration: Duration::from_secs(60),
+            cases: 6,
+            gen: GenConfig::default(),
+            out: dir.path().join("out"),
+            shard: (0, 1),
+            shrink: false,
+            progress: false,
+        };
+        let s = run_fuzz(cfg).await.unwrap();
+        assert_eq!(s.cases_run, 6);
+        let text: Vec<String> = s
+            .findings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f.divergence.target,
+                    f.divergence.rule,
+                    f.divergence.summary,
+                    f.divergence.actual
+                )
+            })
+            .collect();
+        assert!(s.findings.is_empty(), "{text:#?}");
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("out/findings.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(v.as_array().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replay_runs_a_scenario_with_expectations() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(
+            &p,
+            r#"
+[meta]
+title = "push and pull"
+[content]
+blobs = [{ size = 10, seed = 1 }]
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 0
+method = "monolithic"
+[[ops]]
+op = "get_blob"
+repo = 0
+blob = 0
+[[expect]]
+op = 1
+status = [200]
+present = ["docker-content-digest"]
+body = { kind = "content", len = 10 }
+[[expect]]
+op = 0
+label = "put"
+status = [202]
+"#,
+        )
+        .unwrap();
+        let r = replay(&p, vec![]).await.unwrap();
+        assert_eq!(r.outcome.targets, ["reference"]);
+        assert!(r.divergences.is_empty(), "{:#?}", r.divergences);
+        // The deliberately wrong expectation (PUT answers 201) is reported.
+        assert_eq!(
+            r.expectation_failures.len(),
+            1,
+            "{:#?}",
+            r.expectation_failures
+        );
+        assert_eq!(r.expectation_failures[0].what, "status");
+        assert_eq!(r.violations(), 0);
+    }
+}

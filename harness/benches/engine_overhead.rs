@@ -1,0 +1,348 @@
+//! Engine overhead: how much throughput ocidiff's engine path keeps compared with a plain HTTP
+//! client sending the very same requests.
+//!
+//! 1. Generate `BENCH_CASES` sequences (fixed seed) and run them once through the executor against
+//!    a reference registry behind a small recording proxy; the proxy keeps every raw request
+//!    (method, path and query, headers, body) and the `Location` it got back.
+//! 2. (a) baseline: a plain reqwest loop replays those raw requests against a fresh reference
+//!    registry (upload ids remapped through the `Location`s it answers, nothing else).
+//! 3. (b) exec only: `Executor::run` on a fresh registry (render + HTTP + observe).
+//! 4. (c) full engine path: render + `Executor::run` + `oracle::check_case` on a fresh registry.
+//!
+//! Each pass runs `BENCH_ROUNDS` times (fresh registry each time); the best time counts. The
+//! table reports ops/s (symbolic ops) and requests/s; the goal is (c)/(a) >= 70 %.
+//!
+//! Run: `cargo bench -p ocidiff --bench engine_overhead` (env `BENCH_CASES`, `BENCH_ROUNDS`,
+//! `BENCH_SEED`).
+
+use anyhow::{Context as _, Result};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use ocidiff::content::Content;
+use ocidiff::exec::{ExecOptions, ExecTarget, Executor};
+use ocidiff::generate::{generate_sequence, GenConfig};
+use ocidiff::model::Sequence;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// One request as it went over the wire.
+#[derive(Clone, Debug)]
+struct RawRequest {
+    method: reqwest::Method,
+    path_and_query: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    /// The status the registry answered when recording.
+    status: u16,
+    /// The upload id in the response's `Location`, if any.
+    location_id: Option<String>,
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: Url,
+    client: reqwest::Client,
+    log: Arc<Mutex<Vec<RawRequest>>>,
+}
+
+const SKIP_HEADERS: [&str; 4] = ["host", "content-length", "connection", "transfer-encoding"];
+
+fn upload_id(location: &str) -> Option<String> {
+    let path = location.split('?').next()?;
+    let (_, id) = path.rsplit_once("/blobs/uploads/")?;
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+async fn proxy(State(p): State<Proxy>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| !SKIP_HEADERS.contains(&k.as_str()))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let Ok(url) = p.upstream.join(pq.trim_start_matches('/')) else {
+        return Response::builder()
+            .status(502)
+            .body(Body::empty())
+            .unwrap_or_default();
+    };
+    let mut rb = p.client.request(parts.method.clone(), url);
+    for (k, v) in &headers {
+        rb = rb.header(k, v);
+    }
+    let resp = match rb.body(body.clone()).send().await {
+        Ok(r) => r,
+        Err(_) => {
+            return Response::builder()
+                .status(502)
+                .body(Body::empty())
+                .unwrap_or_default()
+        }
+    };
+    let status = resp.status();
+    let resp_headers = resp.headers().clone();
+    let location_id = resp_headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .and_then(upload_id);
+    let resp_body = resp.bytes().await.unwrap_or_default();
+    if let Ok(mut log) = p.log.lock() {
+        log.push(RawRequest {
+            method: parts.method,
+            path_and_query: pq,
+            headers,
+            body,
+            status: status.as_u16(),
+            location_id,
+        });
+    }
+    let mut out = Response::builder().status(status);
+    for (k, v) in resp_headers.iter() {
+        if !["connection", "transfer-encoding"].contains(&k.as_str()) {
+            out = out.header(k, v);
+        }
+    }
+    out.body(Body::from(resp_body)).unwrap_or_default()
+}
+
+async fn start_proxy(upstream: Url) -> Result<(Url, Arc<Mutex<Vec<RawRequest>>>)> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let state = Proxy {
+        upstream,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+        log: log.clone(),
+    };
+    let app = axum::Router::new()
+        .fallback(proxy)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = Url::parse(&format!("http://{}/", listener.local_addr()?))?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, log))
+}
+
+async fn fresh_reference() -> Result<reference_registry::RunningRegistry> {
+    reference_registry::spawn(reference_registry::Config::default()).await
+}
+
+fn executor(url: &str) -> Result<Executor> {
+    Executor::new(
+        vec![ExecTarget {
+            name: "reference".into(),
+            base_url: Url::parse(url)?,
+            username: None,
+            password: None,
+        }],
+        ExecOptions::default(),
+    )
+}
+
+fn namespace(i: usize) -> String {
+    format!("bench{i}")
+}
+
+/// Baseline: the recorded requests, replayed by a plain reqwest loop.
+async fn run_baseline(cases: &[Vec<RawRequest>]) -> Result<(Duration, usize, usize)> {
+    let reg = fresh_reference().await?;
+    let base = Url::parse(&reg.url())?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let mut sent = 0;
+    let mut mismatched = 0;
+    let start = Instant::now();
+    for case in cases {
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for r in case {
+            let mut pq = r.path_and_query.clone();
+            for (old, new) in &ids {
+                if pq.contains(old.as_str()) {
+                    pq = pq.replace(old.as_str(), new);
+                }
+            }
+            let url = base.join(pq.trim_start_matches('/'))?;
+            let mut rb = client.request(r.method.clone(), url);
+            for (k, v) in &r.headers {
+                rb = rb.header(k, v);
+            }
+            sent += 1;
+            // Like the executor, a transport failure (e.g. a registry closing the connection
+            // on an oversized body) is an outcome, not an error.
+            let Ok(resp) = rb.body(r.body.clone()).send().await else {
+                mismatched += usize::from(r.status != 502);
+                continue;
+            };
+            mismatched += usize::from(resp.status().as_u16() != r.status);
+            let new_id = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .and_then(upload_id);
+            let _ = resp.bytes().await;
+            if let (Some(old), Some(new)) = (&r.location_id, new_id) {
+                ids.insert(old.clone(), new);
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    reg.shutdown().await;
+    Ok((elapsed, sent, mismatched))
+}
+
+/// The engine path: render + exec (+ observe, inside exec) [+ oracle].
+async fn run_engine(seqs: &[Sequence], oracle: bool) -> Result<(Duration, usize, usize)> {
+    let reg = fresh_reference().await?;
+    let exec = executor(&reg.url())?;
+    let mut requests = 0;
+    let mut divergences = 0;
+    let start = Instant::now();
+    for (i, seq) in seqs.iter().enumerate() {
+        let content = Content::render(&seq.content).context("render")?;
+        let outcome = exec.run(seq, &content, &namespace(i)).await;
+        requests += outcome
+            .ops
+            .iter()
+            .map(|o| o.per_target.iter().map(Vec::len).sum::<usize>())
+            .sum::<usize>();
+        if oracle {
+            divergences += ocidiff::oracle::check_case(seq, &content, &outcome).len();
+        }
+    }
+    let elapsed = start.elapsed();
+    reg.shutdown().await;
+    Ok((elapsed, requests, divergences))
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn bench() -> Result<()> {
+    let n: usize = env_or("BENCH_CASES", 200);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
+    let seed: u64 = env_or("BENCH_SEED", 7);
+    let gen = GenConfig::default();
+    let seqs: Vec<Sequence> = (0..n as u64)
+        .map(|i| generate_sequence(seed.wrapping_add(i), &gen))
+        .collect();
+    let ops: usize = seqs.iter().map(|s| s.ops.len()).sum();
+
+    // Record the raw requests through the proxy.
+    let recorder = fresh_reference().await?;
+    let (proxy_url, log) = start_proxy(Url::parse(&recorder.url())?).await?;
+    let exec = executor(proxy_url.as_str())?;
+    let mut cases = Vec::with_capacity(n);
+    for (i, seq) in seqs.iter().enumerate() {
+        let content = Content::render(&seq.content).context("render")?;
+        let _ = exec.run(seq, &content, &namespace(i)).await;
+        let recorded = std::mem::take(&mut *log.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+        cases.push(recorded);
+    }
+    recorder.shutdown().await;
+    let raw_requests: usize = cases.iter().map(Vec::len).sum();
+
+    let mut best_a = Duration::MAX;
+    let mut best_b = Duration::MAX;
+    let mut best_c = Duration::MAX;
+    let mut req_b = 0;
+    let mut divs = 0;
+    let mut mismatched = 0;
+    for _ in 0..rounds {
+        let (t, sent, m) = run_baseline(&cases).await?;
+        mismatched = m;
+        anyhow::ensure!(
+            sent == raw_requests,
+            "baseline sent {sent} of {raw_requests}"
+        );
+        best_a = best_a.min(t);
+        let (t, r, _) = run_engine(&seqs, false).await?;
+        best_b = best_b.min(t);
+        req_b = r;
+        let (t, _, d) = run_engine(&seqs, true).await?;
+        best_c = best_c.min(t);
+        divs = d;
+    }
+    let rate = |d: Duration, x: usize| x as f64 / d.as_secs_f64().max(1e-9);
+    let base_ops = rate(best_a, ops);
+    println!();
+    println!(
+        "engine overhead: {n} sequences (seed {seed}), {ops} ops, {raw_requests} HTTP requests, best of {rounds}; \
+         one reference target; oracle divergences: {divs}; \
+         baseline statuses differing from the recording: {mismatched}"
+    );
+    println!();
+    println!("| path | time (s) | ops/s | requests/s | vs baseline |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, d, reqs) in [
+        (
+            "(a) plain reqwest loop, same requests",
+            best_a,
+            raw_requests,
+        ),
+        ("(b) exec + observe", best_b, req_b),
+        ("(c) exec + observe + oracle (engine path)", best_c, req_b),
+    ] {
+        println!(
+            "| {name} | {:.3} | {:.0} | {:.0} | {:.0} % |",
+            d.as_secs_f64(),
+            rate(d, ops),
+            rate(d, reqs),
+            100.0 * rate(d, ops) / base_ops.max(1e-9)
+        );
+    }
+    println!();
+    let ratio = rate(best_c, ops) / base_ops.max(1e-9);
+    println!(
+        "engine path keeps {:.0} % of the plain client's throughput (goal >= 70 %): {}",
+        100.0 * ratio,
+        if ratio >= 0.7 { "MET" } else { "NOT MET" }
+    );
+    Ok(())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special. Either way
+    // run once. Keep `cargo test` runs small.
+    let is_test = !std::env::args().any(|a| a == "--bench");
+    if is_test && std::env::var_os("BENCH_CASES").is_none() {
+        std::env::set_var("BENCH_CASES", "10");
+        std::env::set_var("BENCH_ROUNDS", "1");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("engine_overhead: cannot build runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(bench()) {
+        eprintln!("engine_overhead: {e:#}");
+        std::process::exit(1);
+    }
+}

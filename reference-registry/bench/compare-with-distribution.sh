@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# Compare the reference registry with Debian's distribution 2.8.2 on loopback.
+#
+#   bash reference-registry/bench/compare-with-distribution.sh
+#
+# Both registries use disk storage in fresh temp dirs. Seeds each with a small
+# manifest + tag and a 64 MiB blob, then measures with wrk (2 threads, 16
+# connections, 10 s each): GET manifest, GET tag list, GET 64 MiB blob (HEAD
+# manifest with `ab -i -k -c16`, as wrk cannot load-test HEAD); the
+# push time of a 64 MiB blob monolithic (POST+PUT) and chunked (8 MiB PATCHes),
+# median of 5; and each registry's peak RSS (VmHWM, reset before the phase)
+# during 8 concurrent 64 MiB uploads. Prints a Markdown table.
+#
+# Env: WRK_DURATION (default 10s), PUSH_RUNS (default 5), DIST_BIN
+# (default /usr/bin/docker-registry), SKIP_BUILD=1 to reuse target/release,
+# REF_BIN=PATH to use another reference-registry binary (no build).
+set -euo pipefail
+
+WRK_DURATION=${WRK_DURATION:-10s}
+PUSH_RUNS=${PUSH_RUNS:-5}
+DIST_BIN=${DIST_BIN:-/usr/bin/docker-registry}
+BLOB_MIB=64
+CHUNK_MIB=8
+CONCURRENT_UPLOADS=8
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WORK=$(mktemp -d /tmp/ocidiff-bench.XXXXXX)
+REF_PID=""
+DIST_PID=""
+
+cleanup() {
+    # Only the processes this script started, by id.
+    [[ -n "$REF_PID" ]] && kill "$REF_PID" 2>/dev/null || true
+    [[ -n "$DIST_PID" ]] && kill "$DIST_PID" 2>/dev/null || true
+    [[ -n "$REF_PID" ]] && wait "$REF_PID" 2>/dev/null || true
+    [[ -n "$DIST_PID" ]] && wait "$DIST_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "[bench] $*" >&2; }
+die() { echo "[bench] ERROR: $*" >&2; exit 1; }
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk; then
+    log "wrk missing; installing (apt-get install -y wrk)"
+    timeout 300 apt-get install -y wrk >/dev/null || die "could not install wrk"
+fi
+# wrk 4.1 cannot load-test HEAD: its parser waits for the Content-Length body
+# a HEAD response never has (0 requests complete). HEAD uses ApacheBench -i.
+if ! need ab; then
+    log "ab missing; installing (apt-get install -y apache2-utils)"
+    timeout 300 apt-get install -y apache2-utils >/dev/null || die "could not install apache2-utils"
+fi
+for t in curl sha256sum python3 "$DIST_BIN"; do need "$t" || die "$t not found"; done
+
+# ---------------------------------------------------------------- build & start
+if [[ -z "${REF_BIN:-}" && "${SKIP_BUILD:-0}" != 1 ]]; then
+    log "building reference-registry (release)"
+    (cd "$ROOT" && timeout 1800 cargo build --release -p reference-registry --bin reference-registry >&2)
+fi
+REF_BIN=${REF_BIN:-"$ROOT/target/release/reference-registry"}
+[[ -x "$REF_BIN" ]] || die "$REF_BIN not built"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_ready() { # url
+    local i
+    for i in $(seq 1 200); do
+        if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/v2/")" == 200 ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+mkdir -p "$WORK/ref-storage" "$WORK/dist-storage" "$WORK/data"
+"$REF_BIN" --listen 127.0.0.1:0 --storage "$WORK/ref-storage" >"$WORK/ref.out" 2>"$WORK/ref.err" &
+REF_PID=$!
+REF_URL=""
+for _ in $(seq 1 200); do
+    REF_URL=$(sed -n 's/^listening on //p' "$WORK/ref.out" | head -1 | tr -d '\r')
+    [[ -n "$REF_URL" ]] && break
+    sleep 0.1
+done
+[[ -n "$REF_URL" ]] || die "reference-registry did not report its address: $(cat "$WORK/ref.err")"
+REF_URL=${REF_URL%/}
+wait_ready "$REF_URL" || die "reference-registry not ready"
+
+DIST_PORT=$(free_port)
+cat >"$WORK/dist.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/dist-storage
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$DIST_PORT
+EOF
+"$DIST_BIN" serve "$WORK/dist.yml" >"$WORK/dist.log" 2>&1 &
+DIST_PID=$!
+DIST_URL="http://127.0.0.1:$DIST_PORT"
+wait_ready "$DIST_URL" || die "distribution not ready: $(tail -5 "$WORK/dist.log")"
+log "reference: $REF_URL (pid $REF_PID)   distribution: $DIST_URL (pid $DIST_PID)"
+
+# ---------------------------------------------------------------- helpers
+CURL=(curl -sS --max-time 300)
+
+# POST an upload; print the absolute upload URL.
+start_upload() { # base repo
+    local hdr="$WORK/hdr.$$.$RANDOM"
+    "${CURL[@]}" -o /dev/null -D "$hdr" -X POST -H 'Content-Length: 0' "$1/v2/$2/blobs/uploads/"
+    local loc
+    loc=$(grep -i '^location:' "$hdr" | head -1 | sed 's/^[Ll]ocation: *//' | tr -d '\r')
+    rm -f "$hdr"
+    [[ -n "$loc" ]] || die "no Location from POST $1/v2/$2/blobs/uploads/"
+    [[ "$loc" == http* ]] || loc="$1$loc"
+    echo "$loc"
+}
+
+with_digest() { # url digest
+    if [[ "$1" == *\?* ]]; then echo "$1&digest=$2"; else echo "$1?digest=$2"; fi
+}
+
+digest_of() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+
+# Monolithic POST + PUT; fails unless 201.
+push_mono() { # base repo file digest
+    local up code
+    up=$(start_upload "$1" "$2")
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT \
+        -H 'Content-Type: application/octet-stream' --data-binary @"$3" "$(with_digest "$up" "$4")")
+    [[ "$code" == 201 ]] || die "monolithic PUT to $1 -> $code"
+}
+
+# Chunked: POST, PATCH each chunk file in order, empty PUT.
+push_chunked() { # base repo digest chunkdir
+    local up code hdr off=0 size end
+    up=$(start_upload "$1" "$2")
+    hdr="$WORK/hdr.chunk.$$"
+    for c in "$4"/chunk.*; do
+        size=$(stat -c %s "$c")
+        end=$((off + size - 1))
+        code=$("${CURL[@]}" -o /dev/null -D "$hdr" -w '%{http_code}' -X PATCH \
+            -H 'Content-Type: application/octet-stream' -H "Content-Range: $off-$end" \
+            --data-binary @"$c" "$up")
+        [[ "$code" == 202 ]] || die "PATCH $off-$end to $1 -> $code"
+        up=$(grep -i '^location:' "$hdr" | head -1 | sed 's/^[Ll]ocation: *//' | tr -d '\r')
+        [[ "$up" == http* ]] || up="$1$up"
+        off=$((end + 1))
+    done
+    rm -f "$hdr"
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Length: 0' "$(with_digest "$up" "$3")")
+    [[ "$code" == 201 ]] || die "closing PUT to $1 -> $code"
+}
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# ---------------------------------------------------------------- seed
+log "generating ${BLOB_MIB} MiB blob"
+BIG="$WORK/data/big"
+head -c $((BLOB_MIB * 1024 * 1024)) /dev/urandom >"$BIG"
+BIG_DIGEST=$(digest_of "$BIG")
+printf '{"architecture":"amd64","os":"linux"}' >"$WORK/data/config"
+CONFIG_DIGEST=$(digest_of "$WORK/data/config")
+CONFIG_SIZE=$(stat -c %s "$WORK/data/config")
+MT=application/vnd.oci.image.manifest.v1+json
+printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' \
+    "$MT" "$CONFIG_DIGEST" "$CONFIG_SIZE" "$BIG_DIGEST" "$((BLOB_MIB * 1024 * 1024))" >"$WORK/data/manifest"
+
+for base in "$REF_URL" "$DIST_URL"; do
+    push_mono "$base" bench/img "$WORK/data/config" "$CONFIG_DIGEST"
+    push_mono "$base" bench/img "$BIG" "$BIG_DIGEST"
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT -H "Content-Type: $MT" \
+        --data-binary @"$WORK/data/manifest" "$base/v2/bench/img/manifests/latest")
+    [[ "$code" == 201 ]] || die "manifest PUT to $base -> $code"
+    for t in a b c d e f g h; do
+        "${CURL[@]}" -o /dev/null -X PUT -H "Content-Type: $MT" \
+            --data-binary @"$WORK/data/manifest" "$base/v2/bench/img/manifests/$t"
+    done
+    # Sanity: pulled blob is intact.
+    got=$("${CURL[@]}" "$base/v2/bench/img/blobs/$BIG_DIGEST" | sha256sum | cut -d' ' -f1)
+    [[ "sha256:$got" == "$BIG_DIGEST" ]] || die "blob from $base is corrupt"
+done
+
+# ---------------------------------------------------------------- wrk
+cat >"$WORK/get.lua" <<EOF
+wrk.method = "GET"
+wrk.headers["Accept"] = "$MT"
+EOF
+
+# Print "req/s non2xx" for one wrk run.
+run_wrk() { # script url
+    local out rps bad
+    out=$(timeout 120 wrk -t2 -c16 -d "$WRK_DURATION" --timeout 30s -s "$1" "$2" 2>&1) || die "wrk failed: $out"
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+    [[ -n "$rps" ]] || die "wrk gave no Requests/sec: $out"
+    echo "$rps ${bad:-0}"
+}
+
+# Print "req/s non2xx" for one ab HEAD run (16 concurrent keep-alive clients).
+run_ab_head() { # url
+    local out rps bad secs=${WRK_DURATION%s}
+    out=$(timeout 120 ab -q -i -k -c 16 -t "$secs" -n 50000000 -H "Accept: $MT" "$1" 2>&1) || die "ab failed: $out"
+    rps=$(awk '/^Requests per second:/ {print $4}' <<<"$out")
+    bad=$(awk '/^Non-2xx responses:/ {print $NF}' <<<"$out")
+    [[ -n "$rps" ]] || die "ab gave no Requests per second: $out"
+    echo "$rps ${bad:-0}"
+}
+
+declare -A R
+for who in ref dist; do
+    if [[ $who == ref ]]; then base=$REF_URL; else base=$DIST_URL; fi
+    log "$who: ab HEAD manifest"
+    out=$(run_ab_head "$base/v2/bench/img/manifests/latest")
+    read -r "R[$who.head]" "R[$who.head.bad]" <<<"$out"
+    log "$who: wrk GET manifest"
+    out=$(run_wrk "$WORK/get.lua" "$base/v2/bench/img/manifests/latest")
+    read -r "R[$who.man]" "R[$who.man.bad]" <<<"$out"
+    log "$who: wrk GET tags/list"
+    out=$(run_wrk "$WORK/get.lua" "$base/v2/bench/img/tags/list")
+    read -r "R[$who.tags]" "R[$who.tags.bad]" <<<"$out"
+    log "$who: wrk GET ${BLOB_MIB} MiB blob"
+    out=$(run_wrk "$WORK/get.lua" "$base/v2/bench/img/blobs/$BIG_DIGEST")
+    read -r "R[$who.blob]" "R[$who.blob.bad]" <<<"$out"
+    R[$who.gbps]=$(awk -v r="${R[$who.blob]}" -v m="$BLOB_MIB" 'BEGIN {printf "%.2f", r * m * 1048576 / 1e9}')
+done
+
+# ---------------------------------------------------------------- push timing
+# Each run pushes distinct content (the base blob + an 8-byte run marker).
+make_variant() { # n -> file path
+    local f="$WORK/data/variant"
+    cp "$BIG" "$f"
+    printf '%08d' "$1" >>"$f"
+    echo "$f"
+}
+
+for who in ref dist; do
+    if [[ $who == ref ]]; then base=$REF_URL; else base=$DIST_URL; fi
+    : >"$WORK/mono.$who"
+    : >"$WORK/chunk.$who"
+    for i in $(seq 1 "$PUSH_RUNS"); do
+        f=$(make_variant "$((i * 10 + 1))")
+        d=$(digest_of "$f")
+        t0=$(now)
+        push_mono "$base" "bench/mono$i" "$f" "$d"
+        t1=$(now)
+        awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/mono.$who"
+
+        f=$(make_variant "$((i * 10 + 2))")
+        d=$(digest_of "$f")
+        rm -rf "$WORK/data/chunks" && mkdir -p "$WORK/data/chunks"
+        split -b "${CHUNK_MIB}M" -a 3 -d "$f" "$WORK/data/chunks/chunk."
+        t0=$(now)
+        push_chunked "$base" "bench/chunk$i" "$d" "$WORK/data/chunks"
+        t1=$(now)
+        awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/chunk.$who"
+    done
+    R[$who.mono]=$(median <"$WORK/mono.$who")
+    R[$who.chunk]=$(median <"$WORK/chunk.$who")
+    log "$who: mono $(tr '\n' ' ' <"$WORK/mono.$who") chunked $(tr '\n' ' ' <"$WORK/chunk.$who")"
+done
+
+# ---------------------------------------------------------------- peak RSS
+rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+
+for who in ref dist; do
+    if [[ $who == ref ]]; then base=$REF_URL; pid=$REF_PID; else base=$DIST_URL; pid=$DIST_PID; fi
+    # Reset the high-water mark to the current RSS (Linux clear_refs "5").
+    echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || log "$who: cannot reset VmHWM; value includes earlier phases"
+    R[$who.rss_before]=$(rss_kib "$pid" VmRSS)
+    files=()
+    for i in $(seq 1 "$CONCURRENT_UPLOADS"); do
+        f="$WORK/data/conc$i"
+        cp "$BIG" "$f"
+        printf 'c%07d' "$i" >>"$f"
+        files+=("$f")
+    done
+    pids=()
+    for i in $(seq 1 "$CONCURRENT_UPLOADS"); do
+        f=${files[$((i - 1))]}
+        d=$(digest_of "$f")
+        push_mono "$base" "bench/conc$i" "$f" "$d" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || die "$who: concurrent upload failed"; done
+    R[$who.rss]=$(rss_kib "$pid" VmHWM)
+    rm -f "${files[@]}"
+done
+
+# ---------------------------------------------------------------- report
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+fmt() { awk -v v="$1" -v p="$2" 'BEGIN { printf "%." p "f", v }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+echo
+echo "Loopback, disk storage, wrk -t2 -c16 -d$WRK_DURATION; push = median of $PUSH_RUNS; ratio = reference / distribution."
+echo
+echo "| metric | reference | distribution | ratio |"
+echo "|---|---|---|---|"
+echo "| HEAD manifest (req/s, ab -i -k -c16; higher is better) | $(fmt "${R[ref.head]}" 0) | $(fmt "${R[dist.head]}" 0) | $(ratio "${R[ref.head]}" "${R[dist.head]}") |"
+echo "| GET manifest (req/s) | $(fmt "${R[ref.man]}" 0) | $(fmt "${R[dist.man]}" 0) | $(ratio "${R[ref.man]}" "${R[dist.man]}") |"
+echo "| GET tag list (req/s) | $(fmt "${R[ref.tags]}" 0) | $(fmt "${R[dist.tags]}" 0) | $(ratio "${R[ref.tags]}" "${R[dist.tags]}") |"
+echo "| GET ${BLOB_MIB} MiB blob (req/s) | $(fmt "${R[ref.blob]}" 2) | $(fmt "${R[dist.blob]}" 2) | $(ratio "${R[ref.blob]}" "${R[dist.blob]}") |"
+echo "| GET ${BLOB_MIB} MiB blob (GB/s) | ${R[ref.gbps]} | ${R[dist.gbps]} | $(ratio "${R[ref.gbps]}" "${R[dist.gbps]}") |"
+echo "| push ${BLOB_MIB} MiB monolithic (s, lower is better) | $(fmt "${R[ref.mono]}" 3) | $(fmt "${R[dist.mono]}" 3) | $(ratio "${R[ref.mono]}" "${R[dist.mono]}") |"
+echo "| push ${BLOB_MIB} MiB chunked ${CHUNK_MIB} MiB PATCHes (s) | $(fmt "${R[ref.chunk]}" 3) | $(fmt "${R[dist.chunk]}" 3) | $(ratio "${R[ref.chunk]}" "${R[dist.chunk]}") |"
+echo "| peak RSS, ${CONCURRENT_UPLOADS} concurrent ${BLOB_MIB} MiB uploads (MiB) | $(mib "${R[ref.rss]}") | $(mib "${R[dist.rss]}") | $(ratio "${R[ref.rss]}" "${R[dist.rss]}") |"
+bad="${R[ref.head.bad]}${R[ref.man.bad]}${R[ref.tags.bad]}${R[ref.blob.bad]}${R[dist.head.bad]}${R[dist.man.bad]}${R[dist.tags.bad]}${R[dist.blob.bad]}"
+if [[ "$bad" != 00000000 ]]; then
+    echo
+    echo "WARNING: non-2xx responses: ref head/manifest/tags/blob=${R[ref.head.bad]}/${R[ref.man.bad]}/${R[ref.tags.bad]}/${R[ref.blob.bad]}" \
+        "dist=${R[dist.head.bad]}/${R[dist.man.bad]}/${R[dist.tags.bad]}/${R[dist.blob.bad]}"
+fi

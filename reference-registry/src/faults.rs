@@ -1,0 +1,142 @@
+//! Test-only fault injection.
+//!
+//! Each fault is a realistic, independent misbehaviour that the ocidiff
+//! harness must be able to detect. All are off by default and none is
+//! reachable from the CLI. Every check lives here, as one small function;
+//! handlers call these functions instead of reading `Faults` fields.
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+
+/// Which faults are injected. `Faults::default()` is a correct registry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The completing upload `PUT` (end-6) answers 200 instead of 201.
+    pub blob_put_status_200: bool,
+    /// `GET`/`HEAD` manifest (end-3) omits `Docker-Content-Digest`.
+    pub manifest_get_no_digest_header: bool,
+    /// The tag list (end-8) is returned in reverse order.
+    pub tags_unsorted: bool,
+    /// The tag list (end-8b) ignores `n`.
+    pub tags_ignore_n: bool,
+    /// `GET` blob (end-2) flips one byte of a non-empty body.
+    pub blob_corrupt_byte: bool,
+    /// `DELETE` manifest (end-9) answers 202 but deletes nothing.
+    pub manifest_delete_noop: bool,
+    /// The `Range` header of `GET` blob is ignored (200, full body).
+    pub range_ignored: bool,
+    /// Referrers descriptors (end-12) lack `artifactType`.
+    pub referrers_drop_artifact_type: bool,
+}
+
+impl Faults {
+    /// The name of every fault, as accepted by [`Faults::only`].
+    pub const NAMES: &'static [&'static str] = &[
+        "blob_put_status_200",
+        "manifest_get_no_digest_header",
+        "tags_unsorted",
+        "tags_ignore_n",
+        "blob_corrupt_byte",
+        "manifest_delete_noop",
+        "range_ignored",
+        "referrers_drop_artifact_type",
+    ];
+
+    /// A `Faults` with exactly the named fault on; `None` for an unknown name.
+    pub fn only(name: &str) -> Option<Faults> {
+        let mut f = Faults::default();
+        let flag = match name {
+            "blob_put_status_200" => &mut f.blob_put_status_200,
+            "manifest_get_no_digest_header" => &mut f.manifest_get_no_digest_header,
+            "tags_unsorted" => &mut f.tags_unsorted,
+            "tags_ignore_n" => &mut f.tags_ignore_n,
+            "blob_corrupt_byte" => &mut f.blob_corrupt_byte,
+            "manifest_delete_noop" => &mut f.manifest_delete_noop,
+            "range_ignored" => &mut f.range_ignored,
+            "referrers_drop_artifact_type" => &mut f.referrers_drop_artifact_type,
+            _ => return None,
+        };
+        *flag = true;
+        Some(f)
+    }
+
+    /// Whether any fault is on.
+    pub fn any(&self) -> bool {
+        *self != Faults::default()
+    }
+}
+
+/// Status of a successful completing upload `PUT`.
+pub(crate) fn blob_put_status(f: &Faults) -> StatusCode {
+    if f.blob_put_status_200 {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    }
+}
+
+/// Whether manifest `GET`/`HEAD` sends `Docker-Content-Digest`.
+pub(crate) fn manifest_sends_digest(f: &Faults) -> bool {
+    !f.manifest_get_no_digest_header
+}
+
+/// Final ordering of a page of tags.
+pub(crate) fn order_tag_page(f: &Faults, page: &mut [&str]) {
+    if f.tags_unsorted {
+        page.reverse();
+    }
+}
+
+/// The effective `n` of a tag list request.
+pub(crate) fn tags_n(f: &Faults, n: Option<usize>) -> Option<usize> {
+    if f.tags_ignore_n {
+        None
+    } else {
+        n
+    }
+}
+
+/// Whether blob bodies are corrupted.
+pub(crate) fn corrupts_blobs(f: &Faults) -> bool {
+    f.blob_corrupt_byte
+}
+
+/// Flips the first byte of a (non-empty) chunk.
+pub(crate) fn corrupt(chunk: Bytes) -> Bytes {
+    if chunk.is_empty() {
+        return chunk;
+    }
+    let mut v = chunk.to_vec();
+    v[0] ^= 0xff;
+    Bytes::from(v)
+}
+
+/// Whether a manifest `DELETE` actually deletes.
+pub(crate) fn manifest_delete_effective(f: &Faults) -> bool {
+    !f.manifest_delete_noop
+}
+
+/// Whether `Range` is honoured on blob `GET`.
+pub(crate) fn honours_range(f: &Faults) -> bool {
+    !f.range_ignored
+}
+
+/// Whether referrers descriptors carry `artifactType`.
+pub(crate) fn referrers_artifact_type(f: &Faults) -> bool {
+    !f.referrers_drop_artifact_type
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_each_name() {
+        for name in Faults::NAMES {
+            let f = Faults::only(name).unwrap();
+            assert!(f.any(), "{name}");
+        }
+        assert!(Faults::only("nope").is_none());
+        assert!(!Faults::default().any());
+    }
+}

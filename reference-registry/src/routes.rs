@@ -1,0 +1,1332 @@
+//! The HTTP surface: path dispatch (parsed from the end, since names contain
+//! slashes), authentication, and one handler per endpoint id of the
+//! Distribution Spec (end-1 ... end-14, plus `/v2/_catalog` and `/token`).
+
+use crate::auth::{Action, Auth};
+use crate::faults;
+use crate::spec::{self, Algorithm, Digest, ErrorCode, ErrorEntry};
+use crate::store::{AppendError, BlobContent, ManifestRec, Store, Upload};
+use crate::Config;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Shared state of one registry.
+pub struct AppState {
+    pub store: Store,
+    pub auth: Auth,
+    pub config: Config,
+}
+
+type St = Arc<AppState>;
+
+/// The router: every request goes through [`dispatch`].
+pub fn router(state: St) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+const OCI_FILTERS: HeaderName = HeaderName::from_static("oci-filters-applied");
+const RANGE: HeaderName = HeaderName::from_static("range");
+
+/// A failed request: status, error entries, extra headers.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    errors: Vec<ErrorEntry>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: ErrorCode, detail: Value) -> ApiError {
+        ApiError {
+            status,
+            errors: vec![ErrorEntry { code, detail }],
+            headers: Vec::new(),
+        }
+    }
+    fn header(mut self, name: HeaderName, value: &str) -> ApiError {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!("internal error: {e}");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            errors: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = spec::error_body(&self.errors);
+        let len = body.len();
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(spec::JSON));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        for (k, v) in self.headers {
+            h.append(k, v);
+        }
+        resp
+    }
+}
+
+type Res = Result<Response, ApiError>;
+
+fn err(status: StatusCode, code: ErrorCode, detail: Value) -> ApiError {
+    ApiError::new(status, code, detail)
+}
+
+fn digest_invalid(detail: impl std::fmt::Display) -> ApiError {
+    err(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::DigestInvalid,
+        json!(detail.to_string()),
+    )
+}
+
+fn parse_digest(s: &str) -> Result<Digest, ApiError> {
+    Digest::parse(s).map_err(|e| digest_invalid(format!("{s}: {e}")))
+}
+
+/// A response with an empty body and explicit `Content-Length: 0`.
+fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    if status != StatusCode::NO_CONTENT {
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    }
+    r
+}
+
+fn set(r: &mut Response, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+fn json_response(value: &Value, content_type: &'static str) -> Response {
+    let body = Bytes::from(value.to_string());
+    let len = body.len();
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+/// The parsed path.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Base,
+    Catalog,
+    Token,
+    Tags(&'a str),
+    UploadStart(&'a str),
+    Upload(&'a str, &'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
+}
+
+/// Parses a request path from the end. `None` = 404.
+fn parse_route(path: &str) -> Option<Route<'_>> {
+    if path == "/token" {
+        return Some(Route::Token);
+    }
+    if path == "/v2" || path == "/v2/" {
+        return Some(Route::Base);
+    }
+    let rest = path.strip_prefix("/v2/")?;
+    if rest == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Route::Tags(name));
+    }
+    if let Some(name) = rest.strip_suffix("/blobs/uploads/") {
+        return Some(Route::UploadStart(name));
+    }
+    if let Some(name) = rest.strip_suffix("/blobs/uploads") {
+        return Some(Route::UploadStart(name));
+    }
+    let (before, last) = rest.rsplit_once('/')?;
+    if last.is_empty() {
+        return None;
+    }
+    if let Some(name) = before.strip_suffix("/blobs/uploads") {
+        return Some(Route::Upload(name, last));
+    }
+    if let Some(name) = before.strip_suffix("/manifests") {
+        return Some(Route::Manifest(name, last));
+    }
+    if let Some(name) = before.strip_suffix("/blobs") {
+        return Some(Route::Blob(name, last));
+    }
+    if let Some(name) = before.strip_suffix("/referrers") {
+        return Some(Route::Referrers(name, last));
+    }
+    None
+}
+
+impl Route<'_> {
+    fn allowed(&self) -> &'static [Method] {
+        const GET_HEAD: &[Method] = &[Method::GET, Method::HEAD];
+        const GET: &[Method] = &[Method::GET];
+        match self {
+            Route::Base | Route::Blob(..) => match self {
+                Route::Blob(..) => &[Method::GET, Method::HEAD, Method::DELETE],
+                _ => GET_HEAD,
+            },
+            Route::Catalog | Route::Token | Route::Tags(_) | Route::Referrers(..) => GET,
+            Route::UploadStart(_) => &[Method::POST],
+            Route::Upload(..) => &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
+            Route::Manifest(..) => &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match self {
+            Route::Base | Route::Catalog | Route::Token => None,
+            Route::Tags(n)
+            | Route::UploadStart(n)
+            | Route::Upload(n, _)
+            | Route::Manifest(n, _)
+            | Route::Blob(n, _)
+            | Route::Referrers(n, _) => Some(n),
+        }
+    }
+}
+
+fn action_for(route: &Route<'_>, method: &Method) -> Action {
+    if matches!(route, Route::Upload(..) | Route::UploadStart(_)) {
+        // Every use of an upload session is part of a push.
+        Action::Push
+    } else if method == Method::GET || method == Method::HEAD {
+        Action::Pull
+    } else if method == Method::DELETE && matches!(route, Route::Manifest(..) | Route::Blob(..)) {
+        Action::Delete
+    } else {
+        Action::Push
+    }
+}
+
+fn host(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
+async fn dispatch(State(st): State<St>, req: Request) -> Response {
+    let method = req.method().clone();
+    let mut resp = match handle(&st, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(%method, status = resp.status().as_u16(), "request");
+    resp.headers_mut()
+        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+async fn handle(st: &St, req: Request) -> Res {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    let method = &parts.method;
+    let Some(route) = parse_route(path) else {
+        // Not an API path: 404 with an empty error list (no code applies).
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            errors: Vec::new(),
+            headers: Vec::new(),
+        });
+    };
+    let allowed = route.allowed();
+    if !allowed.contains(method) {
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Unsupported,
+            json!({"method": method.as_str()}),
+        )
+        .header(header::ALLOW, &allow));
+    }
+    if route == Route::Token {
+        return Ok(st.auth.token_endpoint(&parts.headers, query));
+    }
+    if let Some(name) = route.name() {
+        if !spec::is_valid_name(name) {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::NameInvalid,
+                json!({"name": name}),
+            ));
+        }
+    }
+    if st.auth.enabled() {
+        let scope = route.name().map(|n| (n, action_for(&route, method)));
+        if let Err(ch) = st
+            .auth
+            .check(&parts.headers, &host(&parts.headers, &parts.uri), scope)
+        {
+            return Err(err(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                Value::Null,
+            )
+            .header(header::WWW_AUTHENTICATE, &ch.0));
+        }
+    }
+    let head = method == Method::HEAD;
+    match route {
+        Route::Base => Ok(json_response(&json!({}), spec::JSON)),
+        Route::Token => Ok(empty(StatusCode::NOT_FOUND)),
+        Route::Catalog => catalog(st, query),
+        Route::Tags(name) => tags_list(st, name, query),
+        Route::Manifest(name, r) => match *method {
+            Method::PUT => put_manifest(st, name, r, query, &parts.headers, body).await,
+            Method::DELETE => delete_manifest(st, name, r),
+            _ => get_manifest(st, name, r, head),
+        },
+        Route::Blob(name, d) => match *method {
+            Method::DELETE => delete_blob(st, name, d),
+            _ => get_blob(st, name, d, head, &parts.headers).await,
+        },
+        Route::UploadStart(name) => start_upload(st, name, query, &parts.headers, body).await,
+        Route::Upload(name, id) => {
+            let handle = st.store.upload(id).ok_or_else(|| upload_unknown(id))?;
+            let mut up = handle.lock().await;
+            if up.closed || up.repo != name {
+                return Err(upload_unknown(id));
+            }
+            match *method {
+                Method::GET => Ok(upload_status(&up, StatusCode::NO_CONTENT)),
+                Method::PATCH => patch_upload(&mut up, &parts.headers, body).await,
+                Method::PUT => put_upload(st, &mut up, query, &parts.headers, body).await,
+                _ => {
+                    st.store.cancel_upload(&mut up);
+                    Ok(empty(StatusCode::NO_CONTENT))
+                }
+            }
+        }
+        Route::Referrers(name, d) => referrers(st, name, d, query),
+    }
+}
+
+/// Query pairs, percent-decoded.
+fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    url::form_urlencoded::parse(query.as_bytes())
+}
+
+fn query_get<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
+    query_pairs(query).find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+// ---------------------------------------------------------------- end-2 / end-10
+
+async fn get_blob(st: &St, name: &str, d: &str, head: bool, headers: &HeaderMap) -> Res {
+    let digest = parse_digest(d)?;
+    let visible = st
+        .store
+        .read()
+        .repos
+        .get(name)
+        .is_some_and(|r| r.blobs.contains(digest.as_str()));
+    let content = visible
+        .then(|| st.store.blob(digest.as_str()))
+        .flatten()
+        .ok_or_else(|| {
+            err(
+                StatusCode::NOT_FOUND,
+                ErrorCode::BlobUnknown,
+                json!({"digest": d}),
+            )
+        })?;
+    let total = content.len();
+    let mut range = None;
+    if !head && faults::honours_range(&st.config.faults) {
+        if let Some(spec_) = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(spec::parse_range)
+        {
+            match spec_.resolve(total) {
+                spec::RangeOutcome::Partial(a, b) => range = Some((a, b)),
+                spec::RangeOutcome::Unsatisfiable => {
+                    let mut r = empty(StatusCode::RANGE_NOT_SATISFIABLE);
+                    set(&mut r, header::CONTENT_RANGE, &format!("bytes */{total}"));
+                    set(&mut r, CONTENT_DIGEST, digest.as_str());
+                    return Ok(r);
+                }
+            }
+        }
+    }
+    let (start, len, status) = match range {
+        Some((a, b)) => (a, b - a + 1, StatusCode::PARTIAL_CONTENT),
+        None => (0, total, StatusCode::OK),
+    };
+    let corrupt = faults::corrupts_blobs(&st.config.faults);
+    let body = if head {
+        Body::empty()
+    } else {
+        match content {
+            BlobContent::Bytes(b) => {
+                let slice = b.slice(start as usize..(start + len) as usize);
+                Body::from(if corrupt {
+                    faults::corrupt(slice)
+                } else {
+                    slice
+                })
+            }
+            BlobContent::File { path, .. } => {
+                use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                let mut f = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(ApiError::internal)?;
+                if start > 0 {
+                    f.seek(std::io::SeekFrom::Start(start))
+                        .await
+                        .map_err(ApiError::internal)?;
+                }
+                let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024);
+                if corrupt {
+                    let mut first = true;
+                    Body::from_stream(stream.map(move |c| {
+                        c.map(|c| {
+                            if std::mem::take(&mut first) {
+                                faults::corrupt(c)
+                            } else {
+                                c
+                            }
+                        })
+                    }))
+                } else {
+                    Body::from_stream(stream)
+                }
+            }
+        }
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(spec::OCTET_STREAM),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(digest.as_str()) {
+        h.insert(CONTENT_DIGEST, v);
+    }
+    if range.is_some() {
+        set(
+            &mut r,
+            header::CONTENT_RANGE,
+            &format!("bytes {}-{}/{}", start, start + len - 1, total),
+        );
+    }
+    Ok(r)
+}
+
+fn delete_blob(st: &St, name: &str, d: &str) -> Res {
+    if !st.config.delete_enabled {
+        return Err(delete_disabled());
+    }
+    let digest = parse_digest(d)?;
+    let removed = st
+        .store
+        .update(name, false, |r| {
+            let removed = r.blobs.remove(digest.as_str());
+            (removed, removed)
+        })
+        .map_err(ApiError::internal)?;
+    if removed != Some(true) {
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            ErrorCode::BlobUnknown,
+            json!({"digest": d}),
+        ));
+    }
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
+fn delete_disabled() -> ApiError {
+    err(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Unsupported,
+        json!("deletes are disabled"),
+    )
+}
+
+// ---------------------------------------------------------------- uploads
+
+fn upload_unknown(id: &str) -> ApiError {
+    err(
+        StatusCode::NOT_FOUND,
+        ErrorCode::BlobUploadUnknown,
+        json!({"uuid": id}),
+    )
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// `0-<last byte>`; an empty upload reports `0-0` (as distribution does).
+fn upload_range(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn upload_status(up: &Upload, status: StatusCode) -> Response {
+    let mut r = empty(status);
+    set(&mut r, header::LOCATION, &upload_location(&up.repo, &up.id));
+    set(&mut r, RANGE, &upload_range(up.size()));
+    set(&mut r, UPLOAD_UUID, &up.id);
+    r
+}
+
+fn blob_created(name: &str, digest: &Digest, status: StatusCode) -> Response {
+    let mut r = empty(status);
+    set(
+        &mut r,
+        header::LOCATION,
+        &format!("/v2/{name}/blobs/{}", digest.as_str()),
+    );
+    set(&mut r, CONTENT_DIGEST, digest.as_str());
+    r
+}
+
+fn new_session(st: &St, name: &str, alg: Algorithm) -> Res {
+    let id = st
+        .store
+        .start_upload(name, alg)
+        .map_err(ApiError::internal)?;
+    let mut r = empty(StatusCode::ACCEPTED);
+    set(&mut r, header::LOCATION, &upload_location(name, &id));
+    set(&mut r, RANGE, "0-0");
+    set(&mut r, UPLOAD_UUID, &id);
+    Ok(r)
+}
+
+/// end-4a / end-4b / end-4c / end-11.
+async fn start_upload(st: &St, name: &str, query: &str, headers: &HeaderMap, body: Body) -> Res {
+    if let Some(mount) = query_get(query, "mount") {
+        let digest = parse_digest(&mount)?;
+        let from = query_get(query, "from");
+        let mountable = {
+            let meta = st.store.read();
+            let has = |repo: &str| {
+                meta.repos
+                    .get(repo)
+                    .is_some_and(|r| r.blobs.contains(digest.as_str()))
+            };
+            match &from {
+                Some(from) => {
+                    spec::is_valid_name(from)
+                        && has(from)
+                        && (!st.auth.enabled() || st.auth.allows(headers, from, Action::Pull))
+                }
+                None => meta
+                    .repos
+                    .values()
+                    .any(|r| r.blobs.contains(digest.as_str())),
+            }
+        };
+        if mountable {
+            st.store
+                .link_blob(name, &digest)
+                .map_err(ApiError::internal)?;
+            return Ok(blob_created(name, &digest, StatusCode::CREATED));
+        }
+        return new_session(st, name, Algorithm::Sha256);
+    }
+    if let Some(d) = query_get(query, "digest") {
+        let digest = parse_digest(&d)?;
+        let mut up = st
+            .store
+            .temp_upload(name, digest.algorithm())
+            .map_err(ApiError::internal)?;
+        append(&mut up, body, None).await?;
+        verify_and_commit(st, &mut up, &digest)?;
+        return Ok(blob_created(name, &digest, StatusCode::CREATED));
+    }
+    let alg = match query_get(query, "digest-algorithm") {
+        Some(a) if !a.is_empty() => Algorithm::parse(&a)
+            .ok_or_else(|| digest_invalid(format!("unsupported digest algorithm {a}")))?,
+        _ => Algorithm::Sha256,
+    };
+    new_session(st, name, alg)
+}
+
+async fn append(up: &mut Upload, body: Body, expected: Option<u64>) -> Result<u64, ApiError> {
+    up.append(body, expected).await.map_err(|e| match e {
+        AppendError::Body => err(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BlobUploadInvalid,
+            json!("error reading request body"),
+        ),
+        AppendError::Length { expected, got } => err(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::SizeInvalid,
+            json!({"expected": expected, "received": got}),
+        ),
+        AppendError::Io(e) => ApiError::internal(e),
+    })
+}
+
+/// Verifies the content against `digest` (with its algorithm) and commits it.
+/// On mismatch the upload is cancelled.
+fn verify_and_commit(st: &St, up: &mut Upload, digest: &Digest) -> Result<(), ApiError> {
+    let actual = up.digest(digest.algorithm()).map_err(ApiError::internal)?;
+    if &actual != digest {
+        st.store.cancel_upload(up);
+        return Err(digest_invalid(format!(
+            "provided {digest}, computed {actual}"
+        )));
+    }
+    st.store
+        .commit_upload(up, digest)
+        .map_err(ApiError::internal)
+}
+
+/// Checks an optional chunk `Content-Range` against the upload; returns the
+/// expected chunk length.
+fn check_content_range(up: &Upload, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(cr) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let Some((a, b)) = cr.to_str().ok().and_then(spec::parse_content_range) else {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BlobUploadInvalid,
+            json!("malformed Content-Range"),
+        ));
+    };
+    if a != up.size() || a > b {
+        return Err(err(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::BlobUploadInvalid,
+            json!({"offset": up.size(), "range": format!("{a}-{b}")}),
+        )
+        .header(header::LOCATION, &upload_location(&up.repo, &up.id))
+        .header(RANGE, &upload_range(up.size()))
+        .header(UPLOAD_UUID, &up.id));
+    }
+    let expected = (b - a).saturating_add(1);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(cl) = declared {
+        if cl != expected {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::SizeInvalid,
+                json!({"content_range_length": expected, "content_length": cl}),
+            ));
+        }
+    }
+    Ok(Some(expected))
+}
+
+/// end-5.
+async fn patch_upload(up: &mut Upload, headers: &HeaderMap, body: Body) -> Res {
+    let expected = check_content_range(up, headers)?;
+    append(up, body, expected).await?;
+    Ok(upload_status(up, StatusCode::ACCEPTED))
+}
+
+/// end-6.
+async fn put_upload(st: &St, up: &mut Upload, query: &str, headers: &HeaderMap, body: Body) -> Res {
+    let Some(d) = query_get(query, "digest") else {
+        return Err(digest_invalid("missing digest query parameter"));
+    };
+    let digest = parse_digest(&d)?;
+    let expected = check_content_range(up, headers)?;
+    append(up, body, expected).await?;
+    verify_and_commit(st, up, &digest)?;
+    Ok(blob_created(
+        &up.repo,
+        &digest,
+        faults::blob_put_status(&st.config.faults),
+    ))
+}
+
+// ---------------------------------------------------------------- manifests
+
+enum Reference<'a> {
+    Tag(&'a str),
+    Digest(Digest),
+}
+
+/// A reference that is not a tag: `Ok(None)` (an invalid tag).
+fn parse_reference(r: &str) -> Result<Option<Reference<'_>>, ApiError> {
+    if r.contains(':') {
+        return Ok(Some(Reference::Digest(parse_digest(r)?)));
+    }
+    Ok(spec::is_valid_tag(r).then_some(Reference::Tag(r)))
+}
+
+fn manifest_unknown(r: &str) -> ApiError {
+    err(
+        StatusCode::NOT_FOUND,
+        ErrorCode::ManifestUnknown,
+        json!({"reference": r}),
+    )
+}
+
+/// end-3.
+fn get_manifest(st: &St, name: &str, r: &str, head: bool) -> Res {
+    let reference = parse_reference(r)?.ok_or_else(|| manifest_unknown(r))?;
+    let rec: Arc<ManifestRec> = {
+        let meta = st.store.read();
+        let repo = meta.repos.get(name).ok_or_else(|| manifest_unknown(r))?;
+        let d = match &reference {
+            Reference::Tag(t) => repo.tags.get(*t).map(String::as_str),
+            Reference::Digest(d) => Some(d.as_str()),
+        };
+        d.and_then(|d| repo.manifests.get(d))
+            .cloned()
+            .ok_or_else(|| manifest_unknown(r))?
+    };
+    let len = rec.bytes.len();
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(rec.bytes.clone())
+    });
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, rec.media_type_hv.clone());
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if faults::manifest_sends_digest(&st.config.faults) {
+        h.insert(CONTENT_DIGEST, rec.digest_hv.clone());
+    }
+    Ok(resp)
+}
+
+fn manifest_invalid(detail: impl Into<Value>) -> ApiError {
+    err(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::ManifestInvalid,
+        detail.into(),
+    )
+}
+
+/// A descriptor's digest, validated (`mediaType` string, `digest`, `size` >= 0).
+fn descriptor_digest(v: &Value, field: &str) -> Result<Digest, ApiError> {
+    let bad = |why: &str| manifest_invalid(json!({"field": field, "reason": why}));
+    let o = v
+        .as_object()
+        .ok_or_else(|| bad("descriptor is not an object"))?;
+    if !o.get("mediaType").is_some_and(Value::is_string) {
+        return Err(bad("descriptor mediaType missing or not a string"));
+    }
+    if o.get("size").and_then(Value::as_u64).is_none() {
+        return Err(bad("descriptor size missing or not a non-negative integer"));
+    }
+    let d = o
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("descriptor digest missing or not a string"))?;
+    Digest::parse(d).map_err(|e| bad(&format!("descriptor digest {d}: {e}")))
+}
+
+fn descriptor_list(v: Option<&Value>, field: &str) -> Result<Vec<Digest>, ApiError> {
+    match v {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items.iter().map(|d| descriptor_digest(d, field)).collect(),
+        Some(_) => Err(manifest_invalid(
+            json!({"field": field, "reason": "not an array"}),
+        )),
+    }
+}
+
+/// Reads a body of at most `limit` bytes; `None` if larger.
+async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| manifest_invalid(json!("error reading request body")))?;
+        if buf.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
+}
+
+/// end-7a / end-7b.
+async fn put_manifest(
+    st: &St,
+    name: &str,
+    r: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Res {
+    let reference = parse_reference(r)?
+        .ok_or_else(|| manifest_invalid(json!({"reason": "invalid tag", "tag": r})))?;
+    let mut extra_tags: Vec<String> = Vec::new();
+    if let Reference::Digest(_) = reference {
+        for (k, v) in query_pairs(query) {
+            if k == "tag" {
+                if !spec::is_valid_tag(&v) {
+                    return Err(manifest_invalid(
+                        json!({"reason": "invalid tag", "tag": v.as_ref()}),
+                    ));
+                }
+                if !extra_tags.iter().any(|t| *t == v) {
+                    extra_tags.push(v.into_owned());
+                }
+            }
+        }
+    }
+    let limit = st.config.max_manifest_bytes;
+    let too_big = || {
+        err(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ManifestInvalid,
+            json!({"reason": "manifest too large", "limit": limit}),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|l| l > limit as u64) {
+        return Err(too_big());
+    }
+    let bytes = read_limited(body, limit).await?.ok_or_else(too_big)?;
+
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| manifest_invalid(json!({"reason": format!("not JSON: {e}")})))?;
+    let Some(obj) = json.as_object() else {
+        return Err(manifest_invalid(json!({"reason": "not a JSON object"})));
+    };
+    if obj.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
+        return Err(manifest_invalid(
+            json!({"reason": "schemaVersion must be 2"}),
+        ));
+    }
+    let field_mt = match obj.get("mediaType") {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            return Err(manifest_invalid(
+                json!({"reason": "mediaType is not a string"}),
+            ))
+        }
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(spec::media_type_essence)
+        .filter(|s| !s.is_empty());
+    let media_type: String = match (ct, field_mt) {
+        (Some(ct), Some(f)) if ct != f => {
+            return Err(manifest_invalid(json!({
+                "reason": "mediaType does not match Content-Type",
+                "mediaType": f, "contentType": ct,
+            })))
+        }
+        (Some(ct), _) => ct.to_owned(),
+        (None, Some(f)) => {
+            if HeaderValue::from_str(f).is_err() {
+                return Err(manifest_invalid(
+                    json!({"reason": "mediaType is not a valid Content-Type value"}),
+                ));
+            }
+            f.to_owned()
+        }
+        (None, None) => {
+            if obj.contains_key("manifests") {
+                spec::OCI_INDEX.to_owned()
+            } else if obj.contains_key("config") && obj.contains_key("layers") {
+                spec::OCI_MANIFEST.to_owned()
+            } else {
+                return Err(manifest_invalid(
+                    json!({"reason": "no Content-Type or mediaType, and the type cannot be inferred"}),
+                ));
+            }
+        }
+    };
+    if spec::is_image_manifest_type(&media_type) {
+        if !obj.contains_key("config") {
+            return Err(manifest_invalid(json!({"reason": "config missing"})));
+        }
+        if !obj.get("layers").is_some_and(Value::is_array) {
+            return Err(manifest_invalid(json!({"reason": "layers missing"})));
+        }
+    }
+    if spec::is_index_type(&media_type) && !obj.get("manifests").is_some_and(Value::is_array) {
+        return Err(manifest_invalid(json!({"reason": "manifests missing"})));
+    }
+    let mut blob_refs = Vec::new();
+    if let Some(c) = obj.get("config") {
+        blob_refs.push(descriptor_digest(c, "config")?);
+    }
+    blob_refs.extend(descriptor_list(obj.get("layers"), "layers")?);
+    let manifest_refs = descriptor_list(obj.get("manifests"), "manifests")?;
+    let subject = match obj.get("subject") {
+        Some(s) => Some(descriptor_digest(s, "subject")?),
+        None => None,
+    };
+
+    let digest = match &reference {
+        Reference::Digest(d) => {
+            let actual = d.algorithm().digest(&bytes);
+            if &actual != d {
+                return Err(digest_invalid(format!("provided {d}, computed {actual}")));
+            }
+            actual
+        }
+        Reference::Tag(_) => Algorithm::Sha256.digest(&bytes),
+    };
+    st.store
+        .put_manifest_content(&digest, &bytes)
+        .map_err(ApiError::internal)?;
+    let rec = Arc::new(ManifestRec::new(bytes, &media_type, &digest));
+    let mut tags = extra_tags.clone();
+    if let Reference::Tag(t) = reference {
+        tags.push(t.to_owned());
+    }
+    let outcome = st
+        .store
+        .update(name, true, |repo| {
+            let mut missing: Vec<ErrorEntry> = blob_refs
+                .iter()
+                .filter(|d| !repo.blobs.contains(d.as_str()))
+                .chain(
+                    manifest_refs
+                        .iter()
+                        .filter(|d| !repo.manifests.contains_key(d.as_str())),
+                )
+                .map(|d| ErrorEntry {
+                    code: ErrorCode::ManifestBlobUnknown,
+                    detail: json!({"digest": d.as_str()}),
+                })
+                .collect();
+            if !missing.is_empty() {
+                missing.dedup_by(|a, b| a.detail == b.detail);
+                return (Err(missing), false);
+            }
+            repo.manifests.insert(digest.as_str().to_owned(), rec);
+            for t in tags {
+                repo.tags.insert(t, digest.as_str().to_owned());
+            }
+            (Ok(()), true)
+        })
+        .map_err(ApiError::internal)?;
+    if let Some(Err(missing)) = outcome {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            errors: missing,
+            headers: Vec::new(),
+        });
+    }
+    let mut resp = empty(StatusCode::CREATED);
+    set(
+        &mut resp,
+        header::LOCATION,
+        &format!("/v2/{name}/manifests/{}", digest.as_str()),
+    );
+    set(&mut resp, CONTENT_DIGEST, digest.as_str());
+    if let Some(s) = subject {
+        set(&mut resp, OCI_SUBJECT, s.as_str());
+    }
+    if !extra_tags.is_empty() {
+        set(&mut resp, OCI_TAG, &extra_tags.join(", "));
+    }
+    Ok(resp)
+}
+
+/// end-9.
+fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
+    if !st.config.delete_enabled {
+        return Err(delete_disabled());
+    }
+    let reference = parse_reference(r)?.ok_or_else(|| manifest_unknown(r))?;
+    let effective = faults::manifest_delete_effective(&st.config.faults);
+    let found = st
+        .store
+        .update(name, false, |repo| {
+            let found = match &reference {
+                Reference::Tag(t) => repo.tags.contains_key(*t),
+                Reference::Digest(d) => repo.manifests.contains_key(d.as_str()),
+            };
+            if !found || !effective {
+                return (found, false);
+            }
+            match &reference {
+                Reference::Tag(t) => {
+                    repo.tags.remove(*t);
+                }
+                Reference::Digest(d) => {
+                    repo.manifests.remove(d.as_str());
+                    repo.tags.retain(|_, v| v != d.as_str());
+                }
+            }
+            (true, true)
+        })
+        .map_err(ApiError::internal)?;
+    if found != Some(true) {
+        return Err(manifest_unknown(r));
+    }
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
+// ---------------------------------------------------------------- discovery
+
+/// `n` and `last` of a paginated list.
+fn pagination(query: &str) -> Result<(Option<usize>, Option<String>), ApiError> {
+    let mut n = None;
+    let mut last = None;
+    for (k, v) in query_pairs(query) {
+        if k == "n" && n.is_none() {
+            n = Some(spec::parse_count(&v).ok_or_else(|| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::Unsupported,
+                    json!({"reason": "n must be a non-negative integer", "n": v.as_ref()}),
+                )
+            })?);
+        } else if k == "last" && last.is_none() && !v.is_empty() {
+            last = Some(v.into_owned());
+        }
+    }
+    Ok((n, last))
+}
+
+/// One page of a sorted list; whether more entries follow it.
+fn page<'a, I: Iterator<Item = &'a str>>(iter: I, n: Option<usize>) -> (Vec<&'a str>, bool) {
+    let mut iter = iter.peekable();
+    let out: Vec<&str> = match n {
+        Some(n) => iter.by_ref().take(n).collect(),
+        None => iter.by_ref().collect(),
+    };
+    let more = n.is_some_and(|n| n > 0) && iter.peek().is_some();
+    (out, more)
+}
+
+fn with_link(mut r: Response, path: &str, n: Option<usize>, page: &[&str], more: bool) -> Response {
+    if let (true, Some(n), Some(last)) = (more, n, page.last()) {
+        let last: String = url::form_urlencoded::byte_serialize(last.as_bytes()).collect();
+        set(
+            &mut r,
+            header::LINK,
+            &format!("<{path}?n={n}&last={last}>; rel=\"next\""),
+        );
+    }
+    r
+}
+
+/// end-8a / end-8b.
+fn tags_list(st: &St, name: &str, query: &str) -> Res {
+    let (n, last) = pagination(query)?;
+    let n = faults::tags_n(&st.config.faults, n);
+    let meta = st.store.read();
+    let repo = meta.repos.get(name).ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NameUnknown,
+            json!({"name": name}),
+        )
+    })?;
+    let keys = repo.tags.keys().map(String::as_str);
+    let (mut tags, more) = match &last {
+        Some(l) => page(keys.filter(|t| *t > l.as_str()), n),
+        None => page(keys, n),
+    };
+    faults::order_tag_page(&st.config.faults, &mut tags);
+    let resp = json_response(&json!({"name": name, "tags": tags}), spec::JSON);
+    Ok(with_link(
+        resp,
+        &format!("/v2/{name}/tags/list"),
+        n,
+        &tags,
+        more,
+    ))
+}
+
+/// `GET /v2/_catalog`.
+fn catalog(st: &St, query: &str) -> Res {
+    let (n, last) = pagination(query)?;
+    let meta = st.store.read();
+    let mut names: Vec<&str> = meta.repos.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let iter = names
+        .iter()
+        .copied()
+        .filter(|r| last.as_deref().is_none_or(|l| *r > l));
+    let (repos, more) = page(iter, n);
+    let resp = json_response(&json!({"repositories": repos}), spec::JSON);
+    Ok(with_link(resp, "/v2/_catalog", n, &repos, more))
+}
+
+/// end-12a / end-12b.
+fn referrers(st: &St, name: &str, d: &str, query: &str) -> Res {
+    let digest = parse_digest(d)?;
+    let filter = query_get(query, "artifactType").filter(|a| !a.is_empty());
+    let with_at = faults::referrers_artifact_type(&st.config.faults);
+    let mut found: Vec<(&String, &Arc<ManifestRec>)> = Vec::new();
+    let meta = st.store.read();
+    if let Some(repo) = meta.repos.get(name) {
+        found = repo
+            .manifests
+            .iter()
+            .filter(|(_, m)| m.subject.as_deref() == Some(digest.as_str()))
+            .filter(|(_, m)| {
+                filter
+                    .as_deref()
+                    .is_none_or(|f| m.artifact_type.as_deref() == Some(f))
+            })
+            .collect();
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let manifests: Vec<Value> = found
+        .iter()
+        .map(|(d, m)| {
+            let mut desc = serde_json::Map::new();
+            desc.insert("mediaType".into(), json!(m.media_type));
+            desc.insert("digest".into(), json!(d));
+            desc.insert("size".into(), json!(m.bytes.len()));
+            if let (true, Some(at)) = (with_at, &m.artifact_type) {
+                desc.insert("artifactType".into(), json!(at));
+            }
+            if let Some(a) = &m.annotations {
+                desc.insert("annotations".into(), a.clone());
+            }
+            Value::Object(desc)
+        })
+        .collect();
+    drop(meta);
+    let mut resp = json_response(
+        &json!({
+            "schemaVersion": 2,
+            "mediaType": spec::OCI_INDEX,
+            "manifests": manifests,
+        }),
+        spec::OCI_INDEX,
+    );
+    if filter.is_some() {
+        set(&mut resp, OCI_FILTERS, "artifactType");
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Faults;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body.to_vec())).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, bytes)
+    }
+
+    /// What each fault changes, observed on a fixed scenario.
+    #[derive(Debug, PartialEq)]
+    struct Obs {
+        put_status: StatusCode,
+        manifest_digest: bool,
+        tags: Vec<String>,
+        tags_n1: usize,
+        blob: Bytes,
+        after_delete: StatusCode,
+        range_status: StatusCode,
+        referrer_at: Option<String>,
+    }
+
+    async fn observe(faults: Faults) -> Obs {
+        let app = crate::router(crate::Config {
+            faults,
+            ..crate::Config::default()
+        })
+        .unwrap();
+        let blob = b"hello world";
+        let bd = Algorithm::Sha256.digest(blob);
+        let (s, h, _) = call(&app, "POST", "/v2/r/blobs/uploads/", &[], b"").await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        let loc = h[header::LOCATION].to_str().unwrap().to_owned();
+        let (put_status, _, _) = call(&app, "PUT", &format!("{loc}?digest={bd}"), &[], blob).await;
+        let cfg = b"{}";
+        let cd = Algorithm::Sha256.digest(cfg);
+        let (s, _, _) = call(
+            &app,
+            "POST",
+            &format!("/v2/r/blobs/uploads/?digest={cd}"),
+            &[],
+            cfg,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let m = json!({"schemaVersion": 2, "mediaType": spec::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd.as_str(), "size": 2},
+            "layers": [{"mediaType": "application/octet-stream", "digest": bd.as_str(), "size": blob.len()}]})
+        .to_string();
+        let md = Algorithm::Sha256.digest(m.as_bytes());
+        let ct = [("content-type", spec::OCI_MANIFEST)];
+        let (s, h, _) = call(
+            &app,
+            "PUT",
+            &format!("/v2/r/manifests/{md}?tag=a&tag=b&tag=c"),
+            &ct,
+            m.as_bytes(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(h[OCI_TAG], "a, b, c");
+        let sig = json!({"schemaVersion": 2, "mediaType": spec::OCI_MANIFEST, "artifactType": "x/sig",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd.as_str(), "size": 2},
+            "layers": [], "subject": {"mediaType": spec::OCI_MANIFEST, "digest": md.as_str(), "size": m.len()}})
+        .to_string();
+        let (s, h, _) = call(&app, "PUT", "/v2/r/manifests/sig", &ct, sig.as_bytes()).await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(h[OCI_SUBJECT], md.as_str());
+
+        let (s, h, _) = call(&app, "GET", "/v2/r/manifests/a", &[], b"").await;
+        assert_eq!(s, StatusCode::OK);
+        let manifest_digest = h.contains_key(CONTENT_DIGEST);
+        let (_, _, b) = call(&app, "GET", "/v2/r/tags/list", &[], b"").await;
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        let tags = v["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        let (_, _, b) = call(&app, "GET", "/v2/r/tags/list?n=1", &[], b"").await;
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        let tags_n1 = v["tags"].as_array().unwrap().len();
+        let (_, _, blob_body) = call(&app, "GET", &format!("/v2/r/blobs/{bd}"), &[], b"").await;
+        let (range_status, _, _) = call(
+            &app,
+            "GET",
+            &format!("/v2/r/blobs/{bd}"),
+            &[("range", "bytes=0-1")],
+            b"",
+        )
+        .await;
+        let (_, _, b) = call(&app, "GET", &format!("/v2/r/referrers/{md}"), &[], b"").await;
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        let referrer_at = v["manifests"][0]["artifactType"]
+            .as_str()
+            .map(str::to_owned);
+        let (s, _, _) = call(&app, "DELETE", "/v2/r/manifests/sig", &[], b"").await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        let (after_delete, _, _) = call(&app, "GET", "/v2/r/manifests/sig", &[], b"").await;
+        Obs {
+            put_status,
+            manifest_digest,
+            tags,
+            tags_n1,
+            blob: blob_body,
+            after_delete,
+            range_status,
+            referrer_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_fault_changes_exactly_its_behaviour() {
+        let good = observe(Faults::default()).await;
+        assert_eq!(
+            good,
+            Obs {
+                put_status: StatusCode::CREATED,
+                manifest_digest: true,
+                tags: vec!["a".into(), "b".into(), "c".into(), "sig".into()],
+                tags_n1: 1,
+                blob: Bytes::from_static(b"hello world"),
+                after_delete: StatusCode::NOT_FOUND,
+                range_status: StatusCode::PARTIAL_CONTENT,
+                referrer_at: Some("x/sig".into()),
+            }
+        );
+        for name in Faults::NAMES {
+            let bad = observe(Faults::only(name).unwrap()).await;
+            let mut expected = Obs {
+                blob: good.blob.clone(),
+                tags: good.tags.clone(),
+                referrer_at: good.referrer_at.clone(),
+                ..good
+            };
+            match *name {
+                "blob_put_status_200" => expected.put_status = StatusCode::OK,
+                "manifest_get_no_digest_header" => expected.manifest_digest = false,
+                "tags_unsorted" => expected.tags.reverse(),
+                "tags_ignore_n" => expected.tags_n1 = 4,
+                "blob_corrupt_byte" => expected.blob = faults::corrupt(good.blob.clone()),
+                "manifest_delete_noop" => expected.after_delete = StatusCode::OK,
+                "range_ignored" => expected.range_status = StatusCode::OK,
+                "referrers_drop_artifact_type" => expected.referrer_at = None,
+                other => panic!("untested fault {other}"),
+            }
+            assert_eq!(bad, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn routes() {
+        use Route::*;
+        assert_eq!(parse_route("/v2/"), Some(Base));
+        assert_eq!(parse_route("/v2/_catalog"), Some(Catalog));
+        assert_eq!(parse_route("/v2/a/b/tags/list"), Some(Tags("a/b")));
+        assert_eq!(parse_route("/v2/a/blobs/uploads/"), Some(UploadStart("a")));
+        assert_eq!(parse_route("/v2/a/blobs/uploads/x"), Some(Upload("a", "x")));
+        assert_eq!(
+            parse_route("/v2/a/manifests/manifests/latest"),
+            Some(Manifest("a/manifests", "latest"))
+        );
+        assert_eq!(
+            parse_route("/v2/a/blobs/blobs/sha256:x"),
+            Some(Blob("a/blobs", "sha256:x"))
+        );
+        assert_eq!(parse_route("/v2/a/referrers/d"), Some(Referrers("a", "d")));
+        assert_eq!(parse_route("/v2/a/manifests/"), None);
+        assert_eq!(parse_route("/v2/a/other/x"), None);
+        assert_eq!(parse_route("/x"), None);
+    }
+}

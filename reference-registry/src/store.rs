@@ -1,0 +1,663 @@
+//! Storage: repository metadata (blob links, manifests, tags), blob content
+//! and upload sessions.
+//!
+//! Metadata always lives in memory behind one `RwLock` (no disk read on any
+//! request path); it is never held across an `.await`. Blob content lives in
+//! a [`Backend`]: [`MemoryBackend`] (`Bytes` per blob) or [`DiskBackend`]
+//! (content-addressed files, per-repository metadata persisted with atomic
+//! writes: temp file + fsync + rename, reloaded on startup). Upload sessions
+//! stream into temp files, each behind its own async mutex.
+
+use crate::spec::{Algorithm, Digest, Hasher};
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+/// A stored manifest, with what the handlers need precomputed.
+#[derive(Debug)]
+pub struct ManifestRec {
+    pub bytes: Bytes,
+    pub media_type: String,
+    pub media_type_hv: HeaderValue,
+    pub digest_hv: HeaderValue,
+    /// `subject.digest`, if any.
+    pub subject: Option<String>,
+    /// The referrers `artifactType`: `artifactType`, else `config.mediaType`.
+    pub artifact_type: Option<String>,
+    /// `annotations`, copied into referrers descriptors.
+    pub annotations: Option<serde_json::Value>,
+}
+
+impl ManifestRec {
+    /// Builds a record from exact bytes (already validated, or reloaded).
+    pub fn new(bytes: Bytes, media_type: &str, digest: &Digest) -> ManifestRec {
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let str_field = |v: &serde_json::Value, k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let subject = json.get("subject").and_then(|s| str_field(s, "digest"));
+        let artifact_type = str_field(&json, "artifactType").or_else(|| {
+            json.get("config")
+                .filter(|c| c.is_object())
+                .and_then(|c| str_field(c, "mediaType"))
+        });
+        let annotations = json.get("annotations").filter(|a| a.is_object()).cloned();
+        ManifestRec {
+            bytes,
+            media_type: media_type.to_owned(),
+            media_type_hv: HeaderValue::from_str(media_type)
+                .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+            digest_hv: HeaderValue::from_str(digest.as_str())
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+            subject,
+            artifact_type,
+            annotations,
+        }
+    }
+}
+
+/// One repository.
+#[derive(Debug, Default)]
+pub struct Repo {
+    /// Digests of blobs visible in this repository.
+    pub blobs: HashSet<String>,
+    /// Manifests by digest.
+    pub manifests: HashMap<String, Arc<ManifestRec>>,
+    /// Tag -> manifest digest, in byte order.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// All repositories. A repository exists once something was committed to it.
+#[derive(Debug, Default)]
+pub struct Meta {
+    pub repos: HashMap<String, Repo>,
+}
+
+/// Blob content as a backend hands it out.
+pub enum BlobContent {
+    /// In memory; cloning is cheap.
+    Bytes(Bytes),
+    /// A file to stream.
+    File { path: PathBuf, size: u64 },
+}
+
+impl BlobContent {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            BlobContent::Bytes(b) => b.len() as u64,
+            BlobContent::File { size, .. } => *size,
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where content and metadata are kept.
+pub trait Backend: Send + Sync + 'static {
+    /// Directory for upload temp files.
+    fn upload_dir(&self) -> &Path;
+    /// Takes ownership of the finished temp file `temp` as the content of `digest`.
+    fn commit_blob(&self, digest: &Digest, temp: &Path) -> io::Result<()>;
+    /// Content of a blob (any repository).
+    fn blob(&self, digest: &str) -> Option<BlobContent>;
+    /// Persists manifest bytes (no-op in memory: the record holds them).
+    fn put_manifest(&self, digest: &Digest, bytes: &Bytes) -> io::Result<()>;
+    /// Persists one repository's metadata (no-op in memory).
+    fn save_repo(&self, name: &str, repo: &Repo) -> io::Result<()>;
+    /// Loads all repositories (empty in memory).
+    fn load(&self) -> io::Result<HashMap<String, Repo>>;
+}
+
+/// Everything in memory; uploads in a private temp dir.
+pub struct MemoryBackend {
+    blobs: RwLock<HashMap<String, Bytes>>,
+    tmp: tempfile::TempDir,
+}
+
+impl MemoryBackend {
+    pub fn new() -> io::Result<MemoryBackend> {
+        Ok(MemoryBackend {
+            blobs: RwLock::default(),
+            tmp: tempfile::Builder::new()
+                .prefix("reference-registry-")
+                .tempdir()?,
+        })
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn upload_dir(&self) -> &Path {
+        self.tmp.path()
+    }
+    fn commit_blob(&self, digest: &Digest, temp: &Path) -> io::Result<()> {
+        let data = Bytes::from(blocking(|| std::fs::read(temp))?);
+        let _ = std::fs::remove_file(temp);
+        write_lock(&self.blobs)
+            .entry(digest.as_str().to_owned())
+            .or_insert(data);
+        Ok(())
+    }
+    fn blob(&self, digest: &str) -> Option<BlobContent> {
+        read_lock(&self.blobs)
+            .get(digest)
+            .map(|b| BlobContent::Bytes(b.clone()))
+    }
+    fn put_manifest(&self, _: &Digest, _: &Bytes) -> io::Result<()> {
+        Ok(())
+    }
+    fn save_repo(&self, _: &str, _: &Repo) -> io::Result<()> {
+        Ok(())
+    }
+    fn load(&self) -> io::Result<HashMap<String, Repo>> {
+        Ok(HashMap::new())
+    }
+}
+
+/// Files under a root directory:
+/// `blobs/<alg>/<hex>` (blob and manifest content),
+/// `repositories/<name>/_meta.json` (per-repository metadata),
+/// `uploads/<uuid>` (upload sessions; not persisted across restarts).
+pub struct DiskBackend {
+    root: PathBuf,
+    uploads: PathBuf,
+    /// digest -> size of every content file, loaded at startup.
+    sizes: RwLock<HashMap<String, u64>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct RepoFile {
+    blobs: Vec<String>,
+    /// digest -> media type
+    manifests: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
+const META_FILE: &str = "_meta.json";
+const TMP_MARK: &str = ".tmp-";
+
+impl DiskBackend {
+    pub fn open(root: &Path) -> io::Result<DiskBackend> {
+        let uploads = root.join("uploads");
+        std::fs::create_dir_all(root.join("blobs"))?;
+        std::fs::create_dir_all(root.join("repositories"))?;
+        // Upload sessions do not survive a restart.
+        let _ = std::fs::remove_dir_all(&uploads);
+        std::fs::create_dir_all(&uploads)?;
+        let backend = DiskBackend {
+            root: root.to_owned(),
+            uploads,
+            sizes: RwLock::default(),
+        };
+        let mut sizes = HashMap::new();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let dir = backend.root.join("blobs").join(alg.as_str());
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in rd.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.contains(TMP_MARK) {
+                    let _ = std::fs::remove_file(entry.path());
+                    continue;
+                }
+                let full = format!("{}:{}", alg.as_str(), name);
+                if Digest::parse(&full).is_ok() {
+                    if let Ok(md) = entry.metadata() {
+                        sizes.insert(full, md.len());
+                    }
+                }
+            }
+        }
+        *write_lock(&backend.sizes) = sizes;
+        Ok(backend)
+    }
+
+    fn content_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
+    }
+
+    fn load_dir(&self, dir: &Path, prefix: &str, out: &mut HashMap<String, Repo>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let fname = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if fname.contains(TMP_MARK) {
+                let _ = std::fs::remove_file(&path);
+            } else if path.is_dir() {
+                let name = if prefix.is_empty() {
+                    fname
+                } else {
+                    format!("{prefix}/{fname}")
+                };
+                self.load_dir(&path, &name, out);
+            } else if fname == META_FILE && !prefix.is_empty() {
+                match self.load_repo(&path) {
+                    Ok(repo) => {
+                        out.insert(prefix.to_owned(), repo);
+                    }
+                    Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+
+    fn load_repo(&self, path: &Path) -> io::Result<Repo> {
+        let file: RepoFile = serde_json::from_slice(&std::fs::read(path)?)?;
+        let mut repo = Repo {
+            blobs: file.blobs.into_iter().collect(),
+            ..Repo::default()
+        };
+        for (d, mt) in file.manifests {
+            let Ok(digest) = Digest::parse(&d) else {
+                continue;
+            };
+            let bytes = Bytes::from(std::fs::read(self.content_path(&digest))?);
+            repo.manifests
+                .insert(d, Arc::new(ManifestRec::new(bytes, &mt, &digest)));
+        }
+        repo.tags = file
+            .tags
+            .into_iter()
+            .filter(|(_, d)| repo.manifests.contains_key(d))
+            .collect();
+        Ok(repo)
+    }
+}
+
+/// Writes `data` to `path` atomically: temp file in the same directory,
+/// fsync, rename, fsync of the directory.
+fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let fname = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        "{fname}{TMP_MARK}{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(dir);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Backend for DiskBackend {
+    fn upload_dir(&self) -> &Path {
+        &self.uploads
+    }
+    fn commit_blob(&self, digest: &Digest, temp: &Path) -> io::Result<()> {
+        let dest = self.content_path(digest);
+        let size = blocking(|| {
+            if dest.exists() {
+                let _ = std::fs::remove_file(temp);
+            } else {
+                let dir = dest.parent().unwrap_or(Path::new("."));
+                std::fs::create_dir_all(dir)?;
+                std::fs::File::open(temp)?.sync_all()?;
+                std::fs::rename(temp, &dest)?;
+                sync_dir(dir);
+            }
+            std::fs::metadata(&dest).map(|m| m.len())
+        })?;
+        write_lock(&self.sizes).insert(digest.as_str().to_owned(), size);
+        Ok(())
+    }
+    fn blob(&self, digest: &str) -> Option<BlobContent> {
+        let size = *read_lock(&self.sizes).get(digest)?;
+        let digest = Digest::parse(digest).ok()?;
+        Some(BlobContent::File {
+            path: self.content_path(&digest),
+            size,
+        })
+    }
+    fn put_manifest(&self, digest: &Digest, bytes: &Bytes) -> io::Result<()> {
+        let path = self.content_path(digest);
+        if !path.exists() {
+            blocking(|| atomic_write(&path, bytes))?;
+            write_lock(&self.sizes).insert(digest.as_str().to_owned(), bytes.len() as u64);
+        }
+        Ok(())
+    }
+    fn save_repo(&self, name: &str, repo: &Repo) -> io::Result<()> {
+        let mut blobs: Vec<String> = repo.blobs.iter().cloned().collect();
+        blobs.sort();
+        let file = RepoFile {
+            blobs,
+            manifests: repo
+                .manifests
+                .iter()
+                .map(|(d, m)| (d.clone(), m.media_type.clone()))
+                .collect(),
+            tags: repo.tags.clone(),
+        };
+        let data = serde_json::to_vec(&file)?;
+        let path = self.root.join("repositories").join(name).join(META_FILE);
+        blocking(|| atomic_write(&path, &data))
+    }
+    fn load(&self) -> io::Result<HashMap<String, Repo>> {
+        let mut out = HashMap::new();
+        self.load_dir(&self.root.join("repositories"), "", &mut out);
+        Ok(out)
+    }
+}
+
+/// Runs blocking file I/O: on a multi-threaded runtime via
+/// `block_in_place` (so other tasks move to another worker), else inline.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An upload session: a temp file plus an incremental hasher.
+pub struct Upload {
+    pub repo: String,
+    pub id: String,
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    size: u64,
+    hasher: Hasher,
+    /// Set once completed or cancelled; a waiter holding the `Arc` sees it.
+    pub closed: bool,
+}
+
+/// Why appending a chunk failed (the chunk is rolled back in every case).
+#[derive(Debug)]
+pub enum AppendError {
+    /// Reading the request body failed.
+    Body,
+    /// The body length differs from what `Content-Range`/`Content-Length` announced.
+    Length { expected: u64, got: u64 },
+    /// Writing the temp file failed.
+    Io(io::Error),
+}
+
+impl Upload {
+    fn create(dir: &Path, repo: &str, alg: Algorithm) -> io::Result<Upload> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let path = dir.join(&id);
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        Ok(Upload {
+            repo: repo.to_owned(),
+            id,
+            path,
+            file: Some(file),
+            size: 0,
+            hasher: alg.hasher(),
+            closed: false,
+        })
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Streams `body` onto the end of the upload, updating the hasher.
+    /// With `expected`, the chunk must be exactly that long. On any error
+    /// the upload is restored to its state before the call.
+    pub async fn append(
+        &mut self,
+        body: axum::body::Body,
+        expected: Option<u64>,
+    ) -> Result<u64, AppendError> {
+        let (size0, hasher0) = (self.size, self.hasher.clone());
+        let mut stream = body.into_data_stream();
+        let mut err = None;
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                err = Some(AppendError::Body);
+                break;
+            };
+            if let Some(exp) = expected {
+                if self.size - size0 + chunk.len() as u64 > exp {
+                    err = Some(AppendError::Length {
+                        expected: exp,
+                        got: self.size - size0 + chunk.len() as u64,
+                    });
+                    break;
+                }
+            }
+            let Some(file) = self.file.as_mut() else {
+                err = Some(AppendError::Io(io::Error::other("upload closed")));
+                break;
+            };
+            if let Err(e) = file.write_all(&chunk) {
+                err = Some(AppendError::Io(e));
+                break;
+            }
+            self.hasher.update(&chunk);
+            self.size += chunk.len() as u64;
+        }
+        let got = self.size - size0;
+        if err.is_none() {
+            if let Some(exp) = expected {
+                if got != exp {
+                    err = Some(AppendError::Length { expected: exp, got });
+                }
+            }
+        }
+        match err {
+            None => Ok(got),
+            Some(e) => {
+                self.size = size0;
+                self.hasher = hasher0;
+                if let Some(f) = self.file.as_mut() {
+                    let _ = f.set_len(size0);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The digest of the content so far, under `alg` (re-reads the file when
+    /// `alg` is not the session's algorithm).
+    pub fn digest(&self, alg: Algorithm) -> io::Result<Digest> {
+        if self.hasher.algorithm() == alg {
+            return Ok(self.hasher.clone().finish());
+        }
+        let mut h = alg.hasher();
+        let mut f = std::fs::File::open(&self.path)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = io::Read::read(&mut f, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(h.finish())
+    }
+
+    fn discard(&mut self) {
+        self.closed = true;
+        self.file = None;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.discard();
+        }
+    }
+}
+
+/// Handle to a registered upload session.
+pub type UploadHandle = Arc<tokio::sync::Mutex<Upload>>;
+
+/// The whole store: metadata, backend, upload sessions.
+pub struct Store {
+    meta: RwLock<Meta>,
+    backend: Box<dyn Backend>,
+    uploads: Mutex<HashMap<String, UploadHandle>>,
+}
+
+impl Store {
+    /// Opens a store on a backend, loading persisted metadata.
+    pub fn open(backend: Box<dyn Backend>) -> io::Result<Store> {
+        let repos = backend.load()?;
+        Ok(Store {
+            meta: RwLock::new(Meta { repos }),
+            backend,
+            uploads: Mutex::default(),
+        })
+    }
+
+    /// Shared read access to all metadata. Never hold across `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, Meta> {
+        read_lock(&self.meta)
+    }
+
+    /// Runs `f` on repository `name` under the write lock and persists it
+    /// when `f` reports a change. Without `create`, a missing repository
+    /// yields `Ok(None)` and `f` is not called; with it, `f` runs on a fresh
+    /// repository that is kept only if `f` reports a change.
+    pub fn update<R>(
+        &self,
+        name: &str,
+        create: bool,
+        f: impl FnOnce(&mut Repo) -> (R, bool),
+    ) -> io::Result<Option<R>> {
+        let mut meta = write_lock(&self.meta);
+        if let Some(repo) = meta.repos.get_mut(name) {
+            let (r, changed) = f(repo);
+            if changed {
+                self.backend.save_repo(name, repo)?;
+            }
+            return Ok(Some(r));
+        }
+        if !create {
+            return Ok(None);
+        }
+        // A repository comes into existence only when `f` changes it.
+        let mut repo = Repo::default();
+        let (r, changed) = f(&mut repo);
+        if changed {
+            self.backend.save_repo(name, &repo)?;
+            meta.repos.insert(name.to_owned(), repo);
+        }
+        Ok(Some(r))
+    }
+
+    /// Blob content, if the backend has it (visibility is checked by the caller).
+    pub fn blob(&self, digest: &str) -> Option<BlobContent> {
+        self.backend.blob(digest)
+    }
+
+    /// Persists manifest content.
+    pub fn put_manifest_content(&self, digest: &Digest, bytes: &Bytes) -> io::Result<()> {
+        self.backend.put_manifest(digest, bytes)
+    }
+
+    /// A new, unregistered upload (used by monolithic POST).
+    pub fn temp_upload(&self, repo: &str, alg: Algorithm) -> io::Result<Upload> {
+        Upload::create(self.backend.upload_dir(), repo, alg)
+    }
+
+    /// A new, registered upload session; returns its id.
+    pub fn start_upload(&self, repo: &str, alg: Algorithm) -> io::Result<String> {
+        let up = self.temp_upload(repo, alg)?;
+        let id = up.id.clone();
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(up)));
+        Ok(id)
+    }
+
+    /// The session `id` if it exists (the caller checks its repository).
+    pub fn upload(&self, id: &str) -> Option<UploadHandle> {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Unregisters and deletes a session (cancel, or failed completion).
+    pub fn cancel_upload(&self, up: &mut Upload) {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&up.id);
+        up.discard();
+    }
+
+    /// Commits the upload's content as `digest` (already verified), links it
+    /// into the upload's repository and closes the session.
+    pub fn commit_upload(&self, up: &mut Upload, digest: &Digest) -> io::Result<()> {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&up.id);
+        // Close the file; the backend decides about durability.
+        up.file = None;
+        up.closed = true;
+        let res = self.backend.commit_blob(digest, &up.path);
+        if res.is_err() {
+            let _ = std::fs::remove_file(&up.path);
+        }
+        res?;
+        self.link_blob(&up.repo, digest)
+    }
+
+    /// Makes a blob visible in a repository (creating the repository).
+    pub fn link_blob(&self, repo: &str, digest: &Digest) -> io::Result<()> {
+        self.update(repo, true, |r| {
+            let changed = !r.blobs.contains(digest.as_str());
+            if changed {
+                r.blobs.insert(digest.as_str().to_owned());
+            }
+            ((), changed)
+        })
+        .map(|_| ())
+    }
+}
