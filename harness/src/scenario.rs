@@ -87,8 +87,12 @@ pub struct Expect {
     /// Exchange label ("put", "patch#2", ...); `None` = the op's last exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// Allowed statuses (any of).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Allowed statuses (any of); `status = 200` or `status = [201, 202]`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub status: Vec<u16>,
     /// Headers (lower-case names) that must equal these values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -361,6 +365,19 @@ pub fn op_manifests(op: &Op) -> Vec<crate::model::ManifestId> {
         Op::ListReferrers { subject, .. } => r(subject),
         _ => vec![],
     }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        One(u16),
+        Many(Vec<u16>),
+    }
+    Ok(match Repr::deserialize(d)? {
+        Repr::One(v) => vec![v],
+        Repr::Many(v) => v,
+    })
 }
 
 mod opt_u64 {
@@ -670,6 +687,10 @@ mod tests {
             }
             other => panic!("expected parse error, got {other:?}"),
         }
+        // A single status is accepted as well as a list.
+        let one = "[[ops]]\nop = \"check_api\"\n[[expect]]\nop = 0\nstatus = 200\n";
+        std::fs::write(&p, one).unwrap();
+        assert_eq!(read(&p).unwrap().expect[0].status, vec![200]);
         // Dangling blob reference.
         let bad = "[[ops]]\nop = \"head_blob\"\nrepo = 0\nblob = 3\n";
         std::fs::write(&p, bad).unwrap();

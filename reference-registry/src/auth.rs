@@ -3,7 +3,7 @@
 //! Tokens come from this registry's own token endpoint (`GET /token`). A
 //! token is `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`
 //! with a random per-process key; the payload carries the expiry and the
-//! granted `repository:NAME:ACTIONS` scopes.
+//! granted scopes (`repository:NAME:ACTIONS`, `registry:catalog:*`).
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +52,30 @@ impl Action {
     }
 }
 
+/// What a `/v2` request needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// `/v2/`: any valid credentials.
+    Base,
+    /// `/v2/_catalog`: `registry:catalog:*`.
+    Catalog,
+    /// A repository endpoint.
+    Repository(&'a str, Action),
+}
+
+impl Scope<'_> {
+    /// The `scope` of a challenge, if any.
+    fn challenge(&self) -> Option<String> {
+        match self {
+            Scope::Base => None,
+            Scope::Catalog => Some("registry:catalog:*".to_owned()),
+            Scope::Repository(name, action) => {
+                Some(format!("repository:{name}:{}", action.challenge_actions()))
+            }
+        }
+    }
+}
+
 /// A refused request: the `WWW-Authenticate` value to send with 401.
 #[derive(Debug)]
 pub struct Challenge(pub String);
@@ -65,7 +89,7 @@ pub struct Auth {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Claims {
     exp: u64,
-    /// (repository name, granted actions)
+    /// (`type:name`, granted actions)
     access: Vec<(String, Vec<String>)>,
 }
 
@@ -159,14 +183,12 @@ impl Auth {
         !matches!(self.mode, AuthMode::None)
     }
 
-    /// Checks a `/v2` request. `scope` is the repository and action, or
-    /// `None` for registry-wide endpoints (`/v2/`, `/v2/_catalog`), which
-    /// need any valid credentials.
+    /// Checks a `/v2` request needing `scope`.
     pub fn check(
         &self,
         headers: &HeaderMap,
         host: &str,
-        scope: Option<(&str, Action)>,
+        scope: Scope<'_>,
     ) -> Result<(), Challenge> {
         match &self.mode {
             AuthMode::None => Ok(()),
@@ -184,11 +206,8 @@ impl Auth {
                 let challenge = |insufficient: bool| {
                     let mut c =
                         format!("Bearer realm=\"http://{host}/token\",service=\"{SERVICE}\"");
-                    if let Some((name, action)) = scope {
-                        c.push_str(&format!(
-                            ",scope=\"repository:{name}:{}\"",
-                            action.challenge_actions()
-                        ));
+                    if let Some(sc) = scope.challenge() {
+                        c.push_str(&format!(",scope=\"{sc}\""));
                     }
                     if insufficient {
                         c.push_str(",error=\"insufficient_scope\"");
@@ -198,10 +217,10 @@ impl Auth {
                 let Some(claims) = claims else {
                     return Err(challenge(false));
                 };
-                match scope {
-                    None => Ok(()),
-                    Some((name, action)) if grants(&claims, name, action) => Ok(()),
-                    Some(_) => Err(challenge(true)),
+                if grants(&claims, scope) {
+                    Ok(())
+                } else {
+                    Err(challenge(true))
                 }
             }
         }
@@ -210,7 +229,8 @@ impl Auth {
     /// Whether the request may `action` on `name` (no challenge; used for
     /// the source repository of a mount).
     pub fn allows(&self, headers: &HeaderMap, name: &str, action: Action) -> bool {
-        self.check(headers, "", Some((name, action))).is_ok()
+        self.check(headers, "", Scope::Repository(name, action))
+            .is_ok()
     }
 
     fn sign(&self, claims: &Claims) -> String {
@@ -260,18 +280,18 @@ impl Auth {
                 continue;
             }
             for scope in v.split(' ') {
-                let Some(rest) = scope.strip_prefix("repository:") else {
+                let Some((resource, actions)) = scope.rsplit_once(':') else {
                     continue;
                 };
-                let Some((name, actions)) = rest.rsplit_once(':') else {
+                if !(resource.starts_with("repository:") || resource == "registry:catalog") {
                     continue;
-                };
+                }
                 let acts: Vec<String> = actions
                     .split(',')
                     .filter(|a| matches!(*a, "pull" | "push" | "delete" | "*"))
                     .map(str::to_owned)
                     .collect();
-                access.push((name.to_owned(), acts));
+                access.push((resource.to_owned(), acts));
             }
         }
         let issued = now();
@@ -298,9 +318,19 @@ impl Auth {
     }
 }
 
-fn grants(claims: &Claims, name: &str, action: Action) -> bool {
-    claims.access.iter().any(|(n, acts)| {
-        n == name
+fn grants(claims: &Claims, scope: Scope<'_>) -> bool {
+    let (resource, action) = match scope {
+        Scope::Base => return true,
+        Scope::Catalog => {
+            return claims
+                .access
+                .iter()
+                .any(|(r, acts)| r == "registry:catalog" && acts.iter().any(|a| a == "*"))
+        }
+        Scope::Repository(name, action) => (name, action),
+    };
+    claims.access.iter().any(|(r, acts)| {
+        r.strip_prefix("repository:") == Some(resource)
             && acts.iter().any(|a| {
                 a == "*"
                     || match action {
@@ -341,12 +371,14 @@ mod tests {
         });
         let t = auth.sign(&Claims {
             exp: now() + 10,
-            access: vec![("a/b".into(), vec!["pull".into()])],
+            access: vec![("repository:a/b".into(), vec!["pull".into()])],
         });
         let c = auth.verify(&t).unwrap();
-        assert!(grants(&c, "a/b", Action::Pull));
-        assert!(!grants(&c, "a/b", Action::Push));
-        assert!(!grants(&c, "a/c", Action::Pull));
+        assert!(grants(&c, Scope::Repository("a/b", Action::Pull)));
+        assert!(!grants(&c, Scope::Repository("a/b", Action::Push)));
+        assert!(!grants(&c, Scope::Repository("a/c", Action::Pull)));
+        assert!(!grants(&c, Scope::Catalog));
+        assert!(grants(&c, Scope::Base));
         assert!(auth.verify(&format!("{t}x")).is_none());
         assert!(auth.verify("garbage").is_none());
     }

@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use reference_registry::{AuthMode, Config, Storage};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 
 #[derive(Parser, Debug)]
@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let config = Config {

@@ -2,7 +2,7 @@
 //! slashes), authentication, and one handler per endpoint id of the
 //! Distribution Spec (end-1 ... end-14, plus `/v2/_catalog` and `/token`).
 
-use crate::auth::{Action, Auth};
+use crate::auth::{Action, Auth, Scope};
 use crate::faults;
 use crate::spec::{self, Algorithm, Digest, ErrorCode, ErrorEntry};
 use crate::store::{AppendError, BlobContent, ManifestRec, Store, Upload};
@@ -190,14 +190,10 @@ fn parse_route(path: &str) -> Option<Route<'_>> {
 
 impl Route<'_> {
     fn allowed(&self) -> &'static [Method] {
-        const GET_HEAD: &[Method] = &[Method::GET, Method::HEAD];
-        const GET: &[Method] = &[Method::GET];
         match self {
-            Route::Base | Route::Blob(..) => match self {
-                Route::Blob(..) => &[Method::GET, Method::HEAD, Method::DELETE],
-                _ => GET_HEAD,
-            },
-            Route::Catalog | Route::Token | Route::Tags(_) | Route::Referrers(..) => GET,
+            Route::Base => &[Method::GET, Method::HEAD],
+            Route::Blob(..) => &[Method::GET, Method::HEAD, Method::DELETE],
+            Route::Catalog | Route::Token | Route::Tags(_) | Route::Referrers(..) => &[Method::GET],
             Route::UploadStart(_) => &[Method::POST],
             Route::Upload(..) => &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
             Route::Manifest(..) => &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
@@ -291,7 +287,11 @@ async fn handle(st: &St, req: Request) -> Res {
         }
     }
     if st.auth.enabled() {
-        let scope = route.name().map(|n| (n, action_for(&route, method)));
+        let scope = match (&route, route.name()) {
+            (Route::Catalog, _) => Scope::Catalog,
+            (_, Some(n)) => Scope::Repository(n, action_for(&route, method)),
+            (_, None) => Scope::Base,
+        };
         if let Err(ch) = st
             .auth
             .check(&parts.headers, &host(&parts.headers, &parts.uri), scope)
@@ -602,11 +602,10 @@ async fn append(up: &mut Upload, body: Body, expected: Option<u64>) -> Result<u6
 }
 
 /// Verifies the content against `digest` (with its algorithm) and commits it.
-/// On mismatch the upload is cancelled.
+/// On mismatch nothing is committed (the caller decides about the upload).
 fn verify_and_commit(st: &St, up: &mut Upload, digest: &Digest) -> Result<(), ApiError> {
     let actual = up.digest(digest.algorithm()).map_err(ApiError::internal)?;
     if &actual != digest {
-        st.store.cancel_upload(up);
         return Err(digest_invalid(format!(
             "provided {digest}, computed {actual}"
         )));
@@ -670,8 +669,14 @@ async fn put_upload(st: &St, up: &mut Upload, query: &str, headers: &HeaderMap, 
     };
     let digest = parse_digest(&d)?;
     let expected = check_content_range(up, headers)?;
+    let before = up.checkpoint();
     append(up, body, expected).await?;
-    verify_and_commit(st, up, &digest)?;
+    if let Err(e) = verify_and_commit(st, up, &digest) {
+        // A failed completion changes nothing: the final chunk is rolled
+        // back and the session stays open.
+        up.restore(before);
+        return Err(e);
+    }
     Ok(blob_created(
         &up.repo,
         &digest,
@@ -1266,6 +1271,97 @@ mod tests {
             after_delete,
             range_status,
             referrer_at,
+        }
+    }
+
+    /// Random requests built from meaningful fragments never get a 5xx.
+    #[tokio::test]
+    async fn random_requests_never_5xx() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let app = crate::router(crate::Config::default()).unwrap();
+        let blob = b"abc";
+        let bd = Algorithm::Sha256.digest(blob).to_string();
+        let (_, _, _) = call(
+            &app,
+            "POST",
+            &format!("/v2/r/blobs/uploads/?digest={bd}"),
+            &[],
+            blob,
+        )
+        .await;
+        let mut rng = StdRng::seed_from_u64(7);
+        let names = ["r", "r/s", "R", "a..b", "", "a/", "x-y"];
+        let digests = [bd.as_str(), "sha256:zz", "md5:abc", "sha512:00", "x", ""];
+        let tails = [
+            "manifests/latest",
+            "manifests/",
+            "blobs/",
+            "blobs/uploads/",
+            "blobs/uploads/nope",
+            "tags/list",
+            "referrers/",
+            "manifests/a:b",
+            "manifests/-x",
+        ];
+        let queries = [
+            "",
+            "?n=1",
+            "?n=-1",
+            "?n=x&last=a",
+            "?digest=",
+            "?digest=sha256:00",
+            "?mount=",
+            "?mount=sha256:zz&from=r",
+            "?digest-algorithm=md5",
+            "?tag=a&tag=-b",
+            "?artifactType=",
+        ];
+        let methods = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"];
+        let headers = [
+            ("range", "bytes=0-0"),
+            ("range", "bytes=9-1"),
+            ("range", "bytes=-0"),
+            ("content-range", "0-0"),
+            ("content-range", "x"),
+            ("content-range", "5-1"),
+            ("content-type", spec::OCI_MANIFEST),
+            ("content-type", "a/b; x=y"),
+            ("content-type", spec::OCI_INDEX),
+        ];
+        let bodies: [&[u8]; 6] = [
+            b"", b"abc", b"{", b"{\"schemaVersion\":2}",
+            b"{\"schemaVersion\":2,\"config\":{},\"layers\":[1]}",
+            b"{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a\",\"size\":-1,\"digest\":\"x\"}]}",
+        ];
+        let mut uploads: Vec<String> = Vec::new();
+        for _ in 0..1500 {
+            let method = methods[rng.gen_range(0..methods.len())];
+            let mut path = if !uploads.is_empty() && rng.gen_bool(0.3) {
+                uploads[rng.gen_range(0..uploads.len())].clone()
+            } else {
+                let mut tail = tails[rng.gen_range(0..tails.len())].to_owned();
+                if tail.ends_with('/') && rng.gen_bool(0.5) && !tail.contains("uploads") {
+                    tail.push_str(digests[rng.gen_range(0..digests.len())]);
+                }
+                format!("/v2/{}/{}", names[rng.gen_range(0..names.len())], tail)
+            };
+            path.push_str(queries[rng.gen_range(0..queries.len())]);
+            let h: Vec<(&str, &str)> = (0..rng.gen_range(0..3))
+                .map(|_| headers[rng.gen_range(0..headers.len())])
+                .collect();
+            let body = bodies[rng.gen_range(0..bodies.len())];
+            let Ok(uri) = path.parse::<axum::http::Uri>() else {
+                continue;
+            };
+            let (s, hd, _) = call(&app, method, &uri.to_string(), &h, body).await;
+            assert!(!s.is_server_error(), "{method} {path} {h:?} -> {s}");
+            if s == StatusCode::ACCEPTED {
+                if let Some(l) = hd.get(header::LOCATION).and_then(|l| l.to_str().ok()) {
+                    if l.contains("/uploads/") {
+                        uploads.push(l.to_owned());
+                    }
+                }
+            }
         }
     }
 

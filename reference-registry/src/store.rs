@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 /// A stored manifest, with what the handlers need precomputed.
 #[derive(Debug)]
@@ -404,6 +405,12 @@ pub struct Upload {
     pub closed: bool,
 }
 
+/// A saved upload state (size and hasher).
+pub struct Checkpoint {
+    size: u64,
+    hasher: Hasher,
+}
+
 /// Why appending a chunk failed (the chunk is rolled back in every case).
 #[derive(Debug)]
 pub enum AppendError {
@@ -439,6 +446,26 @@ impl Upload {
         self.size
     }
 
+    /// The current state, for [`Upload::restore`].
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            size: self.size,
+            hasher: self.hasher.clone(),
+        }
+    }
+
+    /// Rolls the upload back to a checkpoint (truncating the temp file).
+    pub fn restore(&mut self, cp: Checkpoint) {
+        if self.closed {
+            return;
+        }
+        self.size = cp.size;
+        self.hasher = cp.hasher;
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.set_len(cp.size);
+        }
+    }
+
     /// Streams `body` onto the end of the upload, updating the hasher.
     /// With `expected`, the chunk must be exactly that long. On any error
     /// the upload is restored to its state before the call.
@@ -447,7 +474,8 @@ impl Upload {
         body: axum::body::Body,
         expected: Option<u64>,
     ) -> Result<u64, AppendError> {
-        let (size0, hasher0) = (self.size, self.hasher.clone());
+        let cp = self.checkpoint();
+        let size0 = cp.size;
         let mut stream = body.into_data_stream();
         let mut err = None;
         while let Some(chunk) = stream.next().await {
@@ -486,11 +514,7 @@ impl Upload {
         match err {
             None => Ok(got),
             Some(e) => {
-                self.size = size0;
-                self.hasher = hasher0;
-                if let Some(f) = self.file.as_mut() {
-                    let _ = f.set_len(size0);
-                }
+                self.restore(cp);
                 Err(e)
             }
         }
@@ -502,17 +526,19 @@ impl Upload {
         if self.hasher.algorithm() == alg {
             return Ok(self.hasher.clone().finish());
         }
-        let mut h = alg.hasher();
-        let mut f = std::fs::File::open(&self.path)?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = io::Read::read(&mut f, &mut buf)?;
-            if n == 0 {
-                break;
+        blocking(|| {
+            let mut h = alg.hasher();
+            let mut f = std::fs::File::open(&self.path)?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = io::Read::read(&mut f, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
             }
-            h.update(&buf[..n]);
-        }
-        Ok(h.finish())
+            Ok(h.finish())
+        })
     }
 
     fn discard(&mut self) {
@@ -533,11 +559,47 @@ impl Drop for Upload {
 /// Handle to a registered upload session.
 pub type UploadHandle = Arc<tokio::sync::Mutex<Upload>>;
 
+/// Upload sessions unused for this long are dropped (the spec: the server
+/// SHOULD eventually time out unfinished uploads).
+pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Registered sessions, with their last use.
+#[derive(Default)]
+struct Sessions {
+    map: HashMap<String, (UploadHandle, Instant)>,
+    last_sweep: Option<Instant>,
+}
+
+impl Sessions {
+    /// Drops idle sessions nobody holds; at most once a minute.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.map.retain(|_, (handle, used)| {
+            if now.duration_since(*used) < UPLOAD_IDLE_TIMEOUT {
+                return true;
+            }
+            match handle.try_lock() {
+                Ok(mut up) => {
+                    up.discard();
+                    false
+                }
+                Err(_) => true,
+            }
+        });
+    }
+}
+
 /// The whole store: metadata, backend, upload sessions.
 pub struct Store {
     meta: RwLock<Meta>,
     backend: Box<dyn Backend>,
-    uploads: Mutex<HashMap<String, UploadHandle>>,
+    uploads: Mutex<Sessions>,
 }
 
 impl Store {
@@ -606,20 +668,21 @@ impl Store {
     pub fn start_upload(&self, repo: &str, alg: Algorithm) -> io::Result<String> {
         let up = self.temp_upload(repo, alg)?;
         let id = up.id.clone();
-        self.uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(up)));
+        let now = Instant::now();
+        let mut sessions = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.sweep(now);
+        sessions
+            .map
+            .insert(id.clone(), (Arc::new(tokio::sync::Mutex::new(up)), now));
         Ok(id)
     }
 
     /// The session `id` if it exists (the caller checks its repository).
     pub fn upload(&self, id: &str) -> Option<UploadHandle> {
-        self.uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        let mut sessions = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let (handle, used) = sessions.map.get_mut(id)?;
+        *used = Instant::now();
+        Some(handle.clone())
     }
 
     /// Unregisters and deletes a session (cancel, or failed completion).
@@ -627,6 +690,7 @@ impl Store {
         self.uploads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .map
             .remove(&up.id);
         up.discard();
     }
@@ -637,6 +701,7 @@ impl Store {
         self.uploads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .map
             .remove(&up.id);
         // Close the file; the backend decides about durability.
         up.file = None;
@@ -659,5 +724,62 @@ impl Store {
             ((), changed)
         })
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_sessions_are_swept() {
+        let store = Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap();
+        let id = store.start_upload("r", Algorithm::Sha256).unwrap();
+        let kept = store.start_upload("r", Algorithm::Sha256).unwrap();
+        assert!(store.upload(&id).is_some());
+        let later = Instant::now() + UPLOAD_IDLE_TIMEOUT + Duration::from_secs(120);
+        {
+            let mut s = store.uploads.lock().unwrap();
+            // `kept` was used recently (relative to `later`).
+            s.map.get_mut(&kept).unwrap().1 = later;
+            s.last_sweep = None;
+            s.sweep(later);
+        }
+        assert!(store.upload(&id).is_none());
+        assert!(store.upload(&kept).is_some());
+    }
+
+    #[test]
+    fn disk_metadata_survives_reopen_and_temp_files_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Algorithm::Sha256.digest(b"x");
+        {
+            let store = Store::open(Box::new(DiskBackend::open(dir.path()).unwrap())).unwrap();
+            let mut up = store.temp_upload("a/b", Algorithm::Sha256).unwrap();
+            up.file.as_mut().unwrap().write_all(b"x").unwrap();
+            store.commit_upload(&mut up, &d).unwrap();
+            store
+                .update("a/b", false, |r| {
+                    r.tags.insert("t".into(), "nothing".into());
+                    ((), true)
+                })
+                .unwrap();
+        }
+        std::fs::write(
+            dir.path().join("repositories/a/b/_meta.json.tmp-x"),
+            b"junk",
+        )
+        .unwrap();
+        let store = Store::open(Box::new(DiskBackend::open(dir.path()).unwrap())).unwrap();
+        let meta = store.read();
+        let repo = &meta.repos["a/b"];
+        assert!(repo.blobs.contains(d.as_str()));
+        // A tag pointing at an unknown manifest is dropped on load.
+        assert!(repo.tags.is_empty());
+        assert_eq!(store.blob(d.as_str()).unwrap().len(), 1);
+        assert!(!dir
+            .path()
+            .join("repositories/a/b/_meta.json.tmp-x")
+            .exists());
     }
 }

@@ -550,6 +550,41 @@ async fn token_mount_needs_pull_on_the_source() {
     .await
 }
 
+#[tokio::test]
+async fn token_catalog_needs_catalog_scope() {
+    bounded(async {
+        let reg = start_with(token_config(false)).await;
+        let repo_only = token_for(&reg, "repository:auth/cat:pull,push").await;
+        let r = bearer(reg.req(Method::GET, "/v2/_catalog"), &repo_only)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "catalog with a repository token"
+        );
+        let (_, p) = challenge(&r);
+        assert_eq!(
+            p.get("scope").map(String::as_str),
+            Some("registry:catalog:*")
+        );
+        let cat = token_for(&reg, "registry:catalog:*").await;
+        let r = bearer(reg.req(Method::GET, "/v2/_catalog"), &cat)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // The catalog token grants nothing on repositories.
+        let r = bearer(reg.req(Method::GET, "/v2/auth/cat/tags/list"), &cat)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await
+}
+
 #[test]
 fn challenge_parser_handles_commas_in_quotes() {
     let (s, p) = parse_challenge(

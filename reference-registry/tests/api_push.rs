@@ -590,6 +590,15 @@ async fn end6_wrong_digest_after_chunks_is_400() {
         let upload = reg.resolve(&location(&r));
         let r = put_digest(&reg, &upload, &sha256(b"hellx"), None).await;
         assert_error(r, 400, "DIGEST_INVALID").await;
+        // Spec choice (reference README): the session stays open, unchanged.
+        let upload = assert_upload_range(&reg, &upload, "0-4").await;
+        // A wrong digest with a final chunk rolls that chunk back.
+        let r = put_digest(&reg, &upload, &sha256(b"hello!!"), Some(("5-6", b"!?"))).await;
+        assert_error(r, 400, "DIGEST_INVALID").await;
+        let upload = assert_upload_range(&reg, &upload, "0-4").await;
+        let r = put_digest(&reg, &upload, &sha256(b"hello!!"), Some(("5-6", b"!!"))).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_blob(&reg, "push/baddigest2", &sha256(b"hello!!"), b"hello!!").await;
     })
     .await
 }

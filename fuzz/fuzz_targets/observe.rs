@@ -1,0 +1,3 @@
+#![no_main]
+//! `observe`: see `fuzz/src/lib.rs` (table) and `fuzz/README.md`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ocidiff_fuzz::observe(data));

@@ -1,0 +1,76 @@
+//! Helpers shared by the engine proof tests.
+#![allow(dead_code)]
+
+use ocidiff::engine::FuzzConfig;
+use ocidiff::generate::GenConfig;
+use ocidiff::shrink::Finding;
+use ocidiff::target::TargetSpec;
+use reference_registry::{Config, Faults};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The correct reference registry.
+pub fn reference() -> TargetSpec {
+    TargetSpec::Reference(Box::default())
+}
+
+/// A reference registry with `faults` injected.
+pub fn faulty(faults: Faults) -> TargetSpec {
+    TargetSpec::Reference(Box::new(Config {
+        faults,
+        ..Config::default()
+    }))
+}
+
+/// A bounded, quiet fuzz configuration writing to `out`.
+pub fn fuzz_config(
+    targets: Vec<(String, TargetSpec)>,
+    seed: u64,
+    cases: u64,
+    duration: Duration,
+    shrink: bool,
+    out: &Path,
+) -> FuzzConfig {
+    FuzzConfig {
+        targets,
+        seed,
+        duration,
+        cases,
+        gen: GenConfig::default(),
+        out: out.to_path_buf(),
+        shard: (0, 1),
+        shrink,
+        progress: false,
+    }
+}
+
+/// One line per finding, for assertion messages.
+pub fn describe(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            let d = &f.divergence;
+            format!(
+                "  {} {} {} on {} {} {} (case {}, {} ops): {}",
+                f.id,
+                d.class,
+                d.rule,
+                d.target,
+                d.endpoint,
+                d.field,
+                f.first_seen_case,
+                f.ops.ops.len(),
+                d.summary
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The cargo target directory (for reports written by tests).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    }
+}
