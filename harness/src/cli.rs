@@ -29,6 +29,41 @@ enum Cmd {
     Replay(ReplayArgs),
     /// List the default targets and check each answers `GET /v2/`.
     Targets,
+    /// Run scenario files (a file or a directory of *.toml) on the targets: differentially
+    /// (against the reference) and against their [[expect]] checks.
+    Run(RunArgs),
+    /// Run the four conformance workflows (Pull, Push, Content Discovery, Content Management)
+    /// on each target and write index.html, junit.xml and results.json.
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Scenario files or directories (searched recursively for *.toml).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// Targets (as for `fuzz`); the reference is added as the oracle. Default: every target
+    /// that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Also print passing checks and each check's exchanges.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Args, Debug)]
+struct ConformanceArgs {
+    /// A target: NAME=http(s)://[user:pass@]host[:port] | reference | container-registry |
+    /// distribution[:/path] | NAME=KIND. Repeatable; the reference is added as the oracle.
+    /// Default: every target that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Output directory for index.html, junit.xml and results.json.
+    #[arg(long, default_value = "./ocidiff-conformance")]
+    out: PathBuf,
+    /// Run these scenario files instead of the built-in workflows (a file or a directory).
+    #[arg(long, value_name = "FILE|DIR")]
+    scenarios: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +160,8 @@ pub fn main() -> i32 {
             Cmd::Fuzz(a) => fuzz(a).await,
             Cmd::Replay(a) => replay_cmd(a).await,
             Cmd::Targets => targets_cmd().await,
+            Cmd::Run(a) => run_cmd(a).await,
+            Cmd::Conformance(a) => conformance_cmd(a).await,
         }
     })
 }
@@ -286,6 +323,178 @@ async fn replay_cmd(a: ReplayArgs) -> i32 {
         );
     }
     i32::from(r.violations() > 0 || !r.expectation_failures.is_empty())
+}
+
+fn load_or_report(path: &std::path::Path) -> Option<Vec<crate::conformance::Workflow>> {
+    match crate::conformance::load(path) {
+        Ok(w) => Some(w),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            None
+        }
+    }
+}
+
+async fn run_cmd(a: RunArgs) -> i32 {
+    use crate::checks::Outcome;
+    let mut workflows = Vec::new();
+    let mut bad = false;
+    for p in &a.paths {
+        match load_or_report(p) {
+            Some(w) => workflows.extend(w),
+            None => bad = true,
+        }
+    }
+    if bad {
+        return 2;
+    }
+    let targets = match resolve_targets(&a.targets) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let targets = match crate::engine::with_reference_first(targets) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    };
+    let fleet = match crate::engine::Fleet::launch(&targets).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            return 2;
+        }
+    };
+    let run = crate::engine::run_id();
+    let mut total = crate::checks::Counts::default();
+    let mut violations = 0usize;
+    let mut code = 0;
+    for (i, w) in workflows.iter().enumerate() {
+        let ns = format!("ocidiff{run}s{i}");
+        println!("== {} — {} (namespace {ns})", w.source, w.title());
+        let r = match crate::conformance::run_scenario(&fleet.executor, &w.scenario, &ns).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {e:#}", w.source);
+                code = 2;
+                continue;
+            }
+        };
+        for (t, checks) in r.checks.iter().enumerate() {
+            let name = &r.outcome.targets[t];
+            for c in checks {
+                total.add(c.outcome);
+                if matches!(c.outcome, Outcome::Pass | Outcome::Info) && !a.verbose {
+                    continue;
+                }
+                println!(
+                    "  {name:<18} {:<4} {:<6} {} [{}{}]{}",
+                    c.outcome.to_string().to_uppercase(),
+                    c.level.to_string().to_uppercase(),
+                    c.name,
+                    c.endpoint,
+                    c.rule.as_deref().map(|r| format!(" {r}")).unwrap_or_default(),
+                    if c.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", c.message)
+                    }
+                );
+                if c.outcome == Outcome::Fail && !c.spec.is_empty() {
+                    println!("  {:<18}      spec: {}", "", c.spec);
+                }
+                if a.verbose {
+                    for l in crate::conformance::exchange_lines(c).lines() {
+                        println!("  {:<18}      {l}", "");
+                    }
+                }
+            }
+            let counts = crate::checks::Counts::of(checks);
+            let (v, var, u) = crate::conformance::divergence_counts(&r.divergences, name);
+            violations += v;
+            println!(
+                "  {name:<18} {} pass, {} fail, {} warn, {} skip; oracle: {v} violations, {var} variations, {u} unsupported",
+                counts.pass, counts.fail, counts.warn, counts.skip
+            );
+        }
+    }
+    fleet.shutdown().await;
+    println!(
+        "\ntotal: {} pass, {} fail, {} warn, {} skip, {} info; {violations} violations",
+        total.pass, total.fail, total.warn, total.skip, total.info
+    );
+    if code == 0 && (total.fail > 0 || violations > 0) {
+        code = 1;
+    }
+    code
+}
+
+async fn conformance_cmd(a: ConformanceArgs) -> i32 {
+    let workflows = match &a.scenarios {
+        Some(p) => match load_or_report(p) {
+            Some(w) => w,
+            None => return 2,
+        },
+        None => match crate::conformance::builtin_workflows() {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: built-in workflow: {e}");
+                return 2;
+            }
+        },
+    };
+    let targets = match resolve_targets(&a.targets) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let r = match crate::conformance::run_conformance(targets, &workflows).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            return 2;
+        }
+    };
+    if let Err(e) = crate::conformance::write_outputs(&r, &a.out) {
+        eprintln!("error: writing the report: {e:#}");
+        return 2;
+    }
+    print!("{:<20}", "target");
+    for w in &r.workflows {
+        print!(" {:<24}", w.id);
+    }
+    println!(" verdict");
+    for t in &r.targets {
+        print!("{:<20}", t.name);
+        for w in &r.workflows {
+            let c = r.cell(&t.name, &w.id).map(|c| c.counts).unwrap_or_default();
+            print!(
+                " {:<24}",
+                format!("{}p {}f {}w {}s", c.pass, c.fail, c.warn, c.skip)
+            );
+        }
+        println!(
+            " {}",
+            if r.target_failed(&t.name) {
+                "FAIL"
+            } else {
+                "pass"
+            }
+        );
+    }
+    println!(
+        "report: {} (also junit.xml, results.json)",
+        a.out.join("index.html").display()
+    );
+    i32::from(r.any_failed())
 }
 
 async fn targets_cmd() -> i32 {

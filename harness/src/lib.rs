@@ -4,7 +4,10 @@
 //! (with `target`) -> `observe` -> `oracle` -> `shrink` -> `report`; `scenario` reads and writes
 //! sequences; `engine` drives the loop; `cli` parses arguments. See ARCHITECTURE.md.
 
+pub mod checks;
 pub mod cli;
+pub mod conformance;
+pub mod conformance_html;
 pub mod content;
 pub mod engine;
 pub mod exec;

@@ -71,6 +71,7 @@ impl FindingsWriter {
             },
             content: f.ops.content.clone(),
             ops: f.ops.ops.clone(),
+            concurrent: Vec::new(),
             expect: Vec::new(),
             divergence: Some(ExpectedDivergence {
                 target: d.target.clone(),

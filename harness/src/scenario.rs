@@ -76,14 +76,68 @@ pub struct BodyExpect {
     /// Number of referrers descriptors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrers: Option<usize>,
+    /// The body is exactly the bytes of this blob (length and digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<u16>,
+    /// The body is exactly the bytes of this manifest (length and digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<u16>,
+    /// The referrers descriptors are exactly these manifests (any order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_manifests: Option<Vec<u16>>,
+    /// The `artifactType` of every referrers descriptor (sorted; "" for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_types: Option<Vec<String>>,
+    /// The tags of all the op's exchanges (every page of `list_tags_paged`), concatenated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_tags: Option<Vec<String>>,
 }
 
-/// An explicit expectation on one op's exchange(s), checked on every target by `engine::replay`.
+/// How binding a check is: `must` failures fail; `should` / `may` failures are warnings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Must,
+    Should,
+    May,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Must => "must",
+            Level::Should => "should",
+            Level::May => "may",
+        })
+    }
+}
+
+/// An explicit expectation on one op's exchange(s), checked on every target by `engine::replay`
+/// and `ocidiff run` / `ocidiff conformance` (see `checks`).
+///
+/// String values of `headers` and `matches` may name content symbolically: `{blob:N}` /
+/// `{manifest:N}` (digest), `{blob-size:N}` / `{manifest-size:N}`, `{manifest-type:N}` and
+/// `{repo:N}` (the repository name on the target).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// Index into `ops`.
     pub op: usize,
+    /// Name of the check, unique within the file (default: `op<N>-<label>`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// `must` (default, or from `rule`'s class), `should` or `may`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// A rule id of `oracle::RULES`: supplies the endpoint, the spec sentence and the level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Endpoint id ("end-2", ...); default: the rule's, else the exchange's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The quoted spec sentence; default: the rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
     /// Exchange label ("put", "patch#2", ...); `None` = the op's last exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
@@ -103,8 +157,49 @@ pub struct Expect {
     /// Headers that must be absent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<String>,
+    /// Headers whose (normalized) value must match a regular expression.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matches: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<BodyExpect>,
+    /// Statuses meaning "optional feature declined": the check is skipped (unsupported).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub unsupported: Vec<u16>,
+    /// Names of earlier checks this one depends on: skipped unless each passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// At least this many exchanges (e.g. pages of `list_tags_paged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_exchanges: Option<usize>,
+    /// Skip (rather than fail) when the op has no exchange `label` (it took another path, e.g.
+    /// no `put-fallback` after a single POST answered 201).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_if_absent: bool,
+}
+
+impl Expect {
+    /// The check's name (`name`, or `op<N>-<label>`).
+    pub fn display_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        match &self.label {
+            Some(l) => format!("op{}-{l}", self.op),
+            None => format!("op{}", self.op),
+        }
+    }
+}
+
+/// Ops run concurrently (each as its own request sequence, on every target), e.g. pushes to one
+/// repository at the same time. The ops must be consecutive and must not use upload sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrent {
+    pub ops: Vec<usize>,
 }
 
 /// For reproducers: the divergence this scenario demonstrates.
@@ -132,6 +227,8 @@ pub struct Scenario {
     pub content: ContentSpec,
     #[serde(default)]
     pub ops: Vec<Op>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concurrent: Vec<Concurrent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<Expect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,8 +271,15 @@ pub enum ScenarioError {
         column: usize,
         message: String,
     },
-    #[error("{file}: semantic error: {message}")]
-    Invalid { file: PathBuf, message: String },
+    /// A well-formed file that names things that do not exist (or similar); `line` / `column`
+    /// point at the offending entry (best effort, 1-based).
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("cannot serialize scenario: {0}")]
     Serialize(String),
 }
@@ -201,9 +305,14 @@ pub fn from_str(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
             message: e.message().trim().to_string(),
         }
     })?;
-    validate(&sc).map_err(|message| ScenarioError::Invalid {
-        file: file.to_path_buf(),
-        message,
+    validate(&sc).map_err(|(at, message)| {
+        let (line, column) = locate(text, at);
+        ScenarioError::Invalid {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
     })?;
     Ok(sc)
 }
@@ -250,9 +359,257 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Where in the file a semantic error is.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Manifest(usize),
+    Op(usize),
+    Expect(usize),
+    Concurrent(usize),
+}
+
+/// Best-effort 1-based (line, column) of an entry, found by re-reading the file with spans.
+fn locate(text: &str, at: At) -> (usize, usize) {
+    use toml::Spanned;
+    #[derive(Deserialize)]
+    struct C {
+        #[serde(default)]
+        manifests: Vec<Spanned<toml::Value>>,
+    }
+    #[derive(Deserialize)]
+    struct S {
+        #[serde(default)]
+        content: Option<C>,
+        #[serde(default)]
+        ops: Vec<Spanned<toml::Value>>,
+        #[serde(default)]
+        expect: Vec<Spanned<toml::Value>>,
+        #[serde(default)]
+        concurrent: Vec<Spanned<toml::Value>>,
+    }
+    let Ok(s) = toml::from_str::<S>(text) else {
+        return (1, 1);
+    };
+    let span = match at {
+        At::Manifest(i) => s
+            .content
+            .as_ref()
+            .and_then(|c| c.manifests.get(i))
+            .map(|v| v.span()),
+        At::Op(i) => s.ops.get(i).map(|v| v.span()),
+        At::Expect(i) => s.expect.get(i).map(|v| v.span()),
+        At::Concurrent(i) => s.concurrent.get(i).map(|v| v.span()),
+    };
+    span.map(|sp| line_col(text, sp.start)).unwrap_or((1, 1))
+}
+
 /// Checks symbolic references: every blob / manifest id used exists; manifests only reference
-/// lower-numbered manifests; expectations name existing ops.
-fn validate(sc: &Scenario) -> Result<(), String> {
+/// lower-numbered manifests; expectations name existing ops, labels of the right form, valid
+/// regular expressions and earlier checks; concurrent groups are consecutive and session-free.
+fn validate(sc: &Scenario) -> Result<(), (At, String)> {
+    validate_content_ops(sc)?;
+    validate_expect(sc)?;
+    validate_concurrent(sc)
+}
+
+fn validate_expect(sc: &Scenario) -> Result<(), (At, String)> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, e) in sc.expect.iter().enumerate() {
+        let err = |m: String| (At::Expect(i), format!("expect[{i}]: {m}"));
+        if e.op >= sc.ops.len() {
+            return Err(err(format!(
+                "op {} does not exist ({} ops)",
+                e.op,
+                sc.ops.len()
+            )));
+        }
+        if let Some(r) = &e.rule {
+            if !crate::oracle::RULES.iter().any(|x| x.id == r) {
+                return Err(err(format!(
+                    "unknown rule {r:?} (see oracle::RULES / `scenarios/README.md`)"
+                )));
+            }
+        }
+        for (h, re) in &e.matches {
+            if let Err(x) = regex::Regex::new(&without_placeholders(re)) {
+                return Err(err(format!("matches.{h}: invalid regular expression: {x}")));
+            }
+        }
+        for r in &e.requires {
+            if !names.contains(r) {
+                return Err(err(format!(
+                    "requires {r:?}, which is not the name of an earlier check"
+                )));
+            }
+        }
+        for v in e.headers.values().chain(e.matches.values()) {
+            check_placeholders(v, sc).map_err(err)?;
+        }
+        let name = e.display_name();
+        if names.contains(&name) {
+            return Err(err(format!("duplicate check name {name:?}")));
+        }
+        names.push(name);
+        if let Some(b) = &e.body {
+            let nb = sc.content.blobs.len();
+            let nm = sc.content.manifests.len();
+            if b.blob.is_some_and(|x| x as usize >= nb) {
+                return Err(err(format!("body.blob: blob does not exist ({nb} blobs)")));
+            }
+            let bad_m = |x: u16| x as usize >= nm;
+            if b.manifest.is_some_and(bad_m)
+                || b.referrer_manifests
+                    .as_ref()
+                    .is_some_and(|v| v.iter().any(|x| bad_m(*x)))
+            {
+                return Err(err(format!(
+                    "body: manifest does not exist ({nm} manifests)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `re` with each `{kind:N}` placeholder replaced by a literal, to compile-check it.
+fn without_placeholders(re: &str) -> String {
+    const KINDS: [&str; 6] = [
+        "blob",
+        "blob-size",
+        "manifest",
+        "manifest-size",
+        "manifest-type",
+        "repo",
+    ];
+    let mut out = String::new();
+    let mut rest = re;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let placeholder = after.find('}').filter(|close| {
+            after[1..*close].split_once(':').is_some_and(|(k, n)| {
+                KINDS.contains(&k) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+            })
+        });
+        match placeholder {
+            Some(close) => {
+                out.push('x');
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `{kind:N}` placeholders must name existing content.
+fn check_placeholders(v: &str, sc: &Scenario) -> Result<(), String> {
+    let mut rest = v;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        rest = &rest[open + close + 1..];
+        let Some((kind, n)) = inner.split_once(':') else {
+            continue;
+        };
+        let Ok(n) = n.parse::<usize>() else {
+            continue;
+        };
+        let (exists, what) = match kind {
+            "blob" | "blob-size" => (n < sc.content.blobs.len(), "blob"),
+            "manifest" | "manifest-size" | "manifest-type" => {
+                (n < sc.content.manifests.len(), "manifest")
+            }
+            "repo" => (n <= u8::MAX as usize, "repo"),
+            _ => continue,
+        };
+        if !exists {
+            return Err(format!("placeholder {{{inner}}}: {what} {n} does not exist"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_concurrent(sc: &Scenario) -> Result<(), (At, String)> {
+    // Segment of each op: sequential runs share a segment; each concurrent op has its own.
+    let mut in_group = vec![None; sc.ops.len()];
+    for (g, c) in sc.concurrent.iter().enumerate() {
+        let err = |m: String| (At::Concurrent(g), format!("concurrent[{g}]: {m}"));
+        if c.ops.len() < 2 {
+            return Err(err("a concurrent group needs at least two ops".into()));
+        }
+        for (k, &o) in c.ops.iter().enumerate() {
+            if o >= sc.ops.len() {
+                return Err(err(format!("op {o} does not exist ({} ops)", sc.ops.len())));
+            }
+            if k > 0 && o != c.ops[k - 1] + 1 {
+                return Err(err("the ops of a group must be consecutive and ascending".into()));
+            }
+            if in_group[o].is_some() {
+                return Err(err(format!("op {o} is in two groups")));
+            }
+            in_group[o] = Some(g);
+            if session_of(&sc.ops[o]).is_some() {
+                return Err(err(format!(
+                    "op {o} uses an upload session; concurrent ops must be self-contained"
+                )));
+            }
+        }
+    }
+    if sc.concurrent.is_empty() {
+        return Ok(());
+    }
+    // A session must be used in the segment that started it.
+    let mut segment = 0usize;
+    let mut started: BTreeMap<crate::model::Session, usize> = BTreeMap::new();
+    let mut prev_group: Option<usize> = None;
+    for (i, op) in sc.ops.iter().enumerate() {
+        if in_group[i].is_some() || prev_group.is_some() {
+            segment += 1;
+        }
+        prev_group = in_group[i];
+        match op {
+            Op::StartUpload { session, .. } => {
+                started.insert(*session, segment);
+            }
+            _ => {
+                if let Some(s) = session_of(op) {
+                    if started.get(&s).is_some_and(|seg| *seg != segment) {
+                        return Err((
+                            At::Op(i),
+                            format!(
+                                "ops[{i}]: session {} was started before a concurrent group; \
+                                 sessions do not survive a concurrent group",
+                                s.0
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The upload session an op uses, if any.
+pub fn session_of(op: &Op) -> Option<crate::model::Session> {
+    match op {
+        Op::StartUpload { session, .. }
+        | Op::PatchChunk { session, .. }
+        | Op::CompleteUpload { session, .. }
+        | Op::UploadStatus { session }
+        | Op::CancelUpload { session } => Some(*session),
+        _ => None,
+    }
+}
+
+fn validate_content_ops(sc: &Scenario) -> Result<(), (At, String)> {
     use crate::model::ManifestSpec;
     let nb = sc.content.blobs.len();
     let nm = sc.content.manifests.len();
@@ -265,6 +622,7 @@ fn validate(sc: &Scenario) -> Result<(), String> {
     };
     for (i, m) in sc.content.manifests.iter().enumerate() {
         let what = format!("content.manifests[{i}]");
+        let at = At::Manifest(i);
         let below = |id: crate::model::ManifestId| -> Result<(), String> {
             if (id.0 as usize) < i {
                 Ok(())
@@ -275,6 +633,7 @@ fn validate(sc: &Scenario) -> Result<(), String> {
                 ))
             }
         };
+        let r: Result<(), String> = (|| {
         match m {
             ManifestSpec::Image {
                 config,
@@ -301,28 +660,22 @@ fn validate(sc: &Scenario) -> Result<(), String> {
                 }
             }
         }
+        Ok(())
+        })();
+        r.map_err(|m| (at, m))?;
     }
     for (i, op) in sc.ops.iter().enumerate() {
         let what = format!("ops[{i}]");
         for b in op_blobs(op) {
-            blob_ok(b, &what)?;
+            blob_ok(b, &what).map_err(|m| (At::Op(i), m))?;
         }
         for m in op_manifests(op) {
             if (m.0 as usize) >= nm {
-                return Err(format!(
-                    "{what}: manifest {} does not exist ({nm} manifests)",
-                    m.0
+                return Err((
+                    At::Op(i),
+                    format!("{what}: manifest {} does not exist ({nm} manifests)", m.0),
                 ));
             }
-        }
-    }
-    for (i, e) in sc.expect.iter().enumerate() {
-        if e.op >= sc.ops.len() {
-            return Err(format!(
-                "expect[{i}]: op {} does not exist ({} ops)",
-                e.op,
-                sc.ops.len()
-            ));
         }
     }
     Ok(())
