@@ -5,7 +5,8 @@
 #
 #   fuzz/run-all.sh [SECONDS] [TARGET...]
 #
-# Env: FUZZ_SANITIZER (default `none`; `address` works too, ~2x slower), FUZZ_JOBS (cargo -j).
+# Env: FUZZ_SANITIZER (default `none`; `address` works too, ~2x slower), FUZZ_JOBS (cargo -j),
+#      FUZZ_SEED (libFuzzer -seed, for reproducible CI runs; default random).
 # Works on the stable toolchain through RUSTC_BOOTSTRAP=1 (cargo fuzz passes -Z flags).
 # New corpus entries go to fuzz/corpus/<target>/ (git-ignored); the seeds in
 # corpora/fuzz/<target>/ are read, never written.
@@ -49,7 +50,8 @@ for t in "${targets[@]}"; do
     set +e
     "$bin_dir/$t" "fuzz/corpus/$t" "corpora/fuzz/$t" \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-        -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1
+        -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
+        >"$log" 2>&1
     rc=$?
     set -e
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"

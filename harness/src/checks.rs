@@ -62,6 +62,9 @@ pub struct CheckResult {
     pub spec: String,
     /// Why it failed / warned / was skipped ("" on pass).
     pub message: String,
+    /// Each thing that did not hold, one sentence each (`message` joins them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
     /// Oracle findings on the same exchange (rule: summary).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oracle: Vec<String>,
@@ -306,6 +309,16 @@ fn failures(
                 _ => out.push(format!("{kind} body (expected tags {want:?})")),
             }
         }
+        if let Some(want) = &b.name {
+            let want = substitute(want, content, ns, false);
+            match &o.body {
+                BodyFacts::Tags { name, .. } if *name == want => {}
+                BodyFacts::Tags { name, .. } => {
+                    out.push(format!("name {name:?} (expected {want:?})"))
+                }
+                _ => out.push(format!("{kind} body (expected a tag list named {want:?})")),
+            }
+        }
         if let Some(want) = &b.all_tags {
             let mut got = Vec::new();
             for x in all {
@@ -408,7 +421,8 @@ pub fn evaluate(
             let attached = results.iter_mut().find(|r| {
                 r.source == "expect"
                     && r.op == d.op_index
-                    && matches!(r.outcome, Outcome::Fail | Outcome::Warn)
+                    && (matches!(r.outcome, Outcome::Fail | Outcome::Warn)
+                        || (r.outcome == Outcome::Skip && d.class == Class::Unsupported))
                     && (r.label == d.label || r.label == "<last>")
             });
             if let Some(r) = attached {
@@ -447,6 +461,7 @@ pub fn evaluate(
                         .unwrap_or_default()
                 ),
                 oracle: Vec::new(),
+                failures: Vec::new(),
                 exchanges: redacted(exs),
             });
         }
@@ -499,6 +514,7 @@ fn evaluate_one(
         rule: e.rule.clone(),
         spec,
         message: String::new(),
+        failures: Vec::new(),
         oracle: Vec::new(),
         exchanges: redacted(exs),
     };
@@ -515,10 +531,14 @@ fn evaluate_one(
     let Some(ex) = ex else {
         if e.skip_if_absent {
             r.outcome = Outcome::Skip;
-            r.message = format!("skipped: no exchange {} (the op took another path)", r.label);
+            r.message = format!(
+                "skipped: no exchange {} (the op took another path)",
+                r.label
+            );
             return r;
         }
         r.outcome = fail_outcome(level);
+        r.failures = vec![format!("exchange {} absent", r.label)];
         r.message = format!(
             "no exchange {} (the op stopped earlier: {})",
             r.label,
@@ -547,6 +567,7 @@ fn evaluate_one(
     if !f.is_empty() {
         r.outcome = fail_outcome(level);
         r.message = f.join("; ");
+        r.failures = f;
     }
     r
 }

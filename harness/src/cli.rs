@@ -311,8 +311,8 @@ async fn replay_cmd(a: ReplayArgs) -> i32 {
         println!("expectation failures: {}", r.expectation_failures.len());
         for f in &r.expectation_failures {
             println!(
-                "  {} op #{} {} {}: expected {}, got {}",
-                f.target, f.op, f.label, f.what, f.expected, f.actual
+                "  {} op #{} {} [{}]: {}",
+                f.target, f.op, f.label, f.expected, f.actual
             );
         }
     }
@@ -399,7 +399,10 @@ async fn run_cmd(a: RunArgs) -> i32 {
                     c.level.to_string().to_uppercase(),
                     c.name,
                     c.endpoint,
-                    c.rule.as_deref().map(|r| format!(" {r}")).unwrap_or_default(),
+                    c.rule
+                        .as_deref()
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default(),
                     if c.message.is_empty() {
                         String::new()
                     } else {

@@ -9,8 +9,7 @@
 use crate::checks::{evaluate, CheckResult, Counts, Outcome};
 use crate::content::Content;
 use crate::engine::{run_id, with_reference_first, Fleet};
-use crate::exec::{CaseOutcome, Executor, OpOutcome};
-use crate::model::Sequence;
+use crate::exec::{CaseOutcome, Executor};
 use crate::oracle::{check_case, Class, Divergence};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::target::{redact, TargetSpec};
@@ -125,45 +124,6 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>, depth: u32) {
     }
 }
 
-/// Runs a scenario's ops on every target of `ex`: consecutive ops as one sequence, each
-/// `[[concurrent]]` group's ops at the same time (each as its own one-op sequence, in the same
-/// namespace, so they hit the same repositories).
-pub async fn execute(ex: &Executor, sc: &Scenario, content: &Content, ns: &str) -> CaseOutcome {
-    let n = sc.ops.len();
-    let group_at = |i: usize| sc.concurrent.iter().find(|g| g.ops.first() == Some(&i));
-    let one = |ops: Vec<crate::model::Op>| Sequence {
-        content: sc.content.clone(),
-        ops,
-    };
-    let mut out: Vec<OpOutcome> = Vec::with_capacity(n);
-    let mut i = 0;
-    while i < n {
-        if let Some(g) = group_at(i) {
-            let seqs: Vec<Sequence> = g
-                .ops
-                .iter()
-                .filter_map(|k| sc.ops.get(*k).cloned())
-                .map(|op| one(vec![op]))
-                .collect();
-            let runs =
-                futures::future::join_all(seqs.iter().map(|s| ex.run(s, content, ns))).await;
-            for r in runs {
-                out.extend(r.ops);
-            }
-            i += g.ops.len().max(1);
-        } else {
-            let end = (i + 1..n).find(|k| group_at(*k).is_some()).unwrap_or(n);
-            let r = ex.run(&one(sc.ops[i..end].to_vec()), content, ns).await;
-            out.extend(r.ops);
-            i = end;
-        }
-    }
-    CaseOutcome {
-        targets: ex.target_names(),
-        ops: out,
-    }
-}
-
 /// One scenario run on every target.
 #[derive(Debug)]
 pub struct ScenarioRun {
@@ -177,7 +137,7 @@ pub struct ScenarioRun {
 /// Runs one scenario with an existing executor (target 0 is the reference).
 pub async fn run_scenario(ex: &Executor, sc: &Scenario, ns: &str) -> anyhow::Result<ScenarioRun> {
     let content = Content::render(&sc.content).context("rendering the scenario's content")?;
-    let outcome = execute(ex, sc, &content, ns).await;
+    let outcome = crate::engine::execute_scenario(ex, sc, &content, ns).await;
     let divergences = check_case(&sc.sequence(), &content, &outcome);
     let checks = evaluate(sc, &content, &outcome, ns, &divergences);
     Ok(ScenarioRun {
@@ -400,14 +360,16 @@ pub fn exchange_lines(c: &CheckResult) -> String {
 }
 
 /// JUnit XML: one `<testsuite>` per target x workflow; `fail` -> `<failure>` (message: rule and
-/// spec sentence), `skip` -> `<skipped>`, `warn` / `info` pass with the note in `<system-out>`.
+/// spec sentence), `skip` -> `<skipped>`, `warn` passes with the note in `<system-out>`; `info`
+/// (allowed variations) is left out.
 pub fn junit_xml(r: &ConformanceResults) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let mut total = Counts::default();
     for c in &r.results {
         total.merge(&c.counts);
     }
-    let tests = |c: &Counts| c.pass + c.fail + c.warn + c.skip + c.info;
+    // Variations (`info`) are observations, not checks: they stay in the HTML and JSON only.
+    let tests = |c: &Counts| c.pass + c.fail + c.warn + c.skip;
     o.push_str(&format!(
         "<testsuites name=\"ocidiff conformance\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
         tests(&total),
@@ -430,11 +392,15 @@ pub fn junit_xml(r: &ConformanceResults) -> String {
                 xml_escape(e)
             ));
         }
-        for c in &cell.checks {
+        for c in cell.checks.iter().filter(|c| c.outcome != Outcome::Info) {
             let classname = xml_escape(&format!("{}.{}", cell.target, cell.workflow));
             o.push_str(&format!(
                 "    <testcase classname=\"{classname}\" name=\"{}\">",
-                xml_escape(&format!("[{}] {}", c.level.to_string().to_uppercase(), c.name))
+                xml_escape(&format!(
+                    "[{}] {}",
+                    c.level.to_string().to_uppercase(),
+                    c.name
+                ))
             ));
             let rule = c.rule.clone().unwrap_or_else(|| c.endpoint.clone());
             let details = format!(
@@ -462,11 +428,14 @@ pub fn junit_xml(r: &ConformanceResults) -> String {
                     "<skipped message=\"{}\"/>",
                     xml_escape(&c.message)
                 )),
-                Outcome::Warn | Outcome::Info => o.push_str(&format!(
+                Outcome::Warn => o.push_str(&format!(
                     "<system-out>{}</system-out>",
-                    xml_escape(&format!("{}: {details}", c.outcome.to_string().to_uppercase()))
+                    xml_escape(&format!(
+                        "{}: {details}",
+                        c.outcome.to_string().to_uppercase()
+                    ))
                 )),
-                Outcome::Pass => {}
+                Outcome::Pass | Outcome::Info => {}
             }
             o.push_str("</testcase>\n");
         }

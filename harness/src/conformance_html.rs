@@ -5,7 +5,7 @@
 //! ancestors (`id`s: `cell-<target>-<workflow>`, `check-<target>-<workflow>-<n>`).
 
 use crate::checks::{CheckResult, Counts, Outcome};
-use crate::conformance::{exchange_lines, ConformanceResults};
+use crate::conformance::ConformanceResults;
 use crate::observe::Exchange;
 
 /// HTML text / attribute escaping.
@@ -176,7 +176,11 @@ fn check_html(id: &str, c: &CheckResult) -> String {
         "<details class=\"check {oc}\" id=\"{}\" data-outcome=\"{oc}\"><summary><span class=\"badge {oc}\">{}</span><span class=\"lvl\">{}</span>{} <span class=\"ep\">{}{}</span></summary>",
         esc(id),
         oc.to_uppercase(),
-        c.level.to_string().to_uppercase(),
+        if c.outcome == Outcome::Info {
+            "VARIATION".to_string()
+        } else {
+            c.level.to_string().to_uppercase()
+        },
         esc(&c.name),
         esc(&c.endpoint),
         c.rule
@@ -217,11 +221,11 @@ pub fn render(r: &ConformanceResults) -> String {
     h.push_str(&format!("<style>{STYLE}</style></head>\n<body>\n"));
     h.push_str("<header><h1>OCI Distribution Spec conformance</h1>");
     h.push_str(&format!(
-        "<p class=\"meta\">{} {} &middot; {} &middot; generated at {} (Unix time) &middot; workflows: {}</p></header>\n",
+        "<p class=\"meta\">{} {} &middot; {} &middot; generated {} &middot; workflows: {}</p></header>\n",
         esc(&r.tool),
         esc(&r.version),
         esc(&r.spec),
-        r.generated_at,
+        utc_time(r.generated_at),
         esc(&r
             .workflows
             .iter()
@@ -320,11 +324,21 @@ pub fn render(r: &ConformanceResults) -> String {
             };
             let mut idx: Vec<usize> = (0..cell.checks.len()).collect();
             idx.sort_by_key(|i| (rank(cell.checks[*i].outcome), *i));
-            for i in idx {
-                h.push_str(&check_html(
-                    &check_id(&t.name, &w.id, i),
-                    &cell.checks[i],
+            let (infos, main): (Vec<usize>, Vec<usize>) = idx
+                .into_iter()
+                .partition(|i| cell.checks[*i].outcome == Outcome::Info);
+            for i in main {
+                h.push_str(&check_html(&check_id(&t.name, &w.id, i), &cell.checks[i]));
+            }
+            if !infos.is_empty() {
+                h.push_str(&format!(
+                    "<details class=\"check infos\"><summary><span class=\"badge info\">INFO</span>{} allowed differences from the reference (not failures)</summary>\n",
+                    infos.len()
                 ));
+                for i in infos {
+                    h.push_str(&check_html(&check_id(&t.name, &w.id, i), &cell.checks[i]));
+                }
+                h.push_str("</details>\n");
             }
             h.push_str("</details>\n");
         }
@@ -334,7 +348,42 @@ pub fn render(r: &ConformanceResults) -> String {
     h
 }
 
-/// A plain-text line per exchange (for terminals).
-pub fn text_exchanges(c: &CheckResult) -> String {
-    exchange_lines(c)
+/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time (proleptic Gregorian calendar).
+pub fn utc_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_and_escaping() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_time(1_795_841_213), "2026-11-28 04:46:53 UTC");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(slug("Content Discovery!"), "content-discovery");
+        assert_eq!(slug("my.reg:5000"), "my-reg-5000");
+    }
 }

@@ -13,10 +13,9 @@ use crate::content::Content;
 use crate::exec::{CaseOutcome, ExecOptions, Executor};
 use crate::generate::{generate_sequence, GenConfig};
 use crate::model::Sequence;
-use crate::observe::{BodyFacts, Exchange};
 use crate::oracle::{check_case, Class, Divergence, Signature};
 use crate::report::{FindingsWriter, Progress};
-use crate::scenario::{Expect, Scenario};
+use crate::scenario::Scenario;
 use crate::shrink::{finding_id, shrink_counted, Finding, FindingSet, ShrinkBudget};
 use crate::target::{launch, LaunchedTarget, TargetSpec};
 use anyhow::{bail, Context as _};
@@ -391,14 +390,17 @@ async fn shrink_finding(
 // Replay
 // ------------------------------------------------------------------------------------------
 
-/// An `[[expect]]` entry that did not hold on a target.
+/// A `must` `[[expect]]` check that did not hold on a target (one per thing that failed).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ExpectFailure {
     pub target: String,
     pub op: usize,
     pub label: String,
+    /// What was checked: "status", "header", "body", "tags", "exchange", ...
     pub what: String,
+    /// The check's name.
     pub expected: String,
+    /// What did not hold, as a sentence ("status 201 (expected [202])").
     pub actual: String,
 }
 
@@ -436,23 +438,74 @@ pub async fn replay(
     result
 }
 
+/// Runs a scenario's ops on every target of `ex`: consecutive ops as one sequence, each
+/// `[[concurrent]]` group's ops at the same time (each as its own one-op sequence in the same
+/// namespace, so they hit the same repositories). Without groups this is `ex.run`.
+pub async fn execute_scenario(
+    ex: &Executor,
+    sc: &Scenario,
+    content: &Content,
+    ns: &str,
+) -> CaseOutcome {
+    let n = sc.ops.len();
+    let group_at = |i: usize| sc.concurrent.iter().find(|g| g.ops.first() == Some(&i));
+    let seq = |ops: Vec<crate::model::Op>| Sequence {
+        content: sc.content.clone(),
+        ops,
+    };
+    let mut out: Vec<crate::exec::OpOutcome> = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        if let Some(g) = group_at(i) {
+            let seqs: Vec<Sequence> = g
+                .ops
+                .iter()
+                .filter_map(|k| sc.ops.get(*k).cloned())
+                .map(|op| seq(vec![op]))
+                .collect();
+            let runs = futures::future::join_all(seqs.iter().map(|s| ex.run(s, content, ns))).await;
+            for r in runs {
+                out.extend(r.ops);
+            }
+            i += g.ops.len().max(1);
+        } else {
+            let end = (i + 1..n).find(|k| group_at(*k).is_some()).unwrap_or(n);
+            let r = ex.run(&seq(sc.ops[i..end].to_vec()), content, ns).await;
+            out.extend(r.ops);
+            i = end;
+        }
+    }
+    CaseOutcome {
+        targets: ex.target_names(),
+        ops: out,
+    }
+}
+
 /// Runs a parsed scenario with an existing executor.
 pub async fn replay_on(ex: &Executor, scenario: Scenario) -> anyhow::Result<ReplayReport> {
     let seq = scenario.sequence();
     let content = Content::render(&seq.content).context("rendering the scenario's content")?;
     let namespace = format!("ocidiff{}replay", run_id());
-    let outcome = ex.run(&seq, &content, &namespace).await;
+    let outcome = execute_scenario(ex, &scenario, &content, &namespace).await;
     let divergences = check_case(&seq, &content, &outcome);
+    // `must` checks that failed (SHOULD / MAY failures are warnings; see `checks`).
     let mut failures = Vec::new();
-    for e in &scenario.expect {
-        for (t, name) in outcome.targets.iter().enumerate() {
-            let exs = outcome
-                .ops
-                .get(e.op)
-                .and_then(|o| o.per_target.get(t))
-                .cloned()
-                .unwrap_or_default();
-            check_expect(e, name, &exs, &mut failures);
+    let checks = crate::checks::evaluate(&scenario, &content, &outcome, &namespace, &[]);
+    for (t, list) in checks.iter().enumerate() {
+        for c in list
+            .iter()
+            .filter(|c| c.outcome == crate::checks::Outcome::Fail)
+        {
+            for f in &c.failures {
+                failures.push(ExpectFailure {
+                    target: outcome.targets[t].clone(),
+                    op: c.op,
+                    label: c.label.clone(),
+                    what: f.split(' ').next().unwrap_or_default().to_string(),
+                    expected: c.name.clone(),
+                    actual: f.clone(),
+                });
+            }
         }
     }
     let reproduced = scenario.divergence.as_ref().map(|want| {
@@ -472,117 +525,6 @@ pub async fn replay_on(ex: &Executor, scenario: Scenario) -> anyhow::Result<Repl
         expectation_failures: failures,
         reproduced,
     })
-}
-
-fn check_expect(e: &Expect, target: &str, exs: &[Exchange], out: &mut Vec<ExpectFailure>) {
-    let ex = match &e.label {
-        Some(l) => exs.iter().find(|x| x.label == *l),
-        None => exs.last(),
-    };
-    let label = e.label.clone().unwrap_or_else(|| "<last>".into());
-    let mut fail = |what: String, expected: String, actual: String| {
-        out.push(ExpectFailure {
-            target: target.to_string(),
-            op: e.op,
-            label: label.clone(),
-            what,
-            expected,
-            actual,
-        })
-    };
-    let Some(ex) = ex else {
-        fail("exchange".into(), "present".into(), "absent".into());
-        return;
-    };
-    let o = &ex.observation;
-    if !e.status.is_empty() && !e.status.contains(&o.status) {
-        fail(
-            "status".into(),
-            format!("{:?}", e.status),
-            o.status.to_string(),
-        );
-    }
-    for (k, v) in &e.headers {
-        let got = o.headers.get(&k.to_ascii_lowercase());
-        if got != Some(v) {
-            fail(
-                format!("header:{k}"),
-                v.clone(),
-                got.cloned().unwrap_or_else(|| "<absent>".into()),
-            );
-        }
-    }
-    for k in &e.present {
-        if !o.headers.contains_key(&k.to_ascii_lowercase()) {
-            fail(format!("header:{k}"), "<present>".into(), "<absent>".into());
-        }
-    }
-    for k in &e.absent {
-        if let Some(v) = o.headers.get(&k.to_ascii_lowercase()) {
-            fail(format!("header:{k}"), "<absent>".into(), v.clone());
-        }
-    }
-    if let Some(b) = &e.body {
-        let kind = match &o.body {
-            BodyFacts::Empty => "empty",
-            BodyFacts::Content { .. } => "content",
-            BodyFacts::Errors { .. } => "errors",
-            BodyFacts::Tags { .. } => "tags",
-            BodyFacts::Referrers { .. } => "referrers",
-            BodyFacts::Catalog { .. } => "catalog",
-            BodyFacts::Other { .. } => "other",
-        };
-        if let Some(k) = &b.kind {
-            if k != kind {
-                fail("body.kind".into(), k.clone(), kind.into());
-            }
-        }
-        if let BodyFacts::Content { len, sha256 } | BodyFacts::Other { len, sha256, .. } = &o.body {
-            if let Some(want) = &b.sha256 {
-                if want.trim_start_matches("sha256:") != sha256.trim_start_matches("sha256:") {
-                    fail("body.sha256".into(), want.clone(), sha256.clone());
-                }
-            }
-            if let Some(want) = b.len {
-                if want != *len {
-                    fail("body.len".into(), want.to_string(), len.to_string());
-                }
-            }
-        }
-        if !b.error_codes.is_empty() {
-            let codes = match &o.body {
-                BodyFacts::Errors { codes } => codes.clone(),
-                _ => Vec::new(),
-            };
-            for c in &b.error_codes {
-                if !codes.contains(c) {
-                    fail("body.error_codes".into(), c.clone(), format!("{codes:?}"));
-                }
-            }
-        }
-        if let Some(want) = &b.tags {
-            let got = match &o.body {
-                BodyFacts::Tags { tags, .. } => Some(tags),
-                _ => None,
-            };
-            if got != Some(want) {
-                fail("body.tags".into(), format!("{want:?}"), format!("{got:?}"));
-            }
-        }
-        if let Some(want) = b.referrers {
-            let got = match &o.body {
-                BodyFacts::Referrers { manifests } => Some(manifests.len()),
-                _ => None,
-            };
-            if got != Some(want) {
-                fail(
-                    "body.referrers".into(),
-                    want.to_string(),
-                    format!("{got:?}"),
-                );
-            }
-        }
-    }
 }
 
 #[cfg(test)]

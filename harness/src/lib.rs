@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: `model` (vocabulary) -> `content` / `state` -> `generate` -> `exec`
 //! (with `target`) -> `observe` -> `oracle` -> `shrink` -> `report`; `scenario` reads and writes
-//! sequences; `engine` drives the loop; `cli` parses arguments. See ARCHITECTURE.md.
+//! sequences; `engine` drives the loop; `checks` evaluates a scenario's `[[expect]]` checks;
+//! `conformance` (with `conformance_html`) runs scenario files and the conformance workflows and
+//! writes their reports; `cli` parses arguments. See ARCHITECTURE.md.
 
 pub mod checks;
 pub mod cli;

@@ -88,6 +88,9 @@ pub struct BodyExpect {
     /// The `artifactType` of every referrers descriptor (sorted; "" for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_types: Option<Vec<String>>,
+    /// The `name` of a tag list (placeholders allowed: `{repo:0}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The tags of all the op's exchanges (every page of `list_tags_paged`), concatenated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_tags: Option<Vec<String>>,
@@ -442,7 +445,13 @@ fn validate_expect(sc: &Scenario) -> Result<(), (At, String)> {
                 )));
             }
         }
-        for v in e.headers.values().chain(e.matches.values()) {
+        let body_name = e.body.as_ref().and_then(|b| b.name.as_ref());
+        for v in e
+            .headers
+            .values()
+            .chain(e.matches.values())
+            .chain(body_name)
+        {
             check_placeholders(v, sc).map_err(err)?;
         }
         let name = e.display_name();
@@ -530,7 +539,9 @@ fn check_placeholders(v: &str, sc: &Scenario) -> Result<(), String> {
             _ => continue,
         };
         if !exists {
-            return Err(format!("placeholder {{{inner}}}: {what} {n} does not exist"));
+            return Err(format!(
+                "placeholder {{{inner}}}: {what} {n} does not exist"
+            ));
         }
     }
     Ok(())
@@ -549,7 +560,9 @@ fn validate_concurrent(sc: &Scenario) -> Result<(), (At, String)> {
                 return Err(err(format!("op {o} does not exist ({} ops)", sc.ops.len())));
             }
             if k > 0 && o != c.ops[k - 1] + 1 {
-                return Err(err("the ops of a group must be consecutive and ascending".into()));
+                return Err(err(
+                    "the ops of a group must be consecutive and ascending".into()
+                ));
             }
             if in_group[o].is_some() {
                 return Err(err(format!("op {o} is in two groups")));
@@ -634,33 +647,33 @@ fn validate_content_ops(sc: &Scenario) -> Result<(), (At, String)> {
             }
         };
         let r: Result<(), String> = (|| {
-        match m {
-            ManifestSpec::Image {
-                config,
-                layers,
-                subject,
-                ..
-            } => {
-                blob_ok(*config, &what)?;
-                for l in layers {
-                    blob_ok(*l, &what)?;
+            match m {
+                ManifestSpec::Image {
+                    config,
+                    layers,
+                    subject,
+                    ..
+                } => {
+                    blob_ok(*config, &what)?;
+                    for l in layers {
+                        blob_ok(*l, &what)?;
+                    }
+                    if let Some(s) = subject {
+                        below(*s)?;
+                    }
                 }
-                if let Some(s) = subject {
-                    below(*s)?;
+                ManifestSpec::Index {
+                    manifests, subject, ..
+                } => {
+                    for c in manifests {
+                        below(*c)?;
+                    }
+                    if let Some(s) = subject {
+                        below(*s)?;
+                    }
                 }
             }
-            ManifestSpec::Index {
-                manifests, subject, ..
-            } => {
-                for c in manifests {
-                    below(*c)?;
-                }
-                if let Some(s) = subject {
-                    below(*s)?;
-                }
-            }
-        }
-        Ok(())
+            Ok(())
         })();
         r.map_err(|m| (at, m))?;
     }
@@ -975,20 +988,52 @@ mod tests {
         };
         let mut headers = BTreeMap::new();
         headers.insert("range".into(), "0-4".into());
-        sc.expect = vec![Expect {
-            op: 6,
-            label: Some("patch".into()),
-            status: vec![202],
-            headers,
-            present: vec!["location".into()],
-            absent: vec!["link".into()],
-            body: Some(BodyExpect {
-                kind: Some("tags".into()),
-                tags: Some(vec!["a".into()]),
-                error_codes: vec!["X".into()],
-                ..BodyExpect::default()
-            }),
-        }];
+        let mut matches = BTreeMap::new();
+        matches.insert("location".into(), "^/v2/{repo:0}/blobs/{blob:1}$".into());
+        sc.expect = vec![
+            Expect {
+                op: 6,
+                label: Some("patch".into()),
+                status: vec![202],
+                headers,
+                present: vec!["location".into()],
+                absent: vec!["link".into()],
+                body: Some(BodyExpect {
+                    kind: Some("tags".into()),
+                    tags: Some(vec!["a".into()]),
+                    error_codes: vec!["X".into()],
+                    ..BodyExpect::default()
+                }),
+                ..Expect::default()
+            },
+            Expect {
+                op: 7,
+                name: "status \"quoted\"".into(),
+                level: Some(Level::Should),
+                rule: Some("end-13/204".into()),
+                endpoint: Some("end-13".into()),
+                spec: Some("The response ... MUST be `204 No Content`".into()),
+                matches,
+                unsupported: vec![404, 405],
+                requires: vec!["op6-patch".into()],
+                min_exchanges: Some(2),
+                skip_if_absent: true,
+                body: Some(BodyExpect {
+                    blob: Some(1),
+                    manifest: Some(2),
+                    referrer_manifests: Some(vec![1, 2]),
+                    artifact_types: Some(vec!["".into(), "a/b".into()]),
+                    all_tags: Some(vec![]),
+                    name: Some("{repo:0}".into()),
+                    referrers: Some(0),
+                    len: Some(3),
+                    sha256: Some("sha256:00".into()),
+                    ..BodyExpect::default()
+                }),
+                ..Expect::default()
+            },
+        ];
+        sc.concurrent = vec![Concurrent { ops: vec![1, 2, 3] }];
         sc.divergence = Some(ExpectedDivergence {
             target: "x".into(),
             op_index: 3,
