@@ -16,7 +16,7 @@
 //! | `reference` | `spec::is_valid_name` / `is_valid_tag`, `state::is_valid_tag`, `state::classify_reference` | registry vs harness vs spec regex |
 //! | `range` | `spec::parse_range` + `resolve`, `parse_content_range`, `parse_count` | print -> parse; bounds |
 //! | `link` | `observe::parse_link`, `link_next`, `normalize_location` | render -> parse; idempotence |
-//! | `www_authenticate` | the registry's challenges, `exec::parse_bearer` (feature `parse-bearer`) | challenge -> parse; no 5xx |
+//! | `www_authenticate` | the registry's challenges, `auth::parse_challenges` / `parse_bearer` | challenge -> parse; render -> parse; no 5xx |
 //! | `scenario` | `scenario::from_str` / `to_string` | parse -> write -> parse equal |
 //! | `observe` | `observe::body_facts` | no panic; facts agree with the body |
 //! | `manifest` | the registry's manifest PUT (JSON parsing and validation) | no 5xx; 201 => readable, byte-identical, digest right |
@@ -477,31 +477,74 @@ pub fn www_authenticate(data: &[u8]) {
     parse_bearer(data);
 }
 
-/// The harness's `Bearer` challenge parser on raw input and on rendered challenges.
+/// Quotes `v` as an RFC 7230 quoted-string.
+#[cfg(feature = "parse-bearer")]
+fn quoted_string(v: &str) -> String {
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The harness's challenge parsers (`auth::parse_challenges`, `auth::parse_bearer`) on raw
+/// input (never panic, bounded), and the round trip of challenges rendered from the input:
+/// `Basic realm=.., Bearer realm=..,service=..,scope=..` with quoted-string escaping reads back
+/// exactly.
 #[cfg(feature = "parse-bearer")]
 pub fn parse_bearer(data: &[u8]) {
+    use ocidiff::auth::{parse_bearer, parse_challenges};
     let s = text(data);
     let s = s.as_ref();
-    if let Some(params) = ocidiff::exec::parse_bearer(s) {
-        assert!(params.contains_key("realm"));
-        assert!(params.len() <= 32);
+    let all = parse_challenges(s);
+    assert!(all.len() <= 64, "unbounded challenge list");
+    for c in &all {
+        assert!(!c.scheme.is_empty());
+        assert_eq!(c.scheme, c.scheme.to_ascii_lowercase());
     }
-    // round trip: values without '"' come back verbatim
-    let vals: Vec<String> = s
-        .split('\n')
-        .chain(std::iter::repeat(""))
-        .take(3)
-        .map(|v| v.chars().filter(|c| *c != '"').collect())
-        .collect();
+    if let Some(params) = parse_bearer(s) {
+        assert!(params.contains_key("realm"));
+        assert!(all
+            .iter()
+            .any(|c| c.scheme == "bearer" && c.params == params));
+    }
+    // round trip
+    let vals: Vec<&str> = s.split('\n').chain(std::iter::repeat("")).take(4).collect();
     let challenge = format!(
-        "Bearer realm=\"{}\",service=\"{}\",scope=\"{}\"",
-        vals[0], vals[1], vals[2]
+        "Basic realm={}, Bearer realm={},service={},scope={}",
+        quoted_string(vals[0]),
+        quoted_string(vals[1]),
+        quoted_string(vals[2]),
+        quoted_string(vals[3]),
     );
-    let p = ocidiff::exec::parse_bearer(&challenge)
+    let parsed = parse_challenges(&challenge);
+    assert_eq!(parsed.len(), 2, "{challenge:?} -> {parsed:?}");
+    assert_eq!(parsed[0].scheme, "basic");
+    assert_eq!(
+        parsed[0].params.get("realm").map(String::as_str),
+        Some(vals[0])
+    );
+    let p = parse_bearer(&challenge)
         .unwrap_or_else(|| panic!("rendered challenge not parsed: {challenge:?}"));
-    assert_eq!(p.get("realm"), Some(&vals[0]), "{challenge:?}");
-    assert_eq!(p.get("service"), Some(&vals[1]), "{challenge:?}");
-    assert_eq!(p.get("scope"), Some(&vals[2]), "{challenge:?}");
+    assert_eq!(
+        p.get("realm").map(String::as_str),
+        Some(vals[1]),
+        "{challenge:?}"
+    );
+    assert_eq!(
+        p.get("service").map(String::as_str),
+        Some(vals[2]),
+        "{challenge:?}"
+    );
+    assert_eq!(
+        p.get("scope").map(String::as_str),
+        Some(vals[3]),
+        "{challenge:?}"
+    );
 }
 
 /// A parsed challenge: scheme and auth-params in order.

@@ -150,6 +150,7 @@ fn executor(url: &str) -> Result<Executor> {
             base_url: Url::parse(url)?,
             username: None,
             password: None,
+            options: Default::default(),
         }],
         ExecOptions::default(),
     )

@@ -27,14 +27,33 @@ enum Cmd {
     Fuzz(FuzzArgs),
     /// Run one scenario file and print each op's observations and the divergences.
     Replay(ReplayArgs),
-    /// List the default targets and check each answers `GET /v2/`.
-    Targets,
+    /// List the configured (or default) targets and check each answers `GET /v2/`.
+    Targets(TargetsArgs),
     /// Run scenario files (a file or a directory of *.toml) on the targets: differentially
     /// (against the reference) and against their [[expect]] checks.
     Run(RunArgs),
     /// Run the four conformance workflows (Pull, Push, Content Discovery, Content Management)
     /// on each target and write index.html, junit.xml and results.json.
     Conformance(ConformanceArgs),
+}
+
+#[derive(Args, Debug)]
+struct TargetsArgs {
+    /// Targets to check (as for `fuzz`); default: the config file's, else the defaults.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Do not verify TLS certificates of https targets.
+    #[arg(long)]
+    insecure: bool,
+    /// Extra trusted CA certificates (PEM file) for https targets.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Also list the presets and what each may do differently.
+    #[arg(long)]
+    presets: bool,
 }
 
 #[derive(Args, Debug)]
@@ -46,6 +65,9 @@ struct RunArgs {
     /// that can start.
     #[arg(long = "target", value_name = "NAME[=URL]")]
     targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Also print passing checks and each check's exchanges.
     #[arg(long, short)]
     verbose: bool,
@@ -58,6 +80,15 @@ struct ConformanceArgs {
     /// Default: every target that can start.
     #[arg(long = "target", value_name = "NAME[=URL]")]
     targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Do not verify TLS certificates of https targets.
+    #[arg(long)]
+    insecure: bool,
+    /// Extra trusted CA certificates (PEM file) for https targets.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Output directory for index.html, junit.xml and results.json.
     #[arg(long, default_value = "./ocidiff-conformance")]
     out: PathBuf,
@@ -72,6 +103,15 @@ struct FuzzArgs {
     /// NAME=http(s)://[user:pass@]host[:port]. Repeatable; default: every target that can start.
     #[arg(long = "target", value_name = "NAME[=URL]")]
     targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Do not verify TLS certificates of https targets.
+    #[arg(long)]
+    insecure: bool,
+    /// Extra trusted CA certificates (PEM file) for https targets.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Run seed (default: random, printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -108,6 +148,9 @@ struct ReplayArgs {
     /// Targets (as for `fuzz`); default: every target that can start.
     #[arg(long = "target", value_name = "NAME[=URL]")]
     targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), String> {
@@ -159,11 +202,68 @@ pub fn main() -> i32 {
         match cli.cmd {
             Cmd::Fuzz(a) => fuzz(a).await,
             Cmd::Replay(a) => replay_cmd(a).await,
-            Cmd::Targets => targets_cmd().await,
+            Cmd::Targets(a) => targets_cmd(a).await,
             Cmd::Run(a) => run_cmd(a).await,
             Cmd::Conformance(a) => conformance_cmd(a).await,
         }
     })
+}
+
+/// Applies `--insecure` / `--ca` to the targets.
+fn apply_tls_flags(
+    targets: &mut [(String, TargetSpec)],
+    insecure: bool,
+    ca: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let pem = match ca {
+        Some(p) => {
+            let pem = std::fs::read(p).map_err(|e| format!("--ca {}: {e}", p.display()))?;
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("--ca {}: not a PEM certificate bundle: {e}", p.display()))?;
+            Some(pem)
+        }
+        None => None,
+    };
+    crate::external::apply_tls(targets, insecure, pem.as_deref());
+    Ok(())
+}
+
+/// Parses `--target`s (a bare name picks that target of the config file), else takes the
+/// config file's targets (`--config`, or ./ocidiff.toml when present), else the defaults.
+fn resolve_targets_with(
+    args: &[String],
+    config: Option<&std::path::Path>,
+) -> Result<Vec<(String, TargetSpec)>, String> {
+    let configured = match crate::config::resolve_path(config) {
+        Some(path) => Some(
+            crate::config::load(&path)
+                .map_err(|e| format!("config: {}", redact(&format!("{e:#}"))))?,
+        ),
+        None => None,
+    };
+    let Some(configured) = configured else {
+        return resolve_targets(args);
+    };
+    if args.is_empty() {
+        eprintln!(
+            "targets (config): {}",
+            configured
+                .iter()
+                .map(|(n, s)| format!("{n} ({})", s.describe()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(configured);
+    }
+    args.iter()
+        .map(|a| {
+            let a_trim = a.trim();
+            if let Some((n, s)) = configured.iter().find(|(n, _)| n == a_trim) {
+                return Ok((n.clone(), s.clone()));
+            }
+            parse_target_arg(a).map_err(|e| format!("--target {}: {e:#}", redact(a)))
+        })
+        .collect()
 }
 
 /// Parses `--target`s, or picks the defaults (printing what was skipped).
@@ -189,8 +289,16 @@ fn resolve_targets(args: &[String]) -> Result<Vec<(String, TargetSpec)>, String>
 }
 
 async fn fuzz(a: FuzzArgs) -> i32 {
-    let targets = match resolve_targets(&a.targets) {
-        Ok(t) => t,
+    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
+        Ok(mut t) => {
+            // Process and container logs are kept next to the findings.
+            crate::external::set_log_dir(&mut t, &a.out.join("logs"));
+            if let Err(e) = apply_tls_flags(&mut t, a.insecure, a.ca.as_deref()) {
+                eprintln!("error: {e}");
+                return 2;
+            }
+            t
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
@@ -256,7 +364,7 @@ async fn fuzz(a: FuzzArgs) -> i32 {
 }
 
 async fn replay_cmd(a: ReplayArgs) -> i32 {
-    let targets = match resolve_targets(&a.targets) {
+    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -350,7 +458,7 @@ async fn run_cmd(a: RunArgs) -> i32 {
     if bad {
         return 2;
     }
-    let targets = match resolve_targets(&a.targets) {
+    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -452,8 +560,15 @@ async fn conformance_cmd(a: ConformanceArgs) -> i32 {
             }
         },
     };
-    let targets = match resolve_targets(&a.targets) {
-        Ok(t) => t,
+    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
+        Ok(mut t) => {
+            crate::external::set_log_dir(&mut t, &a.out.join("logs"));
+            if let Err(e) = apply_tls_flags(&mut t, a.insecure, a.ca.as_deref()) {
+                eprintln!("error: {e}");
+                return 2;
+            }
+            t
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
@@ -500,8 +615,34 @@ async fn conformance_cmd(a: ConformanceArgs) -> i32 {
     i32::from(r.any_failed())
 }
 
-async fn targets_cmd() -> i32 {
-    let (targets, skipped) = default_targets();
+async fn targets_cmd(a: TargetsArgs) -> i32 {
+    if a.presets {
+        for p in crate::presets::PRESETS {
+            println!("preset {:<24} {}", p.name, p.launch);
+            for allow in p.allows {
+                println!("  {:<30} allows: {allow}", "");
+            }
+        }
+        println!();
+    }
+    let explicit =
+        !a.targets.is_empty() || crate::config::resolve_path(a.config.as_deref()).is_some();
+    let (targets, skipped) = if explicit {
+        match resolve_targets_with(&a.targets, a.config.as_deref()) {
+            Ok(t) => (t, Vec::new()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else {
+        default_targets()
+    };
+    let mut targets = targets;
+    if let Err(e) = apply_tls_flags(&mut targets, a.insecure, a.ca.as_deref()) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let mut code = 0;
     for (name, spec) in &targets {
         match launch(name, spec).await {

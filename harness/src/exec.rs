@@ -7,8 +7,11 @@
 //! "page#2", ...; a `PushBlob` stops at the first failed step. Nothing here panics on what a
 //! registry sends: transport failures become `status: 0` observations with `transport_error`.
 //!
-//! Auth: HTTP basic when a username is set; a 401 carrying `WWW-Authenticate: Bearer realm=...`
-//! triggers one token fetch (cached per scope, then per repository) and one retry.
+//! Auth (see `auth`): HTTP basic when a username is set. Once a target has sent a
+//! `WWW-Authenticate: Bearer realm=...` challenge, every request first gets a token for its own
+//! scope (`repository:<name>:pull` / `pull,push` / `delete`, cached per scope until it expires);
+//! a 401 with a bearer challenge fetches a token for the challenge's scope and retries once.
+//! Credentials and tokens never reach the recorded exchanges.
 
 use crate::content::{Content, ALL_MANIFEST_TYPES, OCI_MANIFEST};
 use crate::model::{
@@ -19,17 +22,42 @@ use crate::observe::{self, Exchange, Observation, RequestRecord};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::time::Duration;
 use url::Url;
 
 /// One registry to run sequences against.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ExecTarget {
     pub name: String,
     pub base_url: url::Url,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Per-target tuning: repository name prefix, TLS.
+    pub options: TargetOptions,
+}
+
+impl std::fmt::Debug for ExecTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecTarget")
+            .field("name", &self.name)
+            .field("base_url", &crate::target::redact(self.base_url.as_str()))
+            .field("username", &self.username.as_ref().map(|_| "***"))
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// What differs per target beyond its URL and credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// Prepended to every repository name (`<prefix>/<namespace>/r<n>`), e.g. a Harbor project.
+    /// Empty: none. Stripped again from repository names in observed bodies.
+    pub repo_prefix: String,
+    /// Accept any TLS certificate (`--insecure` / `insecure = true`).
+    pub insecure: bool,
+    /// Extra trusted CA certificates (PEM).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Bounds on every request.
@@ -69,9 +97,8 @@ pub struct CaseOutcome {
 struct TargetClient {
     target: ExecTarget,
     client: reqwest::Client,
-    /// Bearer tokens by scope string and by repository name ("" = no repository).
-    tokens_by_scope: Mutex<HashMap<String, String>>,
-    tokens_by_repo: Mutex<HashMap<String, String>>,
+    creds: Option<crate::auth::Credentials>,
+    bearer: crate::auth::BearerState,
 }
 
 /// Runs sequences against a fixed set of targets.
@@ -89,17 +116,31 @@ impl Executor {
     pub fn new(targets: Vec<ExecTarget>, opts: ExecOptions) -> anyhow::Result<Executor> {
         let mut out = Vec::with_capacity(targets.len());
         for target in targets {
-            let client = reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder()
                 .timeout(opts.request_timeout)
                 .connect_timeout(opts.request_timeout)
                 .redirect(reqwest::redirect::Policy::limited(10))
-                .pool_max_idle_per_host(8)
-                .build()?;
+                .pool_max_idle_per_host(8);
+            if target.options.insecure {
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+            if let Some(pem) = &target.options.ca_pem {
+                for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                    anyhow::anyhow!("target `{}`: bad CA certificate: {e}", target.name)
+                })? {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            let client = builder.build()?;
+            let creds = target.username.as_ref().map(|u| crate::auth::Credentials {
+                username: u.clone(),
+                password: target.password.clone().unwrap_or_default(),
+            });
             out.push(TargetClient {
                 target,
                 client,
-                tokens_by_scope: Mutex::new(HashMap::new()),
-                tokens_by_repo: Mutex::new(HashMap::new()),
+                creds,
+                bearer: crate::auth::BearerState::default(),
             });
         }
         Ok(Executor { targets: out, opts })
@@ -257,65 +298,50 @@ pub fn bad_manifest_body(kind: &BadManifest) -> Bytes {
     }
 }
 
-/// Parses `Bearer realm="...",service="...",scope="..."`.
-fn parse_bearer(challenge: &str) -> Option<BTreeMap<String, String>> {
-    let rest = challenge.trim();
-    let (scheme, params) = rest.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let mut out = BTreeMap::new();
-    let mut s = params.trim();
-    // Bounded: every iteration consumes input or stops.
-    for _ in 0..32 {
-        if s.is_empty() {
-            break;
-        }
-        let Some((k, v)) = s.split_once('=') else {
-            break;
-        };
-        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
-        let v = v.trim_start();
-        let (val, rest) = if let Some(v) = v.strip_prefix('"') {
-            match v.find('"') {
-                Some(end) => (&v[..end], &v[end + 1..]),
-                None => (v, ""),
-            }
-        } else {
-            match v.find(',') {
-                Some(end) => (&v[..end], &v[end..]),
-                None => (v, ""),
-            }
-        };
-        out.insert(k, val.to_string());
-        s = rest.trim_start().trim_start_matches(',').trim_start();
-    }
-    out.contains_key("realm").then_some(out)
-}
+/// Parses the first `Bearer` challenge of a `WWW-Authenticate` value (see
+/// [`crate::auth::parse_challenges`]): its parameters, names lowercased; `None` without one that
+/// has a `realm`.
+pub use crate::auth::parse_bearer;
 
-/// The repository name in a `/v2/<name>/...` path (for token caching).
-fn repo_of_path(path: &str) -> String {
-    let p = path.strip_prefix("/v2/").unwrap_or("");
-    for marker in ["/blobs/", "/manifests/", "/tags/", "/referrers/"] {
-        if let Some(i) = p.find(marker) {
-            return p[..i].to_string();
+/// Removes a target's repository prefix from what is compared (repository names in bodies,
+/// `Location` / `Link` paths), so that prefixed targets compare like the others.
+fn strip_repo_prefix(obs: &mut Observation, prefix: &str) {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        return;
+    }
+    let with_slash = format!("{prefix}/");
+    let in_path = format!("/v2/{prefix}/");
+    for v in obs.headers.values_mut() {
+        if v.contains(&in_path) {
+            *v = v.replace(&in_path, "/v2/");
         }
     }
-    String::new()
-}
-
-fn repo_of_scope(scope: &str) -> String {
-    // repository:<name>:<actions>
-    scope
-        .strip_prefix("repository:")
-        .and_then(|s| s.rsplit_once(':'))
-        .map(|(n, _)| n.to_string())
-        .unwrap_or_default()
+    match &mut obs.body {
+        observe::BodyFacts::Tags { name, .. } => {
+            if let Some(rest) = name.strip_prefix(&with_slash) {
+                *name = rest.to_string();
+            }
+        }
+        observe::BodyFacts::Catalog { repositories } => {
+            // Only the prefixed repositories are ocidiff's; others are not compared.
+            *repositories = repositories
+                .iter()
+                .filter_map(|r| r.strip_prefix(&with_slash).map(str::to_string))
+                .collect();
+        }
+        _ => {}
+    }
 }
 
 impl TargetRun<'_> {
     fn repo_name(&self, repo: Repo) -> String {
-        format!("{}/r{}", self.namespace, repo.0)
+        let prefix = self.tc.target.options.repo_prefix.trim_matches('/');
+        if prefix.is_empty() {
+            format!("{}/r{}", self.namespace, repo.0)
+        } else {
+            format!("{prefix}/{}/r{}", self.namespace, repo.0)
+        }
     }
 
     fn url(&self, path: &str) -> Url {
@@ -330,9 +356,15 @@ impl TargetRun<'_> {
         self.url(&format!("/v2/{}/{}", self.repo_name(repo), rest))
     }
 
-    fn cached_token(&self, url: &Url) -> Option<String> {
-        let repo = repo_of_path(url.path());
-        self.tc.tokens_by_repo.lock().ok()?.get(&repo).cloned()
+    /// A bearer token for the request's own scope, once the target is known to use tokens.
+    async fn proactive_token(&self, req: &Req) -> Option<String> {
+        let realm = self.tc.bearer.realm()?;
+        let scope = crate::auth::scope_for(req.method.as_str(), req.url.path());
+        self.tc
+            .bearer
+            .token(&self.tc.client, &realm, &scope, self.tc.creds.as_ref())
+            .await
+            .ok()
     }
 
     fn build(&self, req: &Req, token: Option<&str>) -> reqwest::RequestBuilder {
@@ -359,42 +391,19 @@ impl TargetRun<'_> {
         b
     }
 
-    /// Fetches a bearer token for a challenge; caches it.
-    async fn fetch_token(&self, challenge: &str) -> Option<String> {
-        let params = parse_bearer(challenge)?;
-        let scope = params.get("scope").cloned().unwrap_or_default();
-        let mut realm = Url::parse(params.get("realm")?).ok()?;
-        {
-            let mut q = realm.query_pairs_mut();
-            if let Some(s) = params.get("service") {
-                q.append_pair("service", s);
-            }
-            for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                q.append_pair("scope", s);
-            }
-        }
-        let mut b = self.tc.client.get(realm);
-        if let Some(u) = &self.tc.target.username {
-            b = b.basic_auth(u, self.tc.target.password.as_ref());
-        }
-        let resp = b.send().await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let body = observe::read_body_capped(resp, 1 << 20).await.ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        let token = v
-            .get("token")
-            .or_else(|| v.get("access_token"))
-            .and_then(|t| t.as_str())?
-            .to_string();
-        if let Ok(mut m) = self.tc.tokens_by_scope.lock() {
-            m.insert(scope.clone(), token.clone());
-        }
-        if let Ok(mut m) = self.tc.tokens_by_repo.lock() {
-            m.insert(repo_of_scope(&scope), token.clone());
-        }
-        Some(token)
+    /// Answers a bearer challenge: learns the realm, fetches a fresh token for the challenge's
+    /// scope (or the request's own) and caches it.
+    async fn answer_challenge(&self, req: &Req, challenge: &str) -> Option<String> {
+        let params = crate::auth::parse_bearer(challenge)?;
+        let realm = self.tc.bearer.learn(&params)?;
+        let own = crate::auth::scope_for(req.method.as_str(), req.url.path());
+        let scope = params.get("scope").cloned().unwrap_or(own);
+        self.tc.bearer.forget(&scope);
+        self.tc
+            .bearer
+            .token(&self.tc.client, &realm, &scope, self.tc.creds.as_ref())
+            .await
+            .ok()
     }
 
     async fn send(&self, req: Req) -> Sent {
@@ -423,7 +432,7 @@ impl TargetRun<'_> {
                 .filter(|b| !b.is_empty())
                 .map(|b| crate::content::sha256_hex(b)),
         };
-        let token = self.cached_token(&req.url);
+        let token = self.proactive_token(&req).await;
         let mut result = self.build(&req, token.as_deref()).send().await;
         if let Ok(resp) = &result {
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
@@ -435,7 +444,7 @@ impl TargetRun<'_> {
                     .find(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer"))
                     .map(str::to_string);
                 if let Some(ch) = challenge {
-                    if let Some(tok) = self.fetch_token(&ch).await {
+                    if let Some(tok) = self.answer_challenge(&req, &ch).await {
                         result = self.build(&req, Some(&tok)).send().await;
                     }
                 }
@@ -450,9 +459,10 @@ impl TargetRun<'_> {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|l| final_url.join(l.trim()).ok());
                 let link_next = observe::link_next(&final_url, resp.headers());
-                let obs =
+                let mut obs =
                     observe::observe(req.endpoint, &req.method, resp, self.opts.max_body_bytes)
                         .await;
+                strip_repo_prefix(&mut obs, &self.tc.target.options.repo_prefix);
                 (obs, location, link_next)
             }
             Err(e) => (observe::transport_failure(describe_error(&e)), None, None),
@@ -1161,9 +1171,7 @@ mod tests {
         let p = parse_bearer(r#"Bearer realm="http://127.0.0.1:1/token",service="reg",scope="repository:a/b:pull,push""#).unwrap();
         assert_eq!(p["realm"], "http://127.0.0.1:1/token");
         assert_eq!(p["scope"], "repository:a/b:pull,push");
-        assert_eq!(repo_of_scope(&p["scope"]), "a/b");
         assert!(parse_bearer("Basic realm=x").is_none());
-        assert_eq!(repo_of_path("/v2/a/b/blobs/uploads/"), "a/b");
     }
 
     #[test]
@@ -1192,6 +1200,7 @@ mod tests {
                 base_url: Url::parse("http://127.0.0.1:9/").unwrap(),
                 username: None,
                 password: None,
+                options: TargetOptions::default(),
             }],
             ExecOptions {
                 request_timeout: Duration::from_secs(2),
@@ -1255,6 +1264,7 @@ mod tests {
                 base_url: Url::parse(&reg.url()).unwrap(),
                 username: None,
                 password: None,
+                options: TargetOptions::default(),
             }],
             ExecOptions::default(),
         )
@@ -1595,6 +1605,7 @@ mod tests {
                 base_url: Url::parse(&reg.url()).unwrap(),
                 username: user.map(str::to_string),
                 password: Some("p".into()),
+                options: TargetOptions::default(),
             };
             let ex = Executor::new(
                 vec![target(Some("u")), target(None)],

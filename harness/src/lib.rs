@@ -6,17 +6,22 @@
 //! `conformance` (with `conformance_html`) runs scenario files and the conformance workflows and
 //! writes their reports; `cli` parses arguments. See ARCHITECTURE.md.
 
+pub mod auth;
 pub mod checks;
 pub mod cli;
+pub mod config;
 pub mod conformance;
 pub mod conformance_html;
+pub mod container;
 pub mod content;
 pub mod engine;
 pub mod exec;
+pub mod external;
 pub mod generate;
 pub mod model;
 pub mod observe;
 pub mod oracle;
+pub mod presets;
 pub mod report;
 pub mod scenario;
 pub mod shrink;

@@ -42,6 +42,8 @@ pub enum TargetSpec {
         username: Option<String>,
         password: Option<String>,
     },
+    /// Remote registries with options, processes and containers (see `external`, `presets`).
+    External(Box<crate::external::ExternalSpec>),
 }
 
 impl TargetSpec {
@@ -52,6 +54,7 @@ impl TargetSpec {
             TargetSpec::ContainerRegistry => "container-registry",
             TargetSpec::Distribution { .. } => "distribution",
             TargetSpec::Url { .. } => "url",
+            TargetSpec::External(e) => e.kind(),
         }
     }
 
@@ -72,6 +75,7 @@ impl TargetSpec {
                 };
                 format!("{}{auth}", redact(url.as_str()))
             }
+            TargetSpec::External(e) => e.describe(),
         }
     }
 }
@@ -102,6 +106,7 @@ impl fmt::Debug for TargetSpec {
                 .field("username", &username.as_ref().map(|_| "***"))
                 .field("password", &password.as_ref().map(|_| "***"))
                 .finish(),
+            TargetSpec::External(e) => e.fmt(f),
         }
     }
 }
@@ -207,7 +212,11 @@ pub fn parse_target_arg(arg: &str) -> Result<(String, TargetSpec)> {
         ));
     }
     let spec = parse_kind(value).with_context(|| format!("--target `{}`", redact(arg)))?;
-    let name = name.unwrap_or_else(|| spec.kind().to_string());
+    let name = name.unwrap_or_else(|| {
+        crate::presets::default_name(value)
+            .unwrap_or(spec.kind())
+            .to_string()
+    });
     Ok((name, spec))
 }
 
@@ -225,9 +234,13 @@ fn parse_kind(value: &str) -> Result<TargetSpec> {
                     binary: Some(PathBuf::from(path)),
                 });
             }
+            if let Some(spec) = crate::presets::parse_kind(other)? {
+                return Ok(spec);
+            }
             bail!(
                 "unknown target kind `{}` (expected reference, container-registry, distribution, \
-                 distribution:/path/to/binary, or NAME=http://host:port)",
+                 distribution:/path/to/binary, container:IMAGE[:TAG], preset:PRESET, or \
+                 NAME=http://host:port)",
                 redact(other)
             )
         }
@@ -426,6 +439,10 @@ impl LaunchedTarget {
             base_url: self.base_url.clone(),
             username: self.username.clone(),
             password: self.password.clone(),
+            options: match &self.guard {
+                Guard::External(_, options) => options.clone(),
+                _ => Default::default(),
+            },
         }
     }
 
@@ -439,6 +456,7 @@ impl LaunchedTarget {
                 // Killing is immediate; reaping may block briefly, so keep it off the runtime.
                 let _ = tokio::task::spawn_blocking(move || drop(process)).await;
             }
+            Guard::External(guard, _) => guard.shutdown().await,
         }
     }
 }
@@ -448,6 +466,35 @@ enum Guard {
     Reference(reference_registry::RunningRegistry),
     ContainerRegistry(ServerTask),
     Distribution(ChildProcess),
+    External(
+        Box<dyn crate::external::ExternalGuard>,
+        crate::exec::TargetOptions,
+    ),
+}
+
+/// A launched external target (see `external`): `guard` stops it.
+pub(crate) fn external_target(
+    name: &str,
+    kind: &'static str,
+    base_url: Url,
+    credentials: Option<crate::auth::Credentials>,
+    log_path: Option<PathBuf>,
+    options: crate::exec::TargetOptions,
+    guard: Box<dyn crate::external::ExternalGuard>,
+) -> LaunchedTarget {
+    let (username, password) = match credentials {
+        Some(c) => (Some(c.username), Some(c.password)),
+        None => (None, None),
+    };
+    LaunchedTarget {
+        name: name.to_string(),
+        kind,
+        base_url,
+        username,
+        password,
+        log_path,
+        guard: Guard::External(guard, options),
+    }
 }
 
 /// Launches a target and waits until it answers `GET /v2/`.
@@ -463,16 +510,30 @@ pub async fn launch(name: &str, spec: &TargetSpec) -> Result<LaunchedTarget> {
             password,
         } => {
             wait_ready_auth(url, username.as_deref(), password.as_deref(), READY_TIMEOUT).await?;
+            // Credentials: the URL's, else the environment's or the Docker config's; checked.
+            let access = crate::external::Access {
+                credentials: username.as_ref().map(|u| crate::auth::Credentials {
+                    username: u.clone(),
+                    password: password.clone().unwrap_or_default(),
+                }),
+                ..Default::default()
+            };
+            let creds = crate::external::resolve_and_check(name, url, &access).await?;
+            let (username, password) = match creds {
+                Some(c) => (Some(c.username), Some(c.password)),
+                None => (None, None),
+            };
             Ok(LaunchedTarget {
                 name: name.to_string(),
                 kind: spec.kind(),
                 base_url: url.clone(),
-                username: username.clone(),
-                password: password.clone(),
+                username,
+                password,
                 log_path: None,
                 guard: Guard::None,
             })
         }
+        TargetSpec::External(e) => crate::external::launch(name, e).await,
     };
     launched.with_context(|| format!("launching target `{name}` ({})", spec.describe()))
 }

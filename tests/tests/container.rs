@@ -1,0 +1,176 @@
+//! `ocidiff fuzz` against a container target started through testcontainers.
+//!
+//! Needs a Docker-compatible API: `DOCKER_HOST`, or podman's socket at
+//! `/run/ocidiff-podman.sock` as started by `tests/images/build-local-images.sh` (which also
+//! builds the default image `localhost/ocidiff-distribution:2.8.2` from Debian's docker-registry).
+//! Skipped with a message when neither socket is there. `OCIDIFF_CONTAINER_IMAGE` picks another
+//! image (e.g. `registry:2` with Docker).
+
+use ocidiff::engine::{run_fuzz, FuzzConfig};
+use ocidiff::generate::GenConfig;
+use ocidiff::target::{parse_target_arg, TargetSpec};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The tests count containers: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const PODMAN_SOCKET: &str = "/run/ocidiff-podman.sock";
+const DEFAULT_IMAGE: &str = "localhost/ocidiff-distribution:2.8.2";
+
+/// The unix socket of the Docker API to use, setting `DOCKER_HOST` when taken from the default.
+fn docker_socket() -> Option<String> {
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        let path = host.strip_prefix("unix://")?.to_string();
+        return Path::new(&path).exists().then_some(path);
+    }
+    if Path::new(PODMAN_SOCKET).exists() {
+        std::env::set_var("DOCKER_HOST", format!("unix://{PODMAN_SOCKET}"));
+        return Some(PODMAN_SOCKET.to_string());
+    }
+    if Path::new("/var/run/docker.sock").exists() {
+        return Some("/var/run/docker.sock".to_string());
+    }
+    None
+}
+
+/// Containers (all states) created from `image`, through the Docker API (works with podman).
+fn containers_of(socket: &str, image: &str) -> Vec<String> {
+    let out = Command::new("curl")
+        .args([
+            "-fsS",
+            "--max-time",
+            "10",
+            "--unix-socket",
+            socket,
+            "http://d/containers/json?all=true",
+        ])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "listing containers failed: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("container list JSON");
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|c| {
+                    c["Image"]
+                        .as_str()
+                        .is_some_and(|i| i == image || i.trim_start_matches("localhost/") == image)
+                })
+                .filter_map(|c| c["Id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn fuzz_against_a_container_target() {
+    let Some(socket) = docker_socket() else {
+        eprintln!(
+            "skip fuzz_against_a_container_target: no Docker API (set DOCKER_HOST, or run \
+             tests/images/build-local-images.sh for podman's socket at {PODMAN_SOCKET})"
+        );
+        return;
+    };
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skip fuzz_against_a_container_target: curl missing");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let image = std::env::var("OCIDIFF_CONTAINER_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.into());
+    let before = containers_of(&socket, &image);
+    let out = tempfile::tempdir().unwrap();
+    let (name, spec) = parse_target_arg(&format!("dist-container=container:{image}")).unwrap();
+    assert_eq!(spec.kind(), "container");
+    let cfg = FuzzConfig {
+        targets: vec![
+            ("reference".into(), TargetSpec::Reference(Box::default())),
+            (name, spec),
+        ],
+        seed: 1,
+        duration: Duration::from_secs(25),
+        cases: 15,
+        gen: GenConfig::default(),
+        out: out.path().to_path_buf(),
+        shard: (0, 1),
+        shrink: false,
+        progress: false,
+    };
+    let mut targets = cfg.targets.clone();
+    ocidiff::external::set_log_dir(&mut targets, &out.path().join("logs"));
+    let cfg = FuzzConfig { targets, ..cfg };
+    let start = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let summary = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), run_fuzz(cfg)).await })
+        .expect("fuzz run exceeded 60 s")
+        .expect("fuzz run failed (is the image built? tests/images/build-local-images.sh)");
+    drop(rt);
+    assert!(start.elapsed() < Duration::from_secs(60));
+    assert!(summary.cases_run > 0 && summary.ops_run > 0, "{summary:?}");
+    assert!(
+        !summary.findings.is_empty(),
+        "distribution differs from the reference in allowed ways at least"
+    );
+    assert!(out.path().join("findings.json").is_file());
+    let log = out.path().join("logs").join("dist-container.log");
+    assert!(log.is_file(), "container log not kept");
+    let after = containers_of(&socket, &image);
+    let leaked: Vec<&String> = after.iter().filter(|id| !before.contains(id)).collect();
+    assert!(leaked.is_empty(), "containers left behind: {leaked:?}");
+}
+
+/// A launched container is removed when its target is dropped without shutdown (a failed run),
+/// and when it never becomes ready.
+#[test]
+fn containers_are_removed_on_drop_and_on_failed_start() {
+    let Some(socket) = docker_socket() else {
+        eprintln!("skip containers_are_removed_on_drop_and_on_failed_start: no Docker API");
+        return;
+    };
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skip: curl missing");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let image = std::env::var("OCIDIFF_CONTAINER_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.into());
+    let before = containers_of(&socket, &image);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (name, spec) = parse_target_arg(&format!("dropped=container:{image}")).unwrap();
+        let t = tokio::time::timeout(
+            Duration::from_secs(60),
+            ocidiff::target::launch(&name, &spec),
+        )
+        .await
+        .expect("bounded")
+        .expect("container starts");
+        assert_eq!(t.kind, "container");
+        assert!(t.base_url.as_str().starts_with("http://127.0.0.1:"));
+        assert!(containers_of(&socket, &image).len() > before.len());
+        drop(t);
+
+        // Nothing listens on the probed port: readiness fails, the container goes.
+        let mut c = ocidiff::container::ContainerSpec::parse(&image).unwrap();
+        c.port = 5999;
+        c.startup_timeout = Duration::from_secs(3);
+        let spec = TargetSpec::External(Box::new(ocidiff::external::ExternalSpec::Container(c)));
+        let err = ocidiff::target::launch("never-ready", &spec)
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("not ready"), "{err:#}");
+    });
+    drop(rt);
+    let after = containers_of(&socket, &image);
+    let leaked: Vec<&String> = after.iter().filter(|id| !before.contains(id)).collect();
+    assert!(leaked.is_empty(), "containers left behind: {leaked:?}");
+}
