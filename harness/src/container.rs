@@ -131,16 +131,15 @@ impl Drop for ContainerGuard {
             if tokio::runtime::Handle::try_current().is_ok() {
                 drop(c);
             } else {
-                let _ = std::thread::spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread()
+                let _ =
+                    std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                     {
                         Ok(rt) => rt.block_on(async move { drop(c) }),
                         Err(_) => std::mem::forget(c),
-                    }
-                })
-                .join();
+                    })
+                    .join();
             }
         }
     }

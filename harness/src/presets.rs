@@ -62,7 +62,10 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         name: "trow",
         launch: "image ghcr.io/trow-registry/trow:latest, port 8000",
-        allows: &["blob DELETE may be refused (405: unsupported)", "referrers API may be absent"],
+        allows: &[
+            "blob DELETE may be refused (405: unsupported)",
+            "referrers API may be absent",
+        ],
     },
     Preset {
         name: "harbor",

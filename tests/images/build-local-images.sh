@@ -64,7 +64,8 @@ build_distribution() {
   chmod 1777 "$rootfs/tmp"
   cp -L "$bin" "$rootfs/usr/bin/docker-registry"
   # The libraries the binary links (and the dynamic loader), at their paths.
-  ldd "$bin" | grep -oE '/[^ ]+' | sort -u | while read -r lib; do
+  # (A static binary lists none: `ldd` and `grep` fail, which is fine.)
+  { ldd "$bin" 2>/dev/null || true; } | { grep -oE '/[^ ]+' || true; } | sort -u | while read -r lib; do
     [ -e "$lib" ] || continue
     mkdir -p "$rootfs$(dirname "$lib")"
     cp -L "$lib" "$rootfs$lib"
@@ -102,7 +103,12 @@ CONF
 }
 
 if [ "$FORCE" = 1 ] || ! podman image exists "$IMAGE"; then
+  old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
   build_distribution
+  # The replaced image would stay behind untagged.
+  if [ -n "$old_id" ] && [ "$old_id" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+    podman rmi "$old_id" >/dev/null 2>&1 || true
+  fi
 else
   echo "$IMAGE present"
 fi
