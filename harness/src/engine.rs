@@ -334,7 +334,9 @@ async fn shrink_finding(
     };
     let budget = ShrinkBudget {
         max_runs: runs,
-        max_time: time.min(remaining.max(Duration::from_secs(2))),
+        // Never past the run's deadline: `--duration` bounds the whole run, shrinking included
+        // (the shrinker checks its budget between runs, so one run at most goes over).
+        max_time: time.min(remaining),
     };
     let mut attempt = 0u32;
     let id = finding_id(&sig);

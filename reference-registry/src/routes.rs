@@ -780,11 +780,30 @@ async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, ApiErro
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| manifest_invalid(json!("error reading request body")))?;
         if buf.len() + chunk.len() > limit {
+            drain_bounded(stream, (buf.len() + chunk.len()) as u64).await;
             return Ok(None);
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(Some(buf.freeze()))
+}
+
+/// How much of an oversized request body is read and discarded before answering: enough for the
+/// client to finish sending and read the 413 on a healthy connection (answering without reading
+/// makes the server close the connection while the client is still writing, and the client sees
+/// a reset instead of the status). Beyond this the connection is closed.
+const DRAIN_MAX: u64 = 64 << 20;
+
+/// Reads and discards the rest of a request body, up to `DRAIN_MAX` bytes in all (`already`
+/// counts what was read before).
+async fn drain_bounded(mut stream: axum::body::BodyDataStream, already: u64) {
+    let mut seen = already;
+    while seen <= DRAIN_MAX {
+        match stream.next().await {
+            Some(Ok(chunk)) => seen += chunk.len() as u64,
+            _ => break,
+        }
+    }
 }
 
 /// end-7a / end-7b.
@@ -826,6 +845,7 @@ async fn put_manifest(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|l| l > limit as u64) {
+        drain_bounded(body.into_data_stream(), 0).await;
         return Err(too_big());
     }
     let bytes = read_limited(body, limit).await?.ok_or_else(too_big)?;
