@@ -121,7 +121,9 @@ fn header_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
 
 /// How a URL in a header relates to the request URL.
 fn url_form(raw: &str, request_url: &url::Url, resolved: &url::Url) -> &'static str {
-    let is_absolute = raw.contains("://") || raw.starts_with("//");
+    // Absolute: a scheme (RFC 3986 `absolute-URI`, `url` parses it on its own) or a
+    // network-path reference (`//host/...`).
+    let is_absolute = url::Url::parse(raw).is_ok() || raw.starts_with("//");
     if !is_absolute {
         "relative"
     } else if resolved.origin() == request_url.origin() {
@@ -142,6 +144,12 @@ fn host_dropped(request_url: &url::Url, resolved: &url::Url) -> String {
             resolved.host_str().unwrap_or("")
         ) + &resolved.port().map(|p| format!(":{p}")).unwrap_or_default()
     };
+    // A same-origin path starting with `//` would read back as a network-path reference
+    // (`//host/...`): keep it unambiguous with a `/.` prefix (the same path after dot-segment
+    // removal).
+    if s.is_empty() && resolved.path().starts_with("//") {
+        s.push_str("/.");
+    }
     s.push_str(resolved.path());
     if let Some(q) = resolved.query() {
         s.push('?');
@@ -165,7 +173,15 @@ pub fn normalize_location(request_url: &url::Url, raw: &str) -> (String, &'stati
                 let new_path = format!("{head}<upload>");
                 u.set_path(&new_path);
             }
-            let pairs: Vec<String> = u.query_pairs().map(|(k, _)| format!("{k}=<v>")).collect();
+            // Keys are decoded by `query_pairs`: encode them again so that a key holding `&`,
+            // `=` or `#` reads back as the same key.
+            let pairs: Vec<String> = u
+                .query_pairs()
+                .map(|(k, _)| {
+                    let key: String = url::form_urlencoded::byte_serialize(k.as_bytes()).collect();
+                    format!("{key}=<v>")
+                })
+                .collect();
             if pairs.is_empty() {
                 u.set_query(None);
             } else {

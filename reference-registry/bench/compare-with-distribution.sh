@@ -8,7 +8,9 @@
 # connections, 10 s each): GET manifest, GET tag list, GET 64 MiB blob (HEAD
 # manifest with `ab -i -k -c16`, as wrk cannot load-test HEAD); the
 # push time of a 64 MiB blob monolithic (POST+PUT) and chunked (8 MiB PATCHes),
-# median of 5; and each registry's peak RSS (VmHWM, reset before the phase)
+# median of 5 (wall time of the curl calls, bodies streamed with `curl -T`;
+# also the blob requests alone: curl's time_total, so without the start-up
+# of ~10 client processes per chunked push); and each registry's peak RSS (VmHWM, reset before the phase)
 # during 8 concurrent 64 MiB uploads. Prints a Markdown table.
 #
 # Env: WRK_DURATION (default 10s), PUSH_RUNS (default 5), DIST_BIN
@@ -118,13 +120,11 @@ log "reference: $REF_URL (pid $REF_PID)   distribution: $DIST_URL (pid $DIST_PID
 # ---------------------------------------------------------------- helpers
 CURL=(curl -sS --max-time 300)
 
-# POST an upload; print the absolute upload URL.
+# POST an upload; print the absolute upload URL. (curl -w '%header{...}'
+# instead of -D + grep/sed: fewer processes in the timed section.)
 start_upload() { # base repo
-    local hdr="$WORK/hdr.$$.$RANDOM"
-    "${CURL[@]}" -o /dev/null -D "$hdr" -X POST -H 'Content-Length: 0' "$1/v2/$2/blobs/uploads/"
     local loc
-    loc=$(grep -i '^location:' "$hdr" | head -1 | sed 's/^[Ll]ocation: *//' | tr -d '\r')
-    rm -f "$hdr"
+    loc=$("${CURL[@]}" -o /dev/null -w '%header{location}' -X POST -H 'Content-Length: 0' "$1/v2/$2/blobs/uploads/")
     [[ -n "$loc" ]] || die "no Location from POST $1/v2/$2/blobs/uploads/"
     [[ "$loc" == http* ]] || loc="$1$loc"
     echo "$loc"
@@ -136,34 +136,54 @@ with_digest() { # url digest
 
 digest_of() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
 
+# Blob bodies are sent with `-T FILE` (streamed from the file while sending,
+# Content-Length from its size), not `--data-binary @FILE`, which makes curl
+# read the whole file into memory before it even connects (~60-90 ms for
+# 64 MiB here, client time that was counted as push time). `Expect:` turns
+# off curl's `Expect: 100-continue` round trip for large bodies.
+UPLOAD=(-H 'Expect:' -H 'Content-Type: application/octet-stream')
+
+# Sum of curl's time_total over the blob requests (PUT/PATCH) of the last
+# push: time on the wire and in the registry, without client process
+# start-up.
+REQ_TIME=0
+add_req_time() { REQ_TIME=$(awk -v a="$REQ_TIME" -v b="$1" 'BEGIN {printf "%.6f", a + b}'); }
+
 # Monolithic POST + PUT; fails unless 201.
 push_mono() { # base repo file digest
-    local up code
+    local up out code
     up=$(start_upload "$1" "$2")
-    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT \
-        -H 'Content-Type: application/octet-stream' --data-binary @"$3" "$(with_digest "$up" "$4")")
+    out=$("${CURL[@]}" -o /dev/null -w '%{http_code} %{time_total}' -X PUT "${UPLOAD[@]}" \
+        -T "$3" "$(with_digest "$up" "$4")")
+    code=${out%% *}
     [[ "$code" == 201 ]] || die "monolithic PUT to $1 -> $code"
+    REQ_TIME=${out#* }
 }
 
-# Chunked: POST, PATCH each chunk file in order, empty PUT.
+# Chunked: POST, PATCH each chunk file in order, empty PUT. The chunk sizes
+# (CHUNK_SIZES, same order) are taken before the timed section.
 push_chunked() { # base repo digest chunkdir
-    local up code hdr off=0 size end
+    local up code out off=0 size end i=0 rest
     up=$(start_upload "$1" "$2")
-    hdr="$WORK/hdr.chunk.$$"
+    REQ_TIME=0
     for c in "$4"/chunk.*; do
-        size=$(stat -c %s "$c")
+        size=${CHUNK_SIZES[$i]}
+        i=$((i + 1))
         end=$((off + size - 1))
-        code=$("${CURL[@]}" -o /dev/null -D "$hdr" -w '%{http_code}' -X PATCH \
-            -H 'Content-Type: application/octet-stream' -H "Content-Range: $off-$end" \
-            --data-binary @"$c" "$up")
+        out=$("${CURL[@]}" -o /dev/null -w '%{http_code} %{time_total} %header{location}' -X PATCH "${UPLOAD[@]}" \
+            -H "Content-Range: $off-$end" -T "$c" "$up")
+        code=${out%% *}
         [[ "$code" == 202 ]] || die "PATCH $off-$end to $1 -> $code"
-        up=$(grep -i '^location:' "$hdr" | head -1 | sed 's/^[Ll]ocation: *//' | tr -d '\r')
+        rest=${out#* }
+        add_req_time "${rest%% *}"
+        up=${rest#* }
         [[ "$up" == http* ]] || up="$1$up"
         off=$((end + 1))
     done
-    rm -f "$hdr"
-    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Length: 0' "$(with_digest "$up" "$3")")
+    out=$("${CURL[@]}" -o /dev/null -w '%{http_code} %{time_total}' -X PUT -H 'Content-Length: 0' "$(with_digest "$up" "$3")")
+    code=${out%% *}
     [[ "$code" == 201 ]] || die "closing PUT to $1 -> $code"
+    add_req_time "${out#* }"
 }
 
 now() { date +%s.%N; }
@@ -253,6 +273,8 @@ for who in ref dist; do
     if [[ $who == ref ]]; then base=$REF_URL; else base=$DIST_URL; fi
     : >"$WORK/mono.$who"
     : >"$WORK/chunk.$who"
+    : >"$WORK/monoreq.$who"
+    : >"$WORK/chunkreq.$who"
     for i in $(seq 1 "$PUSH_RUNS"); do
         f=$(make_variant "$((i * 10 + 1))")
         d=$(digest_of "$f")
@@ -260,18 +282,24 @@ for who in ref dist; do
         push_mono "$base" "bench/mono$i" "$f" "$d"
         t1=$(now)
         awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/mono.$who"
+        echo "$REQ_TIME" >>"$WORK/monoreq.$who"
 
         f=$(make_variant "$((i * 10 + 2))")
         d=$(digest_of "$f")
         rm -rf "$WORK/data/chunks" && mkdir -p "$WORK/data/chunks"
         split -b "${CHUNK_MIB}M" -a 3 -d "$f" "$WORK/data/chunks/chunk."
+        CHUNK_SIZES=()
+        for c in "$WORK/data/chunks"/chunk.*; do CHUNK_SIZES+=("$(stat -c %s "$c")"); done
         t0=$(now)
         push_chunked "$base" "bench/chunk$i" "$d" "$WORK/data/chunks"
         t1=$(now)
         awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/chunk.$who"
+        echo "$REQ_TIME" >>"$WORK/chunkreq.$who"
     done
     R[$who.mono]=$(median <"$WORK/mono.$who")
     R[$who.chunk]=$(median <"$WORK/chunk.$who")
+    R[$who.monoreq]=$(median <"$WORK/monoreq.$who")
+    R[$who.chunkreq]=$(median <"$WORK/chunkreq.$who")
     log "$who: mono $(tr '\n' ' ' <"$WORK/mono.$who") chunked $(tr '\n' ' ' <"$WORK/chunk.$who")"
 done
 
@@ -319,6 +347,8 @@ echo "| GET ${BLOB_MIB} MiB blob (req/s) | $(fmt "${R[ref.blob]}" 2) | $(fmt "${
 echo "| GET ${BLOB_MIB} MiB blob (GB/s) | ${R[ref.gbps]} | ${R[dist.gbps]} | $(ratio "${R[ref.gbps]}" "${R[dist.gbps]}") |"
 echo "| push ${BLOB_MIB} MiB monolithic (s, lower is better) | $(fmt "${R[ref.mono]}" 3) | $(fmt "${R[dist.mono]}" 3) | $(ratio "${R[ref.mono]}" "${R[dist.mono]}") |"
 echo "| push ${BLOB_MIB} MiB chunked ${CHUNK_MIB} MiB PATCHes (s) | $(fmt "${R[ref.chunk]}" 3) | $(fmt "${R[dist.chunk]}" 3) | $(ratio "${R[ref.chunk]}" "${R[dist.chunk]}") |"
+echo "| push monolithic, PUT request only (s, curl time_total) | $(fmt "${R[ref.monoreq]}" 3) | $(fmt "${R[dist.monoreq]}" 3) | $(ratio "${R[ref.monoreq]}" "${R[dist.monoreq]}") |"
+echo "| push chunked, PATCH+PUT requests only (s, sum of curl time_total) | $(fmt "${R[ref.chunkreq]}" 3) | $(fmt "${R[dist.chunkreq]}" 3) | $(ratio "${R[ref.chunkreq]}" "${R[dist.chunkreq]}") |"
 echo "| peak RSS, ${CONCURRENT_UPLOADS} concurrent ${BLOB_MIB} MiB uploads (MiB) | $(mib "${R[ref.rss]}") | $(mib "${R[dist.rss]}") | $(ratio "${R[ref.rss]}" "${R[dist.rss]}") |"
 bad="${R[ref.head.bad]}${R[ref.man.bad]}${R[ref.tags.bad]}${R[ref.blob.bad]}${R[dist.head.bad]}${R[dist.man.bad]}${R[dist.tags.bad]}${R[dist.blob.bad]}"
 if [[ "$bad" != 00000000 ]]; then

@@ -426,7 +426,7 @@ pub enum AppendError {
 /// they are written (one write) and hashed.
 const BATCH_BYTES: usize = 1 << 20;
 /// Batches queued for the hashing thread (bounds memory per upload).
-const BATCH_QUEUE: usize = 4;
+const BATCH_QUEUE: usize = 2;
 /// Kernel writeback of a session file is started every this many bytes, so
 /// that the fsync at commit has little left to wait for.
 const WRITEBACK_BYTES: u64 = 8 << 20;
@@ -521,7 +521,7 @@ impl Upload {
     /// [`BATCH_BYTES`] and writes each batch with one vectored write; the
     /// batches go through a bounded channel to a blocking thread that
     /// hashes them, so hashing (the most expensive step) overlaps with
-    /// receiving and writing. At most [`BATCH_QUEUE`] + 1 batches are in
+    /// receiving and writing. At most [`BATCH_QUEUE`] + 2 batches are in
     /// memory at a time.
     pub async fn append(
         &mut self,
@@ -899,5 +899,102 @@ mod tests {
             .path()
             .join("repositories/a/b/_meta.json.tmp-x")
             .exists());
+    }
+
+    fn frames(data: &[u8], frame: usize) -> Vec<Result<Bytes, io::Error>> {
+        data.chunks(frame)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect()
+    }
+
+    fn file_len(up: &Upload) -> u64 {
+        std::fs::metadata(&up.path).unwrap().len()
+    }
+
+    /// Bodies of many batches go through the hashing thread; small ones are
+    /// hashed inline. Either way the digest and file match the bytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pipelined_append_hashes_and_writes_everything() {
+        let store = Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap();
+        let data: Vec<u8> = (0..(5 * BATCH_BYTES + 12345))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut up = store.temp_upload("r", alg).unwrap();
+            // A small chunk, then a large one in uneven frames.
+            let small = axum::body::Body::from(data[..100].to_vec());
+            assert_eq!(up.append(small, Some(100)).await.unwrap(), 100);
+            let rest = &data[100..];
+            let body = axum::body::Body::from_stream(futures::stream::iter(frames(rest, 300_001)));
+            let n = up.append(body, Some(rest.len() as u64)).await.unwrap();
+            assert_eq!(n, rest.len() as u64);
+            assert_eq!(up.size(), data.len() as u64);
+            assert_eq!(file_len(&up), data.len() as u64);
+            assert_eq!(std::fs::read(&up.path).unwrap(), data);
+            assert_eq!(up.digest(alg).unwrap(), alg.digest(&data));
+            // The other algorithm re-reads the file.
+            let other = match alg {
+                Algorithm::Sha256 => Algorithm::Sha512,
+                Algorithm::Sha512 => Algorithm::Sha256,
+            };
+            assert_eq!(up.digest(other).unwrap(), other.digest(&data));
+        }
+    }
+
+    /// A chunk longer or shorter than announced, a body error, or a request
+    /// dropped half-way leaves the upload exactly as it was.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_or_dropped_append_rolls_back() {
+        let store = Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap();
+        let head = b"0123456789".to_vec();
+        let big: Vec<u8> = (0..(3 * BATCH_BYTES + 7)).map(|i| i as u8).collect();
+        let mut up = store.temp_upload("r", Algorithm::Sha256).unwrap();
+        up.append(axum::body::Body::from(head.clone()), None)
+            .await
+            .unwrap();
+        let check = |up: &Upload| {
+            assert_eq!(up.size(), head.len() as u64);
+            assert_eq!(file_len(up), head.len() as u64);
+            assert_eq!(
+                up.digest(Algorithm::Sha256).unwrap(),
+                Algorithm::Sha256.digest(&head)
+            );
+        };
+        // Too long (detected while streaming) and too short (at the end).
+        for exp in [big.len() as u64 - 1, big.len() as u64 + 1] {
+            let body = axum::body::Body::from_stream(futures::stream::iter(frames(&big, 500_000)));
+            assert!(matches!(
+                up.append(body, Some(exp)).await,
+                Err(AppendError::Length { .. })
+            ));
+            check(&up);
+        }
+        // A body error after several batches.
+        let mut fr = frames(&big, 500_000);
+        fr.push(Err(io::Error::other("reset")));
+        let body = axum::body::Body::from_stream(futures::stream::iter(fr));
+        assert!(matches!(
+            up.append(body, None).await,
+            Err(AppendError::Body)
+        ));
+        check(&up);
+        // Dropped half-way: the body stalls after several batches.
+        let stalled = futures::stream::iter(frames(&big, 500_000))
+            .chain(futures::stream::pending::<Result<Bytes, io::Error>>());
+        let body = axum::body::Body::from_stream(stalled);
+        let res = tokio::time::timeout(Duration::from_millis(300), up.append(body, None)).await;
+        assert!(res.is_err());
+        check(&up);
+        // And it still works afterwards.
+        up.append(axum::body::Body::from(big.clone()), None)
+            .await
+            .unwrap();
+        let mut all = head.clone();
+        all.extend_from_slice(&big);
+        assert_eq!(
+            up.digest(Algorithm::Sha256).unwrap(),
+            Algorithm::Sha256.digest(&all)
+        );
+        assert_eq!(std::fs::read(&up.path).unwrap(), all);
     }
 }
