@@ -26,14 +26,24 @@ pub fn find_executable(name: &str) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
-/// Print a clear skip message when `name` is missing; `true` means "go ahead".
+/// The one skip policy for tests needing an external tool: prints `skip: <what>` and lets the
+/// caller return, or, when `OCIDIFF_REQUIRE_EXTERNAL=1` (set by `.ci/run`, which installs every
+/// tool), panics with `required external tool missing: <what>` so that CI cannot skip silently.
+pub fn skip_external(what: &str) {
+    if std::env::var("OCIDIFF_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
+        panic!("required external tool missing: {what}");
+    }
+    eprintln!("skip: {what}");
+}
+
+/// `true` means "go ahead"; when `name` is missing, applies [`skip_external`] and returns `false`.
 pub fn require_tool(test: &str, name: &str) -> bool {
     if find_executable(name).is_some() {
         return true;
     }
-    eprintln!(
-        "SKIPPED {test}: `{name}` is not installed (Debian: apt-get install skopeo docker-registry)"
-    );
+    skip_external(&format!(
+        "{test}: `{name}` is not installed (Debian: apt-get install skopeo docker-registry)"
+    ));
     false
 }
 

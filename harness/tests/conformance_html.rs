@@ -2,9 +2,12 @@
 //! in a real browser (Debian's `chromium`, headless): the summary and the matrix are there, and
 //! opening `index.html#<check id>` opens that check's drill-down (inline script).
 //!
-//! Skipped, with a message, when chromium is not installed (`apt-get install chromium`); set
+//! The browser part is skipped, with a message, when chromium is not installed (`apt-get install
+//! chromium`), and fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1` (as in CI); set
 //! `OCIDIFF_CHROMIUM=/path/to/chromium` to use another binary. The screenshot is written to
 //! `target/conformance-report.png` for a human to look at.
+
+mod common;
 
 use ocidiff::checks::Outcome;
 use ocidiff::conformance::{builtin_workflows, run_conformance, write_outputs, ConformanceResults};
@@ -128,8 +131,8 @@ async fn report_files_and_browser_rendering() {
     assert!(html.contains(&format!("id=\"{id}\"")));
 
     let Some(bin) = chromium() else {
-        eprintln!(
-            "SKIPPED browser check: chromium not installed (apt-get install chromium, or set OCIDIFF_CHROMIUM)"
+        common::skip_external(
+            "browser check: chromium not installed (apt-get install chromium, or set OCIDIFF_CHROMIUM)",
         );
         return;
     };

@@ -3,6 +3,8 @@
 //! scenario on a fresh distribution shows the same signature again, and its standalone
 //! `repro.sh` runs against a fresh distribution, exits 0 and prints the recorded status of the
 //! diverging exchange. Which violations distribution has is not hard-coded.
+//!
+//! Skipped without the binary; fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1` (as in CI).
 
 mod common;
 
@@ -56,7 +58,7 @@ async fn run_repro(script: &Path) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distribution_violations_reproduce() {
     if find_distribution_binary().is_none() {
-        eprintln!("skip: no docker-registry / registry binary on PATH");
+        common::skip_external("no docker-registry / registry binary on PATH");
         return;
     }
     let start = Instant::now();

@@ -3,6 +3,8 @@
 //! Docker config, distribution with htpasswd, and redaction of secrets in everything a fuzz run
 //! writes.
 
+mod common;
+
 use ocidiff::content::Content;
 use ocidiff::engine::{run_fuzz, FuzzConfig};
 use ocidiff::exec::{ExecOptions, Executor};
@@ -284,11 +286,11 @@ async fn secrets_never_reach_findings() {
 }
 
 /// distribution with htpasswd (bcrypt), started as a `process` target; skipped without the
-/// binary.
+/// binary (fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1`).
 #[tokio::test]
 async fn distribution_with_htpasswd() {
     let Some(bin) = ocidiff::target::find_distribution_binary() else {
-        eprintln!("skip: no docker-registry / registry binary on PATH");
+        common::skip_external("no docker-registry / registry binary on PATH");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

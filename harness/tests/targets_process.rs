@@ -1,5 +1,8 @@
 //! Process targets (command lines with `{port}` / `{dir}`), `ocidiff.toml` through the CLI, and
-//! `ocidiff targets`. The process parts use Debian's docker-registry and skip without it.
+//! `ocidiff targets`. The process parts use Debian's docker-registry and skip without it
+//! (fail instead with `OCIDIFF_REQUIRE_EXTERNAL=1`, as in CI).
+
+mod common;
 
 use ocidiff::external::{ExternalSpec, ProcessSpec};
 use ocidiff::target::{find_distribution_binary, launch, TargetSpec};
@@ -28,7 +31,7 @@ fn distribution_process() -> Option<ProcessSpec> {
 #[tokio::test]
 async fn process_target_runs_and_cleans_up() {
     let Some(mut p) = distribution_process() else {
-        eprintln!("skip: no docker-registry / registry binary on PATH");
+        common::skip_external("no docker-registry / registry binary on PATH");
         return;
     };
     let logs = tempfile::tempdir().unwrap();
@@ -62,7 +65,7 @@ async fn process_target_runs_and_cleans_up() {
 #[tokio::test]
 async fn dropped_process_target_stops() {
     let Some(p) = distribution_process() else {
-        eprintln!("skip: no docker-registry / registry binary on PATH");
+        common::skip_external("no docker-registry / registry binary on PATH");
         return;
     };
     let spec = TargetSpec::External(Box::new(ExternalSpec::Process(p)));
@@ -85,6 +88,9 @@ fn cli_reads_config_and_lists_targets() {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = String::from("[[target]]\nname = \"oracle\"\npreset = \"reference\"\n\n[[target]]\nname = \"cr\"\npreset = \"container-registry\"\n");
     let have_dist = find_distribution_binary().is_some();
+    if !have_dist {
+        common::skip_external("no docker-registry / registry binary on PATH (dist-proc part)");
+    }
     if have_dist {
         toml.push_str("\n[[target]]\nname = \"dist-proc\"\nprocess = { command = [\"sh\", \"-c\", \"printf 'version: 0.1\\\\nstorage:\\\\n  filesystem:\\\\n    rootdirectory: {dir}/d\\\\nhttp:\\\\n  addr: 127.0.0.1:{port}\\\\n' > c.yml && exec docker-registry serve c.yml\"], ready_timeout = 20 }\n");
     }
@@ -144,7 +150,7 @@ fn cli_reads_config_and_lists_targets() {
 #[test]
 fn cli_fuzz_with_config_keeps_process_logs() {
     if find_distribution_binary().is_none() {
-        eprintln!("skip: no docker-registry / registry binary on PATH");
+        common::skip_external("no docker-registry / registry binary on PATH");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

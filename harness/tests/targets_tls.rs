@@ -1,5 +1,8 @@
 //! https targets: a private CA (`ca` / `--ca`) and `insecure`, against distribution serving TLS
-//! with a certificate made here by the openssl CLI. Skips without docker-registry or openssl.
+//! with a certificate made here by the openssl CLI. Skips without docker-registry or openssl
+//! (fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1`, as in CI).
+
+mod common;
 
 use ocidiff::external::{Access, ExternalSpec, RemoteSpec};
 use ocidiff::target::{find_distribution_binary, launch, TargetSpec};
@@ -104,11 +107,11 @@ fn remote(url: &url::Url, insecure: bool, ca: Option<Vec<u8>>) -> TargetSpec {
 #[tokio::test]
 async fn https_with_private_ca_or_insecure() {
     let Some(bin) = find_distribution_binary() else {
-        eprintln!("skip: no docker-registry / registry binary on PATH");
+        common::skip_external("no docker-registry / registry binary on PATH");
         return;
     };
     if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("skip: no openssl CLI");
+        common::skip_external("no openssl CLI");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -77,3 +77,14 @@ pub fn target_dir() -> PathBuf {
         }
     }
 }
+
+/// The one skip policy for tests needing an external tool (docker-registry, openssl, chromium):
+/// prints `skip: <what>` and lets the caller return (or carry on without that part), or, when
+/// `OCIDIFF_REQUIRE_EXTERNAL=1` (set by `.ci/run`, which installs every tool), panics with
+/// `required external tool missing: <what>` so that CI cannot skip silently.
+pub fn skip_external(what: &str) {
+    if std::env::var("OCIDIFF_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
+        panic!("required external tool missing: {what}");
+    }
+    eprintln!("skip: {what}");
+}
