@@ -145,8 +145,34 @@ impl Drop for ContainerGuard {
     }
 }
 
+/// Fails fast, with a clear message, when the Docker API's unix socket (`DOCKER_HOST`, else
+/// `/var/run/docker.sock` when present) accepts no connection: a stale socket file left behind by
+/// a killed `podman system service` or Docker daemon. Other hosts are left to testcontainers.
+fn check_docker_socket(docker_host: Option<&str>) -> Result<()> {
+    let path = match docker_host {
+        Some(host) => match host.strip_prefix("unix://") {
+            Some(path) => path.to_string(),
+            None => return Ok(()),
+        },
+        None if std::path::Path::new("/var/run/docker.sock").exists() => {
+            "/var/run/docker.sock".to_string()
+        }
+        None => return Ok(()),
+    };
+    #[cfg(unix)]
+    if let Err(e) = std::os::unix::net::UnixStream::connect(&path) {
+        bail!(
+            "the Docker API socket {path} does not accept connections ({e}): no Docker daemon or \
+             `podman system service` listens there (a stale socket file?); start one and set \
+             DOCKER_HOST=unix://PATH (podman: tests/images/build-local-images.sh)"
+        );
+    }
+    Ok(())
+}
+
 /// Starts the container and waits until it answers.
 pub async fn launch(name: &str, spec: &ContainerSpec) -> Result<crate::target::LaunchedTarget> {
+    check_docker_socket(std::env::var("DOCKER_HOST").ok().as_deref())?;
     let host_port = crate::external::free_loopback_port()?;
     let container_port = spec.port;
     let mut image = GenericImage::new(spec.image.clone(), spec.tag.clone())
@@ -252,6 +278,23 @@ pub async fn launch(name: &str, spec: &ContainerSpec) -> Result<crate::target::L
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn stale_docker_socket_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stale.sock");
+        // Bound, then closed: the file stays, nothing listens.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let host = format!("unix://{}", path.display());
+        let err = check_docker_socket(Some(&host)).unwrap_err().to_string();
+        assert!(err.contains("does not accept connections"), "{err}");
+        let live = dir.path().join("live.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        check_docker_socket(Some(&format!("unix://{}", live.display()))).unwrap();
+        check_docker_socket(Some("tcp://127.0.0.1:2375")).unwrap();
+    }
 
     #[test]
     fn parses_image_refs() {

@@ -23,13 +23,22 @@ PID_FILE=/run/ocidiff-podman.pid
 LOG_FILE=/run/ocidiff-podman.log
 FORCE=0
 
+# The service started here, by the pid in $PID_FILE: only while that pid is still a podman
+# process (a stale pid file from a killed service may name an unrelated, reused pid).
+service_pid() {
+  local pid
+  pid=$(cat "$PID_FILE" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'podman system service' && echo "$pid"
+}
+
 case "${1:-}" in
   --force) FORCE=1 ;;
   --stop)
-    if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-      kill "$(cat "$PID_FILE")" && echo "stopped podman API service ($(cat "$PID_FILE"))"
+    if pid=$(service_pid); then
+      kill "$pid" && echo "stopped podman API service ($pid)"
     fi
-    rm -f "$PID_FILE"
+    # A killed service can leave its socket behind: nothing listens there any more.
+    rm -f "$PID_FILE" "$SOCK_PATH"
     exit 0 ;;
   "") ;;
   *) echo "usage: $0 [--force|--stop]" >&2; exit 2 ;;
@@ -118,11 +127,12 @@ ping_socket() { curl -fsS --max-time 2 --unix-socket "$SOCK_PATH" http://d/_ping
 if ping_socket; then
   echo "podman API already serving on unix://$SOCK_PATH"
 else
-  if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-    kill "$(cat "$PID_FILE")" || true
+  if pid=$(service_pid); then
+    kill "$pid" || true
     sleep 1
   fi
-  rm -f "$SOCK_PATH"
+  # A stale socket (its service killed) refuses connections and would block the new one.
+  rm -f "$SOCK_PATH" "$PID_FILE"
   nohup podman system service --time=0 "unix://$SOCK_PATH" >"$LOG_FILE" 2>&1 &
   echo $! > "$PID_FILE"
   for _ in $(seq 1 50); do

@@ -3,12 +3,14 @@
 //! Needs a Docker-compatible API: `DOCKER_HOST`, or podman's socket at
 //! `/run/ocidiff-podman.sock` as started by `tests/images/build-local-images.sh` (which also
 //! builds the default image `localhost/ocidiff-distribution:2.8.2` from Debian's docker-registry).
-//! Skipped with a message when neither socket is there. `OCIDIFF_CONTAINER_IMAGE` picks another
-//! image (e.g. `registry:2` with Docker).
+//! Skipped with a message when no socket answers `GET /_ping` (a stale socket file does not
+//! count); fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1`, as in CI. `OCIDIFF_CONTAINER_IMAGE`
+//! picks another image (e.g. `registry:2` with Docker).
 
 use ocidiff::engine::{run_fuzz, FuzzConfig};
 use ocidiff::generate::GenConfig;
 use ocidiff::target::{parse_target_arg, TargetSpec};
+use ocidiff_e2e::skip_external;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,20 +21,68 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const PODMAN_SOCKET: &str = "/run/ocidiff-podman.sock";
 const DEFAULT_IMAGE: &str = "localhost/ocidiff-distribution:2.8.2";
 
-/// The unix socket of the Docker API to use, setting `DOCKER_HOST` when taken from the default.
-fn docker_socket() -> Option<String> {
-    if let Ok(host) = std::env::var("DOCKER_HOST") {
-        let path = host.strip_prefix("unix://")?.to_string();
-        return Path::new(&path).exists().then_some(path);
+/// The unix socket of a Docker API that answers `GET /_ping`, setting `DOCKER_HOST` when taken
+/// from the defaults; otherwise why there is none. A socket file alone is not enough: a killed
+/// `podman system service` leaves a stale one behind that refuses connections.
+fn docker_socket() -> Result<String, String> {
+    let candidates = match std::env::var("DOCKER_HOST") {
+        Ok(host) => match host.strip_prefix("unix://") {
+            Some(path) => vec![path.to_string()],
+            None => return Err(format!("DOCKER_HOST={host} is not a unix:// socket")),
+        },
+        Err(_) => vec![
+            PODMAN_SOCKET.to_string(),
+            "/var/run/docker.sock".to_string(),
+        ],
+    };
+    let mut reasons = Vec::new();
+    for path in candidates {
+        match ping(&path) {
+            Ok(()) => {
+                std::env::set_var("DOCKER_HOST", format!("unix://{path}"));
+                return Ok(path);
+            }
+            Err(e) => reasons.push(format!("{path}: {e}")),
+        }
     }
-    if Path::new(PODMAN_SOCKET).exists() {
-        std::env::set_var("DOCKER_HOST", format!("unix://{PODMAN_SOCKET}"));
-        return Some(PODMAN_SOCKET.to_string());
+    Err(format!(
+        "no Docker API answering (set DOCKER_HOST, or run tests/images/build-local-images.sh \
+         for podman's socket at {PODMAN_SOCKET}): {}",
+        reasons.join("; ")
+    ))
+}
+
+/// `GET /_ping` on a Docker API unix socket, bounded; `Ok` when it answers 200.
+fn ping(path: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    if !Path::new(path).exists() {
+        return Err("no such socket".into());
     }
-    if Path::new("/var/run/docker.sock").exists() {
-        return Some("/var/run/docker.sock".to_string());
+    let mut s = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| format!("connect: {e} (stale socket, no server listening?)"))?;
+    let timeout = Some(Duration::from_secs(5));
+    s.set_read_timeout(timeout).map_err(|e| e.to_string())?;
+    s.set_write_timeout(timeout).map_err(|e| e.to_string())?;
+    s.write_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut head = Vec::new();
+    // Bounded: the status line is in the first bytes; each read progresses or times out.
+    let mut buf = [0u8; 256];
+    while head.len() < 12 {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
     }
-    None
+    let head = String::from_utf8_lossy(&head);
+    match head.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        _ => Err(format!(
+            "GET /_ping answered {:?}",
+            head.lines().next().unwrap_or("")
+        )),
+    }
 }
 
 /// Containers (all states) created from `image`, through the Docker API (works with podman).
@@ -66,16 +116,12 @@ fn containers_of(socket: &str, image: &str) -> Vec<String> {
 
 #[test]
 fn fuzz_against_a_container_target() {
-    let Some(socket) = docker_socket() else {
-        eprintln!(
-            "skip fuzz_against_a_container_target: no Docker API (set DOCKER_HOST, or run \
-             tests/images/build-local-images.sh for podman's socket at {PODMAN_SOCKET})"
-        );
-        return;
+    let socket = match docker_socket() {
+        Ok(s) => s,
+        Err(why) => return skip_external(&format!("fuzz_against_a_container_target: {why}")),
     };
     if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("skip fuzz_against_a_container_target: curl missing");
-        return;
+        return skip_external("fuzz_against_a_container_target: curl missing");
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let image = std::env::var("OCIDIFF_CONTAINER_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.into());
@@ -129,13 +175,16 @@ fn fuzz_against_a_container_target() {
 /// and when it never becomes ready.
 #[test]
 fn containers_are_removed_on_drop_and_on_failed_start() {
-    let Some(socket) = docker_socket() else {
-        eprintln!("skip containers_are_removed_on_drop_and_on_failed_start: no Docker API");
-        return;
+    let socket = match docker_socket() {
+        Ok(s) => s,
+        Err(why) => {
+            return skip_external(&format!(
+                "containers_are_removed_on_drop_and_on_failed_start: {why}"
+            ))
+        }
     };
     if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("skip: curl missing");
-        return;
+        return skip_external("containers_are_removed_on_drop_and_on_failed_start: curl missing");
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let image = std::env::var("OCIDIFF_CONTAINER_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.into());

@@ -1,5 +1,6 @@
 //! The distribution launcher in `ocidiff_e2e` starts a ready registry and its
 //! guard's `Drop` stops it and removes its temporary storage.
+//! Skipped without docker-registry; fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1`.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! A real client round trip: skopeo copies an OCI image layout into a registry
 //! and back out; manifest and blobs must come back byte-identical. Runs against
 //! the reference registry (in-process) and Debian's distribution 2.8.2.
+//! Skipped without skopeo / docker-registry; fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
