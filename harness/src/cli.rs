@@ -37,6 +37,17 @@ enum Cmd {
     Conformance(ConformanceArgs),
 }
 
+/// `--insecure` / `--ca`, shared by the commands that talk to https targets.
+#[derive(Args, Debug)]
+struct TlsArgs {
+    /// Do not verify TLS certificates of https targets.
+    #[arg(long)]
+    insecure: bool,
+    /// Extra trusted CA certificates (PEM file) for https targets.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 struct TargetsArgs {
     /// Targets to check (as for `fuzz`); default: the config file's, else the defaults.
@@ -45,12 +56,8 @@ struct TargetsArgs {
     /// Target config file (default: ./ocidiff.toml when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Do not verify TLS certificates of https targets.
-    #[arg(long)]
-    insecure: bool,
-    /// Extra trusted CA certificates (PEM file) for https targets.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Also list the presets and what each may do differently.
     #[arg(long)]
     presets: bool,
@@ -83,12 +90,8 @@ struct ConformanceArgs {
     /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Do not verify TLS certificates of https targets.
-    #[arg(long)]
-    insecure: bool,
-    /// Extra trusted CA certificates (PEM file) for https targets.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Output directory for index.html, junit.xml and results.json.
     #[arg(long, default_value = "./ocidiff-conformance")]
     out: PathBuf,
@@ -106,12 +109,8 @@ struct FuzzArgs {
     /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Do not verify TLS certificates of https targets.
-    #[arg(long)]
-    insecure: bool,
-    /// Extra trusted CA certificates (PEM file) for https targets.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Run seed (default: random, printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -209,6 +208,20 @@ pub fn main() -> i32 {
     })
 }
 
+/// The targets of a run that writes into `out`: resolved from the flags or the config file,
+/// process and container logs kept in `out/logs`, `--insecure` / `--ca` applied.
+fn targets_for_run(
+    args: &[String],
+    config: Option<&std::path::Path>,
+    tls: &TlsArgs,
+    out: &std::path::Path,
+) -> Result<Vec<(String, TargetSpec)>, String> {
+    let mut t = resolve_targets_with(args, config)?;
+    crate::external::set_log_dir(&mut t, &out.join("logs"));
+    apply_tls_flags(&mut t, tls.insecure, tls.ca.as_deref())?;
+    Ok(t)
+}
+
 /// Applies `--insecure` / `--ca` to the targets.
 fn apply_tls_flags(
     targets: &mut [(String, TargetSpec)],
@@ -289,16 +302,8 @@ fn resolve_targets(args: &[String]) -> Result<Vec<(String, TargetSpec)>, String>
 }
 
 async fn fuzz(a: FuzzArgs) -> i32 {
-    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
-        Ok(mut t) => {
-            // Process and container logs are kept next to the findings.
-            crate::external::set_log_dir(&mut t, &a.out.join("logs"));
-            if let Err(e) = apply_tls_flags(&mut t, a.insecure, a.ca.as_deref()) {
-                eprintln!("error: {e}");
-                return 2;
-            }
-            t
-        }
+    let targets = match targets_for_run(&a.targets, a.config.as_deref(), &a.tls, &a.out) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
@@ -560,15 +565,8 @@ async fn conformance_cmd(a: ConformanceArgs) -> i32 {
             }
         },
     };
-    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
-        Ok(mut t) => {
-            crate::external::set_log_dir(&mut t, &a.out.join("logs"));
-            if let Err(e) = apply_tls_flags(&mut t, a.insecure, a.ca.as_deref()) {
-                eprintln!("error: {e}");
-                return 2;
-            }
-            t
-        }
+    let targets = match targets_for_run(&a.targets, a.config.as_deref(), &a.tls, &a.out) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
@@ -639,7 +637,7 @@ async fn targets_cmd(a: TargetsArgs) -> i32 {
         default_targets()
     };
     let mut targets = targets;
-    if let Err(e) = apply_tls_flags(&mut targets, a.insecure, a.ca.as_deref()) {
+    if let Err(e) = apply_tls_flags(&mut targets, a.tls.insecure, a.tls.ca.as_deref()) {
         eprintln!("error: {e}");
         return 2;
     }
