@@ -83,7 +83,7 @@ pub fn digest(data: &[u8]) {
     // differential: registry vs harness
     assert_eq!(
         parsed.is_ok(),
-        ocidiff::state::is_valid_digest(s),
+        ocidiff::model::is_valid_digest(s),
         "registry Digest::parse and harness state::is_valid_digest disagree on {s:?}"
     );
     if let Ok(d) = parsed {
@@ -116,9 +116,9 @@ pub fn digest_verify(data: &[u8]) {
     };
     let body = &rest[..rest.len().min(1 << 16)];
     let (alg, halg) = if ctl & 1 == 0 {
-        (spec::Algorithm::Sha256, ocidiff::model::DigestAlgo::Sha256)
+        (spec::Algorithm::Sha256, ocidiff::vocab::DigestAlgo::Sha256)
     } else {
-        (spec::Algorithm::Sha512, ocidiff::model::DigestAlgo::Sha512)
+        (spec::Algorithm::Sha512, ocidiff::vocab::DigestAlgo::Sha512)
     };
     let one_shot = alg.digest(body);
     // chunked: split points derived from the control byte
@@ -135,15 +135,15 @@ pub fn digest_verify(data: &[u8]) {
     assert_eq!(one_shot, chunked, "one-shot and chunked digests differ");
     assert_eq!(
         one_shot.as_str(),
-        ocidiff::content::digest_of(halg, body),
+        ocidiff::vocab::content::digest_of(halg, body),
         "registry and harness digests differ"
     );
     if alg == spec::Algorithm::Sha256 {
-        assert_eq!(one_shot.hex(), ocidiff::content::sha256_hex(body));
+        assert_eq!(one_shot.hex(), ocidiff::vocab::content::sha256_hex(body));
     }
     let reparsed = spec::Digest::parse(one_shot.as_str()).expect("computed digests parse");
     assert_eq!(reparsed, one_shot);
-    assert!(ocidiff::state::is_valid_digest(one_shot.as_str()));
+    assert!(ocidiff::model::is_valid_digest(one_shot.as_str()));
 }
 
 // --------------------------------------------------------------------------------- reference
@@ -201,16 +201,16 @@ fn check_reference(s: &str) {
     let reg_tag = spec::is_valid_tag(s);
     assert_eq!(
         reg_tag,
-        ocidiff::state::is_valid_tag(s),
+        ocidiff::model::is_valid_tag(s),
         "registry spec::is_valid_tag vs harness state::is_valid_tag on {s:?}"
     );
     assert_eq!(reg_tag, tag_regex(s), "is_valid_tag vs spec regex on {s:?}");
 
     // A manifest reference: how the harness model classifies it must match how the registry
     // routes it (contains ':' => digest, else tag).
-    let content = ocidiff::content::Content::default();
+    let content = ocidiff::vocab::content::Content::default();
     let kind =
-        ocidiff::state::classify_reference(&ocidiff::model::Reference::Raw(s.to_owned()), &content);
+        ocidiff::model::classify_reference(&ocidiff::vocab::Reference::Raw(s.to_owned()), &content);
     let registry_kind = if s.contains(':') {
         match spec::Digest::parse(s) {
             Ok(_) => "digest",
@@ -222,15 +222,15 @@ fn check_reference(s: &str) {
         "invalid"
     };
     let harness_kind = match &kind {
-        ocidiff::state::RefKind::Tag(t) => {
+        ocidiff::model::RefKind::Tag(t) => {
             assert_eq!(t, s);
             "tag"
         }
-        ocidiff::state::RefKind::Digest(d) => {
+        ocidiff::model::RefKind::Digest(d) => {
             assert_eq!(d, s);
             "digest"
         }
-        ocidiff::state::RefKind::Invalid(_) => "invalid",
+        ocidiff::model::RefKind::Invalid(_) => "invalid",
     };
     assert_eq!(
         harness_kind, registry_kind,
@@ -418,12 +418,12 @@ pub fn observe(data: &[u8]) {
     let method = if ctl & 0x40 != 0 { "HEAD" } else { "GET" };
     let body = &body[..body.len().min(1 << 16)];
     let facts = ocidiff::observe::body_facts(endpoint, method, status, body);
-    use ocidiff::observe::BodyFacts;
+    use ocidiff::vocab::exchange::BodyFacts;
     match &facts {
         BodyFacts::Empty => assert!(method == "HEAD" || body.is_empty()),
         BodyFacts::Content { len, sha256 } => {
             assert_eq!(*len, body.len() as u64);
-            assert_eq!(sha256, &ocidiff::content::sha256_hex(body));
+            assert_eq!(sha256, &ocidiff::vocab::content::sha256_hex(body));
         }
         BodyFacts::Other { len, .. } => assert_eq!(*len, body.len() as u64),
         BodyFacts::Errors { .. } => assert!(status >= 400),
@@ -495,7 +495,7 @@ fn quoted_string(v: &str) -> String {
 /// exactly.
 #[cfg(feature = "parse-bearer")]
 pub fn parse_bearer(data: &[u8]) {
-    use ocidiff::auth::{parse_bearer, parse_challenges};
+    use ocidiff::execute::auth::{parse_bearer, parse_challenges};
     let s = text(data);
     let s = s.as_ref();
     let all = parse_challenges(s);

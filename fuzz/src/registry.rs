@@ -314,7 +314,7 @@ pub fn www_authenticate(data: &[u8]) {
                     }
                     #[cfg(feature = "parse-bearer")]
                     if scheme == "Bearer" {
-                        let p = ocidiff::auth::parse_bearer(ch)
+                        let p = ocidiff::execute::auth::parse_bearer(ch)
                             .unwrap_or_else(|| panic!("harness cannot parse {ch:?}"));
                         for (k, v) in &params {
                             assert_eq!(p.get(k), Some(v), "{ch:?}");

@@ -20,10 +20,10 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use ocidiff::content::Content;
-use ocidiff::exec::{ExecOptions, ExecTarget, Executor};
+use ocidiff::execute::{ExecOptions, ExecTarget, Executor};
 use ocidiff::generate::{generate_sequence, GenConfig};
-use ocidiff::model::Sequence;
+use ocidiff::ops::Sequence;
+use ocidiff::vocab::content::Content;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -154,6 +154,7 @@ fn executor(url: &str) -> Result<Executor> {
         }],
         ExecOptions::default(),
     )
+    .map_err(Into::into)
 }
 
 fn namespace(i: usize) -> String {
@@ -225,7 +226,7 @@ async fn run_engine(seqs: &[Sequence], oracle: bool) -> Result<(Duration, usize,
             .map(|o| o.per_target.iter().map(Vec::len).sum::<usize>())
             .sum::<usize>();
         if oracle {
-            divergences += ocidiff::oracle::check_case(seq, &content, &outcome).len();
+            divergences += ocidiff::compare::check_case(seq, &content, &outcome).len();
         }
     }
     let elapsed = start.elapsed();

@@ -1,29 +1,39 @@
 //! ocidiff: differential fuzzing of OCI Distribution Spec registries.
 //!
-//! Data flows one way: `model` (vocabulary) -> `content` / `state` -> `generate` -> `exec`
-//! (with `target`) -> `observe` -> `oracle` -> `shrink` -> `report`; `scenario` reads and writes
-//! sequences; `engine` drives the loop; `checks` evaluates a scenario's `[[expect]]` checks;
-//! `conformance` (with `conformance_html`) runs scenario files and the conformance workflows and
-//! writes their reports; `cli` parses arguments. See ARCHITECTURE.md.
+//! The folders follow the data, bottom to top, and import only downwards (a test checks it):
+//!
+//! - `vocab`: ids, content specs and rendering, request plans, exchanges, redaction;
+//! - `model`: what a spec-exact registry holds (`ModelState`) and the spec's grammars;
+//! - `ops`: one file per operation family, with everything about it (see `ops`);
+//! - the stages: `generate` -> `execute` (with `targets` beside it) -> `observe` -> `compare`
+//!   -> `shrink` -> `report`; `scenario` is the TOML format shared by reproducers, scenario
+//!   files and the corpus;
+//! - `drivers`: fuzz, replay, run / conformance, sharing one run-a-case path;
+//! - `cli`: argument parsing only.
+//!
+//! See ARCHITECTURE.md.
 
-pub mod auth;
-pub mod checks;
-pub mod cli;
-pub mod config;
-pub mod conformance;
-pub mod conformance_html;
-pub mod container;
-pub mod content;
-pub mod engine;
-pub mod exec;
-pub mod external;
-pub mod generate;
+pub mod vocab;
+
 pub mod model;
+
+pub mod ops;
+
+pub mod generate;
 pub mod observe;
-pub mod oracle;
-pub mod presets;
-pub mod report;
-pub mod scenario;
+
+pub mod execute;
+
+pub mod targets;
+
+pub mod compare;
+
 pub mod shrink;
-pub mod state;
-pub mod target;
+
+pub mod scenario;
+
+pub mod report;
+
+pub mod drivers;
+
+pub mod cli;

@@ -9,10 +9,11 @@
 
 mod common;
 
-use ocidiff::checks::Outcome;
-use ocidiff::conformance::{builtin_workflows, run_conformance, write_outputs, ConformanceResults};
-use ocidiff::conformance_html::check_id;
-use ocidiff::target::TargetSpec;
+use ocidiff::drivers::conformance::{builtin_workflows, run_conformance};
+use ocidiff::report::conformance::{write_outputs, ConformanceResults};
+use ocidiff::report::conformance_html::check_id;
+use ocidiff::scenario::checks::Outcome;
+use ocidiff::targets::TargetSpec;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -221,7 +222,7 @@ async fn credentials_are_redacted() {
     .unwrap();
     let url = running.url().to_string();
     let with_creds = url.replacen("http://", "http://alice:s3cret-pw@", 1);
-    let spec = ocidiff::target::parse_target_arg(&format!("basic={with_creds}")).unwrap();
+    let spec = ocidiff::targets::parse_target_arg(&format!("basic={with_creds}")).unwrap();
     let wf: Vec<_> = builtin_workflows()
         .unwrap()
         .into_iter()

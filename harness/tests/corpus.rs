@@ -15,11 +15,11 @@
 
 mod common;
 
-use ocidiff::checks::Outcome;
-use ocidiff::conformance::{load, run_scenario, ScenarioRun};
-use ocidiff::engine::{run_id, with_reference_first, Fleet};
-use ocidiff::oracle::Class;
-use ocidiff::target::{find_distribution_binary, TargetSpec};
+use ocidiff::compare::Class;
+use ocidiff::drivers::case::{run_id, with_reference_first, Fleet};
+use ocidiff::drivers::conformance::{load, run_scenario, ScenarioRun};
+use ocidiff::scenario::checks::Outcome;
+use ocidiff::targets::{find_distribution_binary, TargetSpec};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

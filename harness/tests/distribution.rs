@@ -9,10 +9,11 @@
 mod common;
 
 use common::{describe, fuzz_config, reference};
-use ocidiff::engine::{replay, run_fuzz};
-use ocidiff::oracle::Class;
+use ocidiff::compare::Class;
+use ocidiff::drivers::fuzz::run_fuzz;
+use ocidiff::drivers::replay::replay;
 use ocidiff::shrink::Finding;
-use ocidiff::target::{find_distribution_binary, launch, TargetSpec};
+use ocidiff::targets::{find_distribution_binary, launch, TargetSpec};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

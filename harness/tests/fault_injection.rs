@@ -7,8 +7,8 @@
 mod common;
 
 use common::{describe, faulty, fuzz_config, reference, target_dir};
-use ocidiff::engine::run_fuzz;
-use ocidiff::oracle::Class;
+use ocidiff::compare::Class;
+use ocidiff::drivers::fuzz::run_fuzz;
 use ocidiff::shrink::Finding;
 use reference_registry::Faults;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{describe, faulty, fuzz_config, reference};
-use ocidiff::engine::run_fuzz;
+use ocidiff::drivers::fuzz::run_fuzz;
 use ocidiff::generate::{generate_sequence, GenConfig};
 use reference_registry::Faults;
 use std::time::Duration;

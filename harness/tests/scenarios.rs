@@ -2,12 +2,12 @@
 //! the oracle, the reference registry passes every check, and `ocidiff run` behaves (exit codes,
 //! malformed files reported with file:line:column).
 
-use ocidiff::checks::Outcome;
-use ocidiff::conformance::{builtin_workflows, load, run_conformance, run_scenario};
-use ocidiff::engine::{with_reference_first, Fleet};
-use ocidiff::oracle::{Class, RULES};
+use ocidiff::compare::{Class, RULES};
+use ocidiff::drivers::case::{with_reference_first, Fleet};
+use ocidiff::drivers::conformance::{builtin_workflows, load, run_conformance, run_scenario};
+use ocidiff::scenario::checks::Outcome;
 use ocidiff::scenario::{from_str, ScenarioError};
-use ocidiff::target::TargetSpec;
+use ocidiff::targets::TargetSpec;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,7 +47,7 @@ fn every_check_is_named_and_cited_and_every_must_rule_is_covered() {
         assert!(!w.scenario.expect.is_empty(), "{}: no checks", w.id);
         for e in &w.scenario.expect {
             assert!(!e.name.is_empty(), "{}: a check without a name", w.id);
-            let rule = e.rule.as_deref().map(ocidiff::oracle::rule);
+            let rule = e.rule.as_deref().map(ocidiff::compare::rule);
             let spec = e.spec.clone().or(rule.map(|r| r.spec.to_string()));
             assert!(
                 spec.is_some_and(|s| !s.is_empty()),

@@ -5,14 +5,13 @@
 
 mod common;
 
-use ocidiff::content::Content;
-use ocidiff::engine::{run_fuzz, FuzzConfig};
-use ocidiff::exec::{ExecOptions, Executor};
-use ocidiff::external::{ExternalSpec, ProcessSpec};
+use ocidiff::drivers::fuzz::{run_fuzz, FuzzConfig};
+use ocidiff::execute::{ExecOptions, Executor};
 use ocidiff::generate::GenConfig;
-use ocidiff::model::{BlobId, BlobSpec, ContentSpec, DigestAlgo, DigestChoice, Op, PushMethod};
-use ocidiff::model::{Repo, Sequence};
-use ocidiff::target::{launch, parse_target_arg, LaunchedTarget, TargetSpec};
+use ocidiff::ops::Sequence;
+use ocidiff::targets::external::{ExternalSpec, ProcessSpec};
+use ocidiff::targets::{launch, parse_target_arg, LaunchedTarget, TargetSpec};
+use ocidiff::vocab::content::Content;
 use reference_registry::{AuthMode, Config, Faults};
 use std::path::Path;
 use std::time::Duration;
@@ -55,46 +54,37 @@ fn with_creds(url: &str, user: &str, pass: &str) -> String {
 /// Pushes a chunked blob, reads it back, deletes it: every action of the token flow.
 async fn push_pull_delete(t: &LaunchedTarget) -> Vec<u16> {
     let ex = Executor::new(vec![t.exec_target()], ExecOptions::default()).unwrap();
-    let seq = Sequence {
-        content: ContentSpec {
-            blobs: vec![BlobSpec {
-                size: 3000,
-                seed: 7,
-                algo: DigestAlgo::Sha256,
-            }],
-            manifests: vec![],
-        },
-        ops: vec![
-            Op::CheckApi,
-            Op::PushBlob {
-                repo: Repo(0),
-                blob: BlobId(0),
-                method: PushMethod::Chunked {
-                    chunks: 2,
-                    last_in_put: true,
-                },
-                digest: DigestChoice::Correct,
-            },
-            Op::GetBlob {
-                repo: Repo(0),
-                blob: BlobId(0),
-                range: None,
-            },
-            Op::ListTags {
-                repo: Repo(0),
-                n: None,
-                last: None,
-            },
-            Op::DeleteBlob {
-                repo: Repo(0),
-                blob: BlobId(0),
-            },
-            Op::HeadBlob {
-                repo: Repo(0),
-                blob: BlobId(0),
-            },
-        ],
-    };
+    let seq = Sequence::from_toml(
+        r#"
+[content]
+blobs = [{ size = 3000, seed = 7 }]
+[[ops]]
+op = "check_api"
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 0
+method = "chunked"
+chunks = 2
+last_in_put = true
+[[ops]]
+op = "get_blob"
+repo = 0
+blob = 0
+[[ops]]
+op = "list_tags"
+repo = 0
+[[ops]]
+op = "delete_blob"
+repo = 0
+blob = 0
+[[ops]]
+op = "head_blob"
+repo = 0
+blob = 0
+"#,
+    )
+    .unwrap();
     let content = Content::render(&seq.content).unwrap();
     let out = ex.run(&seq, &content, "authns").await;
     out.ops
@@ -289,7 +279,7 @@ async fn secrets_never_reach_findings() {
 /// binary (fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1`).
 #[tokio::test]
 async fn distribution_with_htpasswd() {
-    let Some(bin) = ocidiff::target::find_distribution_binary() else {
+    let Some(bin) = ocidiff::targets::find_distribution_binary() else {
         common::skip_external("no docker-registry / registry binary on PATH");
         return;
     };
@@ -322,7 +312,7 @@ async fn distribution_with_htpasswd() {
             "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY".into(),
             "{dir}/data".into(),
         );
-        p.access.credentials = user.map(|(u, pw)| ocidiff::auth::Credentials {
+        p.access.credentials = user.map(|(u, pw)| ocidiff::execute::auth::Credentials {
             username: u.into(),
             password: pw.into(),
         });
@@ -356,10 +346,10 @@ async fn distribution_with_htpasswd() {
 async fn repository_prefix_compares_clean() {
     let reg = reference_with(AuthMode::None).await;
     let out = tempfile::tempdir().unwrap();
-    let mut access = ocidiff::external::Access::default();
+    let mut access = ocidiff::targets::common::Access::default();
     access.options.repo_prefix = "project1".into();
     let remote = TargetSpec::External(Box::new(ExternalSpec::Remote(
-        ocidiff::external::RemoteSpec {
+        ocidiff::targets::external::RemoteSpec {
             url: url::Url::parse(&reg.url()).unwrap(),
             access,
             preset: Some("harbor".into()),

@@ -4,8 +4,8 @@
 
 mod common;
 
-use ocidiff::external::{ExternalSpec, ProcessSpec};
-use ocidiff::target::{find_distribution_binary, launch, TargetSpec};
+use ocidiff::targets::external::{ExternalSpec, ProcessSpec};
+use ocidiff::targets::{find_distribution_binary, launch, TargetSpec};
 use std::process::Command;
 use std::time::Duration;
 

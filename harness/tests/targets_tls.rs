@@ -4,8 +4,9 @@
 
 mod common;
 
-use ocidiff::external::{Access, ExternalSpec, RemoteSpec};
-use ocidiff::target::{find_distribution_binary, launch, TargetSpec};
+use ocidiff::targets::common::Access;
+use ocidiff::targets::external::{ExternalSpec, RemoteSpec};
+use ocidiff::targets::{find_distribution_binary, launch, TargetSpec};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -153,12 +154,12 @@ async fn https_with_private_ca_or_insecure() {
     let t = launch("tls-ca", &remote(&url, false, Some(ca)))
         .await
         .unwrap();
-    let ex = ocidiff::exec::Executor::new(vec![t.exec_target()], Default::default()).unwrap();
-    let seq = ocidiff::model::Sequence {
+    let ex = ocidiff::execute::Executor::new(vec![t.exec_target()], Default::default()).unwrap();
+    let seq = ocidiff::ops::Sequence {
         content: Default::default(),
-        ops: vec![ocidiff::model::Op::CheckApi],
+        ops: vec![ocidiff::ops::Op::CheckApi(Default::default())],
     };
-    let content = ocidiff::content::Content::render(&seq.content).unwrap();
+    let content = ocidiff::vocab::content::Content::render(&seq.content).unwrap();
     let out = ex.run(&seq, &content, "tls").await;
     assert_eq!(out.ops[0].per_target[0][0].observation.status, 200);
     t.shutdown().await;

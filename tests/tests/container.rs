@@ -7,9 +7,9 @@
 //! count); fails instead with `OCIDIFF_REQUIRE_EXTERNAL=1`, as in CI. `OCIDIFF_CONTAINER_IMAGE`
 //! picks another image (e.g. `registry:2` with Docker).
 
-use ocidiff::engine::{run_fuzz, FuzzConfig};
+use ocidiff::drivers::fuzz::{run_fuzz, FuzzConfig};
 use ocidiff::generate::GenConfig;
-use ocidiff::target::{parse_target_arg, TargetSpec};
+use ocidiff::targets::{parse_target_arg, TargetSpec};
 use ocidiff_e2e::skip_external;
 use std::path::Path;
 use std::process::Command;
@@ -144,7 +144,7 @@ fn fuzz_against_a_container_target() {
         progress: false,
     };
     let mut targets = cfg.targets.clone();
-    ocidiff::external::set_log_dir(&mut targets, &out.path().join("logs"));
+    ocidiff::targets::external::set_log_dir(&mut targets, &out.path().join("logs"));
     let cfg = FuzzConfig { targets, ..cfg };
     let start = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -198,7 +198,7 @@ fn containers_are_removed_on_drop_and_on_failed_start() {
         let (name, spec) = parse_target_arg(&format!("dropped=container:{image}")).unwrap();
         let t = tokio::time::timeout(
             Duration::from_secs(60),
-            ocidiff::target::launch(&name, &spec),
+            ocidiff::targets::launch(&name, &spec),
         )
         .await
         .expect("bounded")
@@ -209,11 +209,13 @@ fn containers_are_removed_on_drop_and_on_failed_start() {
         drop(t);
 
         // Nothing listens on the probed port: readiness fails, the container goes.
-        let mut c = ocidiff::container::ContainerSpec::parse(&image).unwrap();
+        let mut c = ocidiff::targets::container::ContainerSpec::parse(&image).unwrap();
         c.port = 5999;
         c.startup_timeout = Duration::from_secs(3);
-        let spec = TargetSpec::External(Box::new(ocidiff::external::ExternalSpec::Container(c)));
-        let err = ocidiff::target::launch("never-ready", &spec)
+        let spec = TargetSpec::External(Box::new(
+            ocidiff::targets::external::ExternalSpec::Container(c),
+        ));
+        let err = ocidiff::targets::launch("never-ready", &spec)
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("not ready"), "{err:#}");

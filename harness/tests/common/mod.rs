@@ -1,10 +1,10 @@
 //! Helpers shared by the engine proof tests.
 #![allow(dead_code)]
 
-use ocidiff::engine::FuzzConfig;
+use ocidiff::drivers::fuzz::FuzzConfig;
 use ocidiff::generate::GenConfig;
 use ocidiff::shrink::Finding;
-use ocidiff::target::TargetSpec;
+use ocidiff::targets::TargetSpec;
 use reference_registry::{Config, Faults};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,722 @@
+//! Command-line parsing for the ocidiff binary; calls into the modules, holds no logic of its own.
+//!
+//! Exit codes: 0 no violation, 1 violations found (or a replayed scenario's `[[expect]]` failed),
+//! 2 usage or infrastructure error (clap usage errors included; `--help` / `--version` exit 0).
+
+use crate::drivers::fuzz::{run_fuzz, FuzzConfig};
+use crate::drivers::replay::replay;
+use crate::generate::GenConfig;
+use crate::targets::{default_targets, launch, parse_target_arg, TargetSpec};
+use crate::vocab::redact::redact;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ocidiff",
+    version,
+    about = "Differential fuzzing of OCI Distribution Spec registries"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Generate random sequences, run them on every target and report divergences.
+    Fuzz(FuzzArgs),
+    /// Run one scenario file and print each op's observations and the divergences.
+    Replay(ReplayArgs),
+    /// List the configured (or default) targets and check each answers `GET /v2/`.
+    Targets(TargetsArgs),
+    /// Run scenario files (a file or a directory of *.toml) on the targets: differentially
+    /// (against the reference) and against their [[expect]] checks.
+    Run(RunArgs),
+    /// Run the four conformance workflows (Pull, Push, Content Discovery, Content Management)
+    /// on each target and write index.html, junit.xml and results.json.
+    Conformance(ConformanceArgs),
+}
+
+/// `--insecure` / `--ca`, shared by the commands that talk to https targets.
+#[derive(Args, Debug)]
+struct TlsArgs {
+    /// Do not verify TLS certificates of https targets.
+    #[arg(long)]
+    insecure: bool,
+    /// Extra trusted CA certificates (PEM file) for https targets.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct TargetsArgs {
+    /// Targets to check (as for `fuzz`); default: the config file's, else the defaults.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Also list the presets and what each may do differently.
+    #[arg(long)]
+    presets: bool,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Scenario files or directories (searched recursively for *.toml).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// Targets (as for `fuzz`); the reference is added as the oracle. Default: every target
+    /// that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also print passing checks and each check's exchanges.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Args, Debug)]
+struct ConformanceArgs {
+    /// A target: NAME=http(s)://[user:pass@]host[:port] | reference | container-registry |
+    /// distribution[:/path] | NAME=KIND. Repeatable; the reference is added as the oracle.
+    /// Default: every target that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Output directory for index.html, junit.xml and results.json.
+    #[arg(long, default_value = "./ocidiff-conformance")]
+    out: PathBuf,
+    /// Run these scenario files instead of the built-in workflows (a file or a directory).
+    #[arg(long, value_name = "FILE|DIR")]
+    scenarios: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct FuzzArgs {
+    /// A target: reference | container-registry | distribution[:/path] | NAME=KIND |
+    /// NAME=http(s)://[user:pass@]host[:port]. Repeatable; default: every target that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Run seed (default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop starting new cases after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// At most this many cases.
+    #[arg(long, default_value_t = 1000)]
+    cases: u64,
+    /// At most this many ops per case.
+    #[arg(long)]
+    max_ops: Option<usize>,
+    /// Share (0..=1) of deliberately invalid ops.
+    #[arg(long)]
+    invalid_share: Option<f64>,
+    /// Output directory (findings.json, findings/<id>/).
+    #[arg(long, default_value = "./ocidiff-out")]
+    out: PathBuf,
+    /// Run only shard I of N (cases i with i % N == I), e.g. 0/4.
+    #[arg(long, value_parser = parse_shard, value_name = "I/N")]
+    shard: Option<(u32, u32)>,
+    /// Do not shrink findings.
+    #[arg(long)]
+    no_shrink: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// Scenario file (TOML).
+    file: PathBuf,
+    /// Targets (as for `fuzz`); default: every target that can start.
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected I/N, got {s:?}"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad shard index {i:?}"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad shard count {n:?}"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard index must be below the count (got {i}/{n})"));
+    }
+    Ok((i, n))
+}
+
+/// Entry point of the binary: returns the process exit code.
+pub fn main() -> i32 {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async {
+        match cli.cmd {
+            Cmd::Fuzz(a) => fuzz(a).await,
+            Cmd::Replay(a) => replay_cmd(a).await,
+            Cmd::Targets(a) => targets_cmd(a).await,
+            Cmd::Run(a) => run_cmd(a).await,
+            Cmd::Conformance(a) => conformance_cmd(a).await,
+        }
+    })
+}
+
+/// The targets of a run that writes into `out`: resolved from the flags or the config file,
+/// process and container logs kept in `out/logs`, `--insecure` / `--ca` applied.
+fn targets_for_run(
+    args: &[String],
+    config: Option<&std::path::Path>,
+    tls: &TlsArgs,
+    out: &std::path::Path,
+) -> Result<Vec<(String, TargetSpec)>, String> {
+    let mut t = resolve_targets_with(args, config)?;
+    crate::targets::external::set_log_dir(&mut t, &out.join("logs"));
+    apply_tls_flags(&mut t, tls.insecure, tls.ca.as_deref())?;
+    Ok(t)
+}
+
+/// Applies `--insecure` / `--ca` to the targets.
+fn apply_tls_flags(
+    targets: &mut [(String, TargetSpec)],
+    insecure: bool,
+    ca: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let pem = match ca {
+        Some(p) => {
+            let pem = std::fs::read(p).map_err(|e| format!("--ca {}: {e}", p.display()))?;
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("--ca {}: not a PEM certificate bundle: {e}", p.display()))?;
+            Some(pem)
+        }
+        None => None,
+    };
+    crate::targets::external::apply_tls(targets, insecure, pem.as_deref());
+    Ok(())
+}
+
+/// Parses `--target`s (a bare name picks that target of the config file), else takes the
+/// config file's targets (`--config`, or ./ocidiff.toml when present), else the defaults.
+fn resolve_targets_with(
+    args: &[String],
+    config: Option<&std::path::Path>,
+) -> Result<Vec<(String, TargetSpec)>, String> {
+    let configured = match crate::targets::config::resolve_path(config) {
+        Some(path) => Some(
+            crate::targets::config::load(&path)
+                .map_err(|e| format!("config: {}", redact(&format!("{e:#}"))))?,
+        ),
+        None => None,
+    };
+    let Some(configured) = configured else {
+        return resolve_targets(args);
+    };
+    if args.is_empty() {
+        eprintln!(
+            "targets (config): {}",
+            configured
+                .iter()
+                .map(|(n, s)| format!("{n} ({})", s.describe()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(configured);
+    }
+    args.iter()
+        .map(|a| {
+            let a_trim = a.trim();
+            if let Some((n, s)) = configured.iter().find(|(n, _)| n == a_trim) {
+                return Ok((n.clone(), s.clone()));
+            }
+            parse_target_arg(a).map_err(|e| format!("--target {}: {e:#}", redact(a)))
+        })
+        .collect()
+}
+
+/// Parses `--target`s, or picks the defaults (printing what was skipped).
+fn resolve_targets(args: &[String]) -> Result<Vec<(String, TargetSpec)>, String> {
+    if args.is_empty() {
+        let (targets, skipped) = default_targets();
+        eprintln!(
+            "targets: {}",
+            targets
+                .iter()
+                .map(|(n, s)| format!("{n} ({})", s.describe()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for s in skipped {
+            eprintln!("skipped: {s}");
+        }
+        return Ok(targets);
+    }
+    args.iter()
+        .map(|a| parse_target_arg(a).map_err(|e| format!("--target {}: {e:#}", redact(a))))
+        .collect()
+}
+
+async fn fuzz(a: FuzzArgs) -> i32 {
+    let targets = match targets_for_run(&a.targets, a.config.as_deref(), &a.tls, &a.out) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut gen = GenConfig::default();
+    if let Some(m) = a.max_ops {
+        if m == 0 {
+            eprintln!("error: --max-ops must be at least 1");
+            return 2;
+        }
+        gen.max_ops = m;
+    }
+    if let Some(s) = a.invalid_share {
+        if !(0.0..=1.0).contains(&s) {
+            eprintln!("error: --invalid-share must be within 0..=1");
+            return 2;
+        }
+        gen.invalid_share = s;
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    eprintln!("seed: {seed} (re-run with --seed {seed})");
+    let cfg = FuzzConfig {
+        targets,
+        seed,
+        duration: Duration::from_secs(a.duration),
+        cases: a.cases,
+        gen,
+        out: a.out,
+        shard: a.shard.unwrap_or((0, 1)),
+        shrink: !a.no_shrink,
+        progress: !a.quiet,
+    };
+    match run_fuzz(cfg).await {
+        Ok(s) => {
+            println!(
+                "run {}: {} cases, {} ops in {:.1}s{}; seed {seed}",
+                s.run_id,
+                s.cases_run,
+                s.ops_run,
+                s.elapsed.as_secs_f64(),
+                if s.completed {
+                    ""
+                } else {
+                    " (stopped by --duration)"
+                }
+            );
+            print!("{}", crate::report::summary_table(&s.targets, &s.findings));
+            println!(
+                "{} violations, {} variations, {} unsupported; findings in {}",
+                s.violations,
+                s.variations,
+                s.unsupported,
+                s.out.join("findings.json").display()
+            );
+            i32::from(s.violations > 0)
+        }
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            2
+        }
+    }
+}
+
+async fn replay_cmd(a: ReplayArgs) -> i32 {
+    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let r = match replay(&a.file, targets).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            return 2;
+        }
+    };
+    println!("namespace: {}", r.namespace);
+    for (i, op) in r.scenario.ops.iter().enumerate() {
+        println!("\n#{i} {}", serde_json::to_string(op).unwrap_or_default());
+        for (t, name) in r.outcome.targets.iter().enumerate() {
+            let exs = r
+                .outcome
+                .ops
+                .get(i)
+                .and_then(|o| o.per_target.get(t))
+                .cloned()
+                .unwrap_or_default();
+            for ex in exs {
+                let o = &ex.observation;
+                let headers: Vec<String> =
+                    o.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                println!(
+                    "  {name:<20} {:<10} {:<6} {:>3}{} | {} | {}",
+                    ex.label,
+                    ex.request.method,
+                    o.status,
+                    o.transport_error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default(),
+                    headers.join("; "),
+                    serde_json::to_string(&o.body).unwrap_or_default()
+                );
+            }
+        }
+    }
+    println!("\ndivergences: {}", r.divergences.len());
+    for d in &r.divergences {
+        println!(
+            "  {} {} op #{} {} {} [{}]: {}",
+            d.class, d.target, d.op_index, d.label, d.endpoint, d.rule, d.summary
+        );
+    }
+    if !r.expectation_failures.is_empty() {
+        println!("expectation failures: {}", r.expectation_failures.len());
+        for f in &r.expectation_failures {
+            println!(
+                "  {} op #{} {} [{}]: {}",
+                f.target, f.op, f.label, f.expected, f.actual
+            );
+        }
+    }
+    if let Some(rep) = r.reproduced {
+        println!(
+            "expected divergence {}",
+            if rep { "reproduced" } else { "NOT reproduced" }
+        );
+    }
+    i32::from(r.violations() > 0 || !r.expectation_failures.is_empty())
+}
+
+fn load_or_report(path: &std::path::Path) -> Option<Vec<crate::drivers::conformance::Workflow>> {
+    match crate::drivers::conformance::load(path) {
+        Ok(w) => Some(w),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            None
+        }
+    }
+}
+
+async fn run_cmd(a: RunArgs) -> i32 {
+    use crate::scenario::checks::Outcome;
+    let mut workflows = Vec::new();
+    let mut bad = false;
+    for p in &a.paths {
+        match load_or_report(p) {
+            Some(w) => workflows.extend(w),
+            None => bad = true,
+        }
+    }
+    if bad {
+        return 2;
+    }
+    let targets = match resolve_targets_with(&a.targets, a.config.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let targets = match crate::drivers::case::with_reference_first(targets) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    };
+    let fleet = match crate::drivers::case::Fleet::launch(&targets).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            return 2;
+        }
+    };
+    let run = crate::drivers::case::run_id();
+    let mut total = crate::scenario::checks::Counts::default();
+    let mut violations = 0usize;
+    let mut code = 0;
+    for (i, w) in workflows.iter().enumerate() {
+        let ns = format!("ocidiff{run}s{i}");
+        println!("== {} — {} (namespace {ns})", w.source, w.title());
+        let r = match crate::drivers::conformance::run_scenario(&fleet.executor, &w.scenario, &ns)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {e:#}", w.source);
+                code = 2;
+                continue;
+            }
+        };
+        for (t, checks) in r.checks.iter().enumerate() {
+            let name = &r.outcome.targets[t];
+            for c in checks {
+                total.add(c.outcome);
+                if matches!(c.outcome, Outcome::Pass | Outcome::Info) && !a.verbose {
+                    continue;
+                }
+                println!(
+                    "  {name:<18} {:<4} {:<6} {} [{}{}]{}",
+                    c.outcome.to_string().to_uppercase(),
+                    c.level.to_string().to_uppercase(),
+                    c.name,
+                    c.endpoint,
+                    c.rule
+                        .as_deref()
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default(),
+                    if c.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", c.message)
+                    }
+                );
+                if c.outcome == Outcome::Fail && !c.spec.is_empty() {
+                    println!("  {:<18}      spec: {}", "", c.spec);
+                }
+                if a.verbose {
+                    for l in crate::report::conformance::exchange_lines(c).lines() {
+                        println!("  {:<18}      {l}", "");
+                    }
+                }
+            }
+            let counts = crate::scenario::checks::Counts::of(checks);
+            let (v, var, u) = crate::report::conformance::divergence_counts(&r.divergences, name);
+            violations += v;
+            println!(
+                "  {name:<18} {} pass, {} fail, {} warn, {} skip; oracle: {v} violations, {var} variations, {u} unsupported",
+                counts.pass, counts.fail, counts.warn, counts.skip
+            );
+        }
+    }
+    fleet.shutdown().await;
+    println!(
+        "\ntotal: {} pass, {} fail, {} warn, {} skip, {} info; {violations} violations",
+        total.pass, total.fail, total.warn, total.skip, total.info
+    );
+    if code == 0 && (total.fail > 0 || violations > 0) {
+        code = 1;
+    }
+    code
+}
+
+async fn conformance_cmd(a: ConformanceArgs) -> i32 {
+    let workflows = match &a.scenarios {
+        Some(p) => match load_or_report(p) {
+            Some(w) => w,
+            None => return 2,
+        },
+        None => match crate::drivers::conformance::builtin_workflows() {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: built-in workflow: {e}");
+                return 2;
+            }
+        },
+    };
+    let targets = match targets_for_run(&a.targets, a.config.as_deref(), &a.tls, &a.out) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let r = match crate::drivers::conformance::run_conformance(targets, &workflows).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", redact(&format!("{e:#}")));
+            return 2;
+        }
+    };
+    if let Err(e) = crate::report::conformance::write_outputs(&r, &a.out) {
+        eprintln!("error: writing the report: {e:#}");
+        return 2;
+    }
+    print!("{:<20}", "target");
+    for w in &r.workflows {
+        print!(" {:<24}", w.id);
+    }
+    println!(" verdict");
+    for t in &r.targets {
+        print!("{:<20}", t.name);
+        for w in &r.workflows {
+            let c = r.cell(&t.name, &w.id).map(|c| c.counts).unwrap_or_default();
+            print!(
+                " {:<24}",
+                format!("{}p {}f {}w {}s", c.pass, c.fail, c.warn, c.skip)
+            );
+        }
+        println!(
+            " {}",
+            if r.target_failed(&t.name) {
+                "FAIL"
+            } else {
+                "pass"
+            }
+        );
+    }
+    println!(
+        "report: {} (also junit.xml, results.json)",
+        a.out.join("index.html").display()
+    );
+    i32::from(r.any_failed())
+}
+
+async fn targets_cmd(a: TargetsArgs) -> i32 {
+    if a.presets {
+        for p in crate::targets::presets::PRESETS {
+            println!("preset {:<24} {}", p.name, p.launch);
+            for allow in p.allows {
+                println!("  {:<30} allows: {allow}", "");
+            }
+        }
+        println!();
+    }
+    let explicit = !a.targets.is_empty()
+        || crate::targets::config::resolve_path(a.config.as_deref()).is_some();
+    let (targets, skipped) = if explicit {
+        match resolve_targets_with(&a.targets, a.config.as_deref()) {
+            Ok(t) => (t, Vec::new()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else {
+        default_targets()
+    };
+    let mut targets = targets;
+    if let Err(e) = apply_tls_flags(&mut targets, a.tls.insecure, a.tls.ca.as_deref()) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    let mut code = 0;
+    for (name, spec) in &targets {
+        match launch(name, spec).await {
+            Ok(t) => {
+                println!(
+                    "{name:<20} ok    {} — {}",
+                    redact(t.base_url.as_str()),
+                    spec.describe()
+                );
+                t.shutdown().await;
+            }
+            Err(e) => {
+                println!(
+                    "{name:<20} FAIL  {} — {}",
+                    spec.describe(),
+                    redact(&format!("{e:#}"))
+                );
+                code = 2;
+            }
+        }
+    }
+    for s in skipped {
+        println!("skipped: {s}");
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_fuzz_flags() {
+        let c = Cli::try_parse_from([
+            "ocidiff",
+            "fuzz",
+            "--target",
+            "reference",
+            "--target",
+            "x=http://127.0.0.1:5000",
+            "--seed",
+            "7",
+            "--shard",
+            "1/4",
+            "--no-shrink",
+            "--quiet",
+            "--max-ops",
+            "5",
+        ])
+        .unwrap();
+        match c.cmd {
+            Cmd::Fuzz(a) => {
+                assert_eq!(a.targets.len(), 2);
+                assert_eq!(a.seed, Some(7));
+                assert_eq!(a.shard, Some((1, 4)));
+                assert_eq!(a.duration, 60);
+                assert_eq!(a.cases, 1000);
+                assert!(a.no_shrink && a.quiet);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["ocidiff", "fuzz", "--shard", "4/4"]).unwrap_err();
+        assert!(e.use_stderr());
+        let e = Cli::try_parse_from(["ocidiff", "--help"]).unwrap_err();
+        assert!(!e.use_stderr());
+        let e = Cli::try_parse_from(["ocidiff", "bogus"]).unwrap_err();
+        assert!(e.use_stderr());
+    }
+}

@@ -1,0 +1,45 @@
+//! A classified difference between a target and the model or the reference, and what makes two
+//! of them the same finding.
+
+use super::rules::Class;
+use serde::{Deserialize, Serialize};
+
+/// One classified difference between a target and the model or the reference.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    pub class: Class,
+    pub target: String,
+    pub op_index: usize,
+    /// Exchange label within the op ("post", "put", "patch#2", ...).
+    pub label: String,
+    /// Endpoint id ("end-2", ..., "catalog").
+    pub endpoint: String,
+    /// "status", "header:<name>", "body", "exchange:<label>".
+    pub field: String,
+    /// Rule id from [`RULES`].
+    pub rule: String,
+    /// The quoted spec sentence.
+    pub spec: String,
+    pub summary: String,
+    pub expected: String,
+    pub actual: String,
+    /// The reference's value for the same field, when the target is not the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// What makes two divergences "the same finding".
+pub type Signature = (String, String, String, Class, String);
+
+impl Divergence {
+    /// (target, endpoint, field, class, rule).
+    pub fn signature(&self) -> Signature {
+        (
+            self.target.clone(),
+            self.endpoint.clone(),
+            self.field.clone(),
+            self.class,
+            self.rule.clone(),
+        )
+    }
+}

@@ -1,0 +1,302 @@
+//! The compare stage: two oracles over a `CaseOutcome`, every difference classified by the rule
+//! table (`rules`).
+//!
+//! 1. **Model expectation.** The ops are walked with a `ModelState`; before each op is applied,
+//!    the op's family says what a spec-exact registry must answer to each of its exchanges
+//!    (`Operation::expect`), checked on *every* target, the reference (target 0) included. A
+//!    reference that disagrees with the model means the harness or the reference is wrong: it
+//!    is reported as a violation on the reference, never hidden.
+//! 2. **Differential** (`differential`). Each target is compared with the reference exchange by
+//!    exchange. Anything the model accepted on both sides but that still differs is a
+//!    `Variation`.
+//!
+//! **Cascade suppression (taint).** Once a target diverged on an op that changes state (a failed
+//! push, a declined mount, ...), its state no longer matches the model, so later ops touching the
+//! same symbols would diverge too. After any divergence on a state-changing op, the symbols the
+//! op writes (its `Footprint`) are tainted *for that target*; later ops that read a tainted
+//! symbol are not checked on that target, and their writes are tainted as well. A tainted
+//! reference suppresses the differential comparison (not the model check) of every target.
+//! Where the spec is silent about the state an op leaves (a failed upload completion), the
+//! model marks it uncertain: ops reading it get no model check, only the differential one.
+//!
+//! The catalog is not in the spec: it is never a violation.
+
+pub mod differential;
+pub mod divergence;
+pub mod rules;
+
+pub use divergence::{Divergence, Signature};
+pub use rules::{rule, Class, Rule, RULES, SPEC_ERROR_CODES};
+
+use crate::model::ModelState;
+use crate::ops::expect::{Exp, ExpectCx, Found, TargetFacts};
+use crate::ops::{Sequence, Sym};
+use crate::vocab::content::Content;
+use crate::vocab::exchange::{BodyFacts, CaseOutcome, Exchange};
+use std::collections::BTreeSet;
+
+fn tainted(set: &BTreeSet<Sym>, reads: &[Sym]) -> bool {
+    reads.iter().any(|r| match r {
+        Sym::BlobAny(b) => set.iter().any(|s| matches!(s, Sym::Blob(_, b2) if b2 == b)),
+        other => set.contains(other),
+    })
+}
+
+/// Whether a divergence in this field means the target's state may differ from the model's
+/// (a different status or a missing step; an `OCI-Tag` mismatch means other tags were created).
+fn changes_state(field: &str) -> bool {
+    field == "status" || field.starts_with("exchange:") || field == "header:oci-tag"
+}
+
+/// `<ns>` of a URL whose path is `/v2/<ns>/r<k>/...`.
+fn namespace_of(url: &str) -> Option<String> {
+    let path = url::Url::parse(url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|_| url.to_string());
+    let rest = path.split("/v2/").nth(1)?;
+    let mut parts = rest.split('/');
+    let ns = parts.next()?;
+    let repo = parts.next()?;
+    (repo.starts_with('r') && repo[1..].chars().all(|c| c.is_ascii_digit()) && repo.len() > 1)
+        .then(|| ns.to_string())
+}
+
+/// Per-target facts gathered from the whole case before checking.
+fn target_facts(outcome: &CaseOutcome, t: usize) -> TargetFacts {
+    let mut f = TargetFacts::default();
+    for op in &outcome.ops {
+        for ex in op.per_target.get(t).into_iter().flatten() {
+            if ex.endpoint.starts_with("end-12") {
+                match ex.observation.status {
+                    200 => f.referrers = Some(true),
+                    404 if f.referrers.is_none() => f.referrers = Some(false),
+                    _ => {}
+                }
+            }
+            if f.namespace.is_none() {
+                f.namespace = namespace_of(&ex.request.url);
+            }
+        }
+    }
+    f
+}
+
+/// What does not hold of one exchange against its expectation.
+fn eval(exp: &Exp, ex: &Exchange) -> Vec<Found> {
+    let o = &ex.observation;
+    let s = o.status;
+    let mut out = Vec::new();
+    if o.is_skipped() {
+        // The executor did not send it (an earlier step failed): a consequence, not a finding.
+        return out;
+    }
+    if s == 0 && exp.tolerate_transport {
+        return out;
+    }
+    if s == 0 {
+        out.push(Found::new(
+            "status",
+            "http/transport",
+            "no HTTP response",
+            exp.ok_text(),
+            o.field_value("status"),
+        ));
+        return out;
+    }
+    if !exp.is_ok(s) {
+        out.push(Found::new(
+            "status",
+            exp.rule_for(s),
+            format!(
+                "{} {} answered {s}, expected {}",
+                ex.request.method,
+                ex.endpoint,
+                exp.ok_text()
+            ),
+            exp.ok_text(),
+            s.to_string(),
+        ));
+    }
+    for (code, check) in &exp.checks {
+        if *code == s {
+            check.eval(o, &mut out);
+        }
+    }
+    if (400..500).contains(&s) {
+        if let BodyFacts::Errors { codes } = &o.body {
+            if let Some(bad) = codes
+                .iter()
+                .find(|c| !SPEC_ERROR_CODES.contains(&c.as_str()))
+            {
+                out.push(Found::body(
+                    "errors/code",
+                    format!("error code {bad} is not one of the spec's codes"),
+                    "one of code-1 ... code-14",
+                    bad.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Runs both oracles over one case. Output order is deterministic (op, target, label order).
+pub fn check_case(seq: &Sequence, content: &Content, outcome: &CaseOutcome) -> Vec<Divergence> {
+    let nt = outcome.targets.len();
+    let facts: Vec<TargetFacts> = (0..nt).map(|t| target_facts(outcome, t)).collect();
+    let mut taint: Vec<BTreeSet<Sym>> = vec![BTreeSet::new(); nt];
+    // Per target: the previous op may have left a dropped connection behind (an oversized
+    // manifest answered early), so a transport error on this op is not the target's fault.
+    let mut after_drop = vec![false; nt];
+    let mut st = ModelState::new();
+    st.learn(content);
+    let mut out = Vec::new();
+    let empty: Vec<Exchange> = Vec::new();
+
+    for (i, op) in seq.ops.iter().enumerate() {
+        let o = op.op();
+        let fp = o.footprint(&st, content);
+        let exs_of = |t: usize| -> &Vec<Exchange> {
+            outcome
+                .ops
+                .get(i)
+                .and_then(|o| o.per_target.get(t))
+                .unwrap_or(&empty)
+        };
+        let model_silent = fp
+            .reads
+            .iter()
+            .any(|r| matches!(r, Sym::Session(s) if st.session_uncertain(*s)));
+        let mut drops = false;
+        let mut diverged = vec![false; nt];
+        let mut skipped = vec![false; nt];
+        let mut state_diverged = vec![false; nt];
+        for t in 0..nt {
+            if tainted(&taint[t], &fp.reads) {
+                skipped[t] = true;
+                continue;
+            }
+            if model_silent {
+                continue;
+            }
+            let mut cx = ExpectCx {
+                st: &st,
+                content,
+                facts: &facts[t],
+                is_reference: t == 0,
+                sent: 0,
+            };
+            let exs = exs_of(t);
+            for ex in exs {
+                if after_drop[t] && ex.observation.status == 0 {
+                    continue;
+                }
+                let Some(exp) = o.expect(&mut cx, ex) else {
+                    continue;
+                };
+                drops |= exp.tolerate_transport;
+                for f in eval(&exp, ex) {
+                    diverged[t] = true;
+                    state_diverged[t] |= changes_state(&f.field);
+                    out.push(make(outcome, t, i, ex, f, exs_of(0)));
+                }
+            }
+            for f in o.check_op(&cx, exs) {
+                diverged[t] = true;
+                if let Some(ex) = exs.last() {
+                    out.push(make(outcome, t, i, ex, f, exs_of(0)));
+                }
+            }
+        }
+        // Differential: each target against the reference.
+        if nt > 1 && !skipped[0] && !diverged[0] {
+            for t in 1..nt {
+                if skipped[t] || diverged[t] {
+                    continue;
+                }
+                let tolerate = drops || after_drop[0] || after_drop[t];
+                for (label, f) in differential::differential(exs_of(0), exs_of(t), tolerate) {
+                    diverged[t] = true;
+                    state_diverged[t] |= changes_state(&f.field);
+                    let ex = exs_of(t)
+                        .iter()
+                        .find(|e| e.label == label)
+                        .or_else(|| exs_of(0).iter().find(|e| e.label == label));
+                    if let Some(ex) = ex {
+                        out.push(make(outcome, t, i, ex, f, exs_of(0)));
+                    }
+                }
+            }
+        }
+        if fp.mutating() {
+            for t in 0..nt {
+                if state_diverged[t] || skipped[t] {
+                    taint[t].extend(fp.writes.iter().copied());
+                }
+            }
+        }
+        after_drop = vec![drops; nt];
+        o.apply(&mut st, content);
+    }
+    out
+}
+
+fn make(
+    outcome: &CaseOutcome,
+    t: usize,
+    op_index: usize,
+    ex: &Exchange,
+    f: Found,
+    ref_exs: &[Exchange],
+) -> Divergence {
+    let r = rule(f.rule);
+    let target = outcome
+        .targets
+        .get(t)
+        .cloned()
+        .unwrap_or_else(|| format!("target{t}"));
+    // The catalog is not in the spec: never a violation, not even on the reference.
+    let (class, summary) = if t == 0 && r.endpoint == "catalog" {
+        (r.class, format!("reference: {}", f.summary))
+    } else if t == 0 && r.class != Class::Violation {
+        (
+            Class::Violation,
+            format!(
+                "reference disagrees with the model ({} rule {}): {}",
+                r.class, r.id, f.summary
+            ),
+        )
+    } else if t == 0 {
+        (
+            Class::Violation,
+            format!("reference disagrees with the model: {}", f.summary),
+        )
+    } else {
+        (r.class, f.summary)
+    };
+    let reference = (t != 0)
+        .then(|| {
+            ref_exs
+                .iter()
+                .find(|e| e.label == ex.label)
+                .map(|e| e.observation.field_value(&f.field))
+        })
+        .flatten();
+    Divergence {
+        class,
+        target,
+        op_index,
+        label: ex.label.clone(),
+        endpoint: ex.endpoint.clone(),
+        field: f.field,
+        rule: r.id.to_string(),
+        spec: r.spec.to_string(),
+        summary,
+        expected: f.expected,
+        actual: f.actual,
+        reference,
+    }
+}
+
+#[cfg(test)]
+mod tests;

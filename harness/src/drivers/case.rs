@@ -1,0 +1,186 @@
+//! The one run-a-case path every driver uses: the targets launched once (`Fleet`, the reference
+//! first), a case executed on all of them and checked by both oracles (`run_checked`), a
+//! scenario's concurrent groups (`execute_scenario`), run ids and case seeds.
+
+use crate::compare::{check_case, Divergence};
+use crate::execute::{ExecOptions, Executor};
+use crate::ops::Sequence;
+use crate::scenario::Scenario;
+use crate::targets::{launch, LaunchedTarget, TargetSpec};
+use crate::vocab::content::Content;
+use crate::vocab::exchange::CaseOutcome;
+use anyhow::{bail, Context as _};
+
+/// The reference target first (added when not named), then the others in the given order.
+pub fn with_reference_first(
+    mut targets: Vec<(String, TargetSpec)>,
+) -> anyhow::Result<Vec<(String, TargetSpec)>> {
+    match targets
+        .iter()
+        .position(|(_, s)| matches!(s, TargetSpec::Reference(_)))
+    {
+        Some(0) => {}
+        Some(i) => {
+            let r = targets.remove(i);
+            targets.insert(0, r);
+        }
+        None => {
+            if targets.iter().any(|(n, _)| n == "reference") {
+                bail!("a target named \"reference\" must be the reference registry");
+            }
+            targets.insert(
+                0,
+                (
+                    "reference".to_string(),
+                    TargetSpec::Reference(Box::default()),
+                ),
+            );
+        }
+    }
+    let mut names: Vec<&String> = targets.iter().map(|(n, _)| n).collect();
+    names.sort();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        bail!("target names must be unique");
+    }
+    Ok(targets)
+}
+
+/// Launched targets plus the executor talking to them; shuts the targets down when done.
+pub struct Fleet {
+    pub launched: Vec<LaunchedTarget>,
+    pub executor: Executor,
+}
+
+impl Fleet {
+    pub async fn launch(targets: &[(String, TargetSpec)]) -> anyhow::Result<Fleet> {
+        let mut launched: Vec<LaunchedTarget> = Vec::new();
+        for (name, spec) in targets {
+            match launch(name, spec).await {
+                Ok(t) => launched.push(t),
+                Err(e) => {
+                    for t in launched {
+                        t.shutdown().await;
+                    }
+                    return Err(e).with_context(|| format!("launching target {name}"));
+                }
+            }
+        }
+        let executor = Executor::new(
+            launched.iter().map(|t| t.exec_target()).collect(),
+            ExecOptions::default(),
+        )?;
+        Ok(Fleet { launched, executor })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.launched.iter().map(|t| t.name.clone()).collect()
+    }
+
+    pub async fn shutdown(self) {
+        for t in self.launched {
+            t.shutdown().await;
+        }
+    }
+}
+
+/// A random lowercase run id (8 characters).
+pub fn run_id() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..8)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The seed of case `i`.
+pub fn case_seed(seed: u64, i: u64) -> u64 {
+    seed.wrapping_add(i)
+}
+
+/// Runs a (candidate) sequence in namespace `ns` and checks it. `None` when content won't render.
+pub async fn run_checked(
+    ex: &Executor,
+    seq: &Sequence,
+    ns: &str,
+) -> Option<(Content, CaseOutcome, Vec<Divergence>)> {
+    let content = Content::render(&seq.content).ok()?;
+    let outcome = ex.run(seq, &content, ns).await;
+    let divs = check_case(seq, &content, &outcome);
+    Some((content, outcome, divs))
+}
+
+/// Runs a scenario's ops on every target of `ex`: consecutive ops as one sequence, each
+/// `[[concurrent]]` group's ops at the same time (each as its own one-op sequence in the same
+/// namespace, so they hit the same repositories). Without groups this is `ex.run`.
+pub async fn execute_scenario(
+    ex: &Executor,
+    sc: &Scenario,
+    content: &Content,
+    ns: &str,
+) -> CaseOutcome {
+    let n = sc.ops.len();
+    let group_at = |i: usize| sc.concurrent.iter().find(|g| g.ops.first() == Some(&i));
+    let seq = |ops: Vec<crate::ops::Op>| Sequence {
+        content: sc.content.clone(),
+        ops,
+    };
+    let mut out: Vec<crate::vocab::exchange::OpOutcome> = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        if let Some(g) = group_at(i) {
+            let seqs: Vec<Sequence> = g
+                .ops
+                .iter()
+                .filter_map(|k| sc.ops.get(*k).cloned())
+                .map(|op| seq(vec![op]))
+                .collect();
+            let runs = futures::future::join_all(seqs.iter().map(|s| ex.run(s, content, ns))).await;
+            for r in runs {
+                out.extend(r.ops);
+            }
+            i += g.ops.len().max(1);
+        } else {
+            let end = (i + 1..n).find(|k| group_at(*k).is_some()).unwrap_or(n);
+            let r = ex.run(&seq(sc.ops[i..end].to_vec()), content, ns).await;
+            out.extend(r.ops);
+            i = end;
+        }
+    }
+    CaseOutcome {
+        targets: ex.target_names(),
+        ops: out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> (String, TargetSpec) {
+        ("reference".into(), TargetSpec::Reference(Box::default()))
+    }
+    #[test]
+    fn reference_is_first_and_added() {
+        let t = with_reference_first(vec![("cr".into(), TargetSpec::ContainerRegistry)]).unwrap();
+        assert_eq!(t[0].0, "reference");
+        assert_eq!(t[1].0, "cr");
+        let t = with_reference_first(vec![
+            ("cr".into(), TargetSpec::ContainerRegistry),
+            reference(),
+        ])
+        .unwrap();
+        assert_eq!(t[0].0, "reference");
+        assert_eq!(t.len(), 2);
+        assert!(with_reference_first(vec![
+            ("x".into(), TargetSpec::ContainerRegistry),
+            ("x".into(), TargetSpec::ContainerRegistry)
+        ])
+        .is_err());
+        let id = run_id();
+        assert_eq!(id.len(), 8);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    }
+}

@@ -1,0 +1,8 @@
+//! The drivers: the fuzz loop, replay of one scenario, `ocidiff run` and `ocidiff conformance`.
+//! All of them run a case through the same path (`case`): execute on every target, then
+//! compare.
+
+pub mod case;
+pub mod conformance;
+pub mod fuzz;
+pub mod replay;

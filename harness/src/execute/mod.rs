@@ -1,0 +1,672 @@
+//! The execute stage: runs each op's request plan (`vocab::plan`) against every target, all
+//! targets concurrently, op by op.
+//!
+//! Each target keeps its own upload `Location` per `Session` (resolved against the URL of the
+//! response that gave it, query string kept; further query pairs appended). `Repo(n)` renders
+//! as `[<prefix>/]{namespace}/r{n}`. Nothing here panics on what a registry sends: transport
+//! failures become `status: 0` observations with `transport_error`.
+//!
+//! Auth (see `auth`): HTTP basic when a username is set. Once a target has sent a
+//! `WWW-Authenticate: Bearer realm=...` challenge, every request first gets a token for its own
+//! scope (cached per scope until it expires); a 401 with a bearer challenge fetches a token for
+//! the challenge's scope and retries once. Credentials and tokens never reach the recorded
+//! exchanges.
+
+pub mod auth;
+
+use crate::observe;
+use crate::ops::{Op, Sequence};
+use crate::vocab::content::{sha256_hex, Content};
+use crate::vocab::exchange::{
+    BodyFacts, CaseOutcome, Exchange, Observation, OpOutcome, RequestRecord,
+};
+use crate::vocab::plan::{
+    name_segments, path_segment, Body, Effect, Method, Plan, Seg, Step, Url as PlanUrl, Val, When,
+    OCTET_STREAM,
+};
+use crate::vocab::redact::redact;
+use crate::vocab::{BlobId, Repo, Session};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use url::Url;
+
+/// One registry to run sequences against.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExecTarget {
+    pub name: String,
+    pub base_url: Url,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Per-target tuning: repository name prefix, TLS.
+    pub options: TargetOptions,
+}
+
+impl std::fmt::Debug for ExecTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecTarget")
+            .field("name", &self.name)
+            .field("base_url", &redact(self.base_url.as_str()))
+            .field("username", &self.username.as_ref().map(|_| "***"))
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// What differs per target beyond its URL and credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// Prepended to every repository name (`<prefix>/<namespace>/r<n>`), e.g. a Harbor project.
+    /// Empty: none. Stripped again from repository names in observed bodies.
+    pub repo_prefix: String,
+    /// Accept any TLS certificate (`--insecure` / `insecure = true`).
+    pub insecure: bool,
+    /// Extra trusted CA certificates (PEM).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// Bounds on every request.
+#[derive(Clone, Debug)]
+pub struct ExecOptions {
+    /// Whole-request timeout (connect, send, read body).
+    pub request_timeout: Duration,
+    /// Response bodies are read up to this many bytes.
+    pub max_body_bytes: u64,
+    /// A paged step follows at most this many pages.
+    pub max_pages: u32,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            request_timeout: Duration::from_secs(15),
+            max_body_bytes: 16 << 20,
+            max_pages: 50,
+        }
+    }
+}
+
+/// Why an executor could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("target `{target}`: bad CA certificate: {reason}")]
+    BadCa { target: String, reason: String },
+    #[error("target `{target}`: cannot build an HTTP client: {reason}")]
+    Client { target: String, reason: String },
+}
+
+struct TargetClient {
+    target: ExecTarget,
+    client: reqwest::Client,
+    creds: Option<auth::Credentials>,
+    bearer: auth::BearerState,
+}
+
+/// Runs sequences against a fixed set of targets.
+pub struct Executor {
+    targets: Vec<TargetClient>,
+    opts: ExecOptions,
+}
+
+impl Executor {
+    pub fn new(targets: Vec<ExecTarget>, opts: ExecOptions) -> Result<Executor, ExecError> {
+        let mut out = Vec::with_capacity(targets.len());
+        for target in targets {
+            let mut builder = reqwest::Client::builder()
+                .timeout(opts.request_timeout)
+                .connect_timeout(opts.request_timeout)
+                .redirect(reqwest::redirect::Policy::limited(10))
+                .pool_max_idle_per_host(8);
+            if target.options.insecure {
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+            if let Some(pem) = &target.options.ca_pem {
+                let certs =
+                    reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ExecError::BadCa {
+                        target: target.name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            let client = builder.build().map_err(|e| ExecError::Client {
+                target: target.name.clone(),
+                reason: e.to_string(),
+            })?;
+            let creds = target.username.as_ref().map(|u| auth::Credentials {
+                username: u.clone(),
+                password: target.password.clone().unwrap_or_default(),
+            });
+            out.push(TargetClient {
+                target,
+                client,
+                creds,
+                bearer: auth::BearerState::default(),
+            });
+        }
+        Ok(Executor { targets: out, opts })
+    }
+
+    pub fn target_names(&self) -> Vec<String> {
+        self.targets.iter().map(|t| t.target.name.clone()).collect()
+    }
+
+    /// Runs `seq` on every target; op by op, all targets concurrently.
+    pub async fn run(&self, seq: &Sequence, content: &Content, namespace: &str) -> CaseOutcome {
+        let mut runs: Vec<TargetRun<'_>> = self
+            .targets
+            .iter()
+            .map(|t| TargetRun {
+                tc: t,
+                opts: &self.opts,
+                namespace: namespace.to_string(),
+                sessions: HashMap::new(),
+            })
+            .collect();
+        let mut ops = Vec::with_capacity(seq.ops.len());
+        for op in &seq.ops {
+            let plan = op.op().plan(content);
+            let per_target =
+                futures::future::join_all(runs.iter_mut().map(|r| r.run_plan(&plan, content)))
+                    .await;
+            ops.push(OpOutcome { per_target });
+        }
+        CaseOutcome {
+            targets: self.target_names(),
+            ops,
+        }
+    }
+
+    /// Runs one op on every target in a fresh case namespace.
+    pub async fn run_op(&self, op: &Op, content: &Content, namespace: &str) -> OpOutcome {
+        let seq = Sequence {
+            content: Default::default(),
+            ops: vec![op.clone()],
+        };
+        self.run(&seq, content, namespace)
+            .await
+            .ops
+            .pop()
+            .unwrap_or_default()
+    }
+}
+
+/// A target's view of one upload session.
+struct SessionSlot {
+    location: Option<Url>,
+    blob: BlobId,
+    /// Bytes the target accepted so far (advanced on 2xx PATCH).
+    sent: u32,
+}
+
+struct TargetRun<'a> {
+    tc: &'a TargetClient,
+    opts: &'a ExecOptions,
+    namespace: String,
+    sessions: HashMap<Session, SessionSlot>,
+}
+
+/// One request to send.
+struct Req {
+    label: String,
+    endpoint: &'static str,
+    method: reqwest::Method,
+    url: Url,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Bytes>,
+}
+
+/// What a sent request gave back: the exchange plus the raw values the plan follows.
+struct Sent {
+    exchange: Exchange,
+    location: Option<Url>,
+    link_next: Option<Url>,
+}
+
+impl Sent {
+    fn status(&self) -> u16 {
+        self.exchange.observation.status
+    }
+}
+
+fn reqwest_method(m: Method) -> reqwest::Method {
+    match m {
+        Method::Get => reqwest::Method::GET,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+    }
+}
+
+fn with_query(mut url: Url, pairs: &[(&str, String)]) -> Url {
+    if !pairs.is_empty() {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+    }
+    url
+}
+
+/// `bytes[start..end]`, clamped.
+fn slice(bytes: &Bytes, start: u32, end: Option<u32>) -> Bytes {
+    let s = (start as usize).min(bytes.len());
+    let e = end
+        .map(|e| e as usize)
+        .unwrap_or(bytes.len())
+        .clamp(s, bytes.len());
+    bytes.slice(s..e)
+}
+
+/// Removes a target's repository prefix from what is compared (repository names in bodies,
+/// `Location` / `Link` paths), so that prefixed targets compare like the others.
+fn strip_repo_prefix(obs: &mut Observation, prefix: &str) {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        return;
+    }
+    let with_slash = format!("{prefix}/");
+    let in_path = format!("/v2/{prefix}/");
+    for v in obs.headers.values_mut() {
+        if v.contains(&in_path) {
+            *v = v.replace(&in_path, "/v2/");
+        }
+    }
+    match &mut obs.body {
+        BodyFacts::Tags { name, .. } => {
+            if let Some(rest) = name.strip_prefix(&with_slash) {
+                *name = rest.to_string();
+            }
+        }
+        BodyFacts::Catalog { repositories } => {
+            // Only the prefixed repositories are ocidiff's; others are not compared.
+            *repositories = repositories
+                .iter()
+                .filter_map(|r| r.strip_prefix(&with_slash).map(str::to_string))
+                .collect();
+        }
+        _ => {}
+    }
+}
+
+impl TargetRun<'_> {
+    fn repo_name(&self, repo: Repo) -> String {
+        let prefix = self.tc.target.options.repo_prefix.trim_matches('/');
+        if prefix.is_empty() {
+            format!("{}/r{}", self.namespace, repo.0)
+        } else {
+            format!("{prefix}/{}/r{}", self.namespace, repo.0)
+        }
+    }
+
+    fn path_url(&self, segs: &[Seg]) -> Url {
+        let mut path = String::new();
+        for s in segs {
+            match s {
+                Seg::Lit(l) => path.push_str(l),
+                Seg::Repo(r) => path.push_str(&self.repo_name(*r)),
+                Seg::Escaped(v) => path.push_str(&path_segment(v)),
+                Seg::Name(n) => path.push_str(&name_segments(n)),
+            }
+        }
+        let base = self.tc.target.base_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}{path}")).unwrap_or_else(|_| self.tc.target.base_url.clone())
+    }
+
+    fn session_location(&self, session: Session) -> Option<Url> {
+        self.sessions.get(&session).and_then(|s| s.location.clone())
+    }
+
+    fn session_bytes(&self, session: Session, content: &Content) -> (Bytes, u32) {
+        match self.sessions.get(&session) {
+            Some(s) => (content.blob(s.blob).cloned().unwrap_or_default(), s.sent),
+            None => (Bytes::new(), 0),
+        }
+    }
+
+    fn value(&self, v: &Val, content: &Content) -> String {
+        match v {
+            Val::Lit(s) => s.clone(),
+            Val::Repo(r) => self.repo_name(*r),
+            Val::SessionDigest(s, choice) => {
+                let blob = self.sessions.get(s).map(|x| x.blob);
+                let bytes = blob
+                    .and_then(|b| content.blob(b))
+                    .cloned()
+                    .unwrap_or_default();
+                let algo = blob.and_then(|b| content.blob_algo(b)).unwrap_or_default();
+                choice.digest_for(algo, &bytes)
+            }
+        }
+    }
+
+    /// The step's headers and body, resolved for this target.
+    fn request_parts(
+        &self,
+        step: &Step,
+        content: &Content,
+    ) -> (Vec<(&'static str, String)>, Option<Bytes>) {
+        let mut headers: Vec<(&'static str, String)> = step
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, self.value(v, content)))
+            .collect();
+        let body = match &step.body {
+            Body::Empty => None,
+            Body::Blob { blob, start, end } => Some(slice(
+                &content.blob(*blob).cloned().unwrap_or_default(),
+                *start,
+                *end,
+            )),
+            Body::Manifest(m) => Some(content.manifest(*m).cloned().unwrap_or_default()),
+            Body::Bytes(b) => Some(b.clone()),
+            Body::SessionSlice {
+                session,
+                start,
+                end,
+            } => Some(slice(
+                &self.session_bytes(*session, content).0,
+                *start,
+                Some(*end),
+            )),
+            Body::SessionRest(session) => {
+                let (bytes, sent) = self.session_bytes(*session, content);
+                let from = (sent as usize).min(bytes.len());
+                let rest = bytes.slice(from..);
+                if rest.is_empty() {
+                    None
+                } else {
+                    headers.push(("content-type", OCTET_STREAM.to_string()));
+                    headers.push(("content-range", format!("{}-{}", from, bytes.len() - 1)));
+                    Some(rest)
+                }
+            }
+        };
+        (headers, body)
+    }
+
+    /// Runs one op's plan (see `vocab::plan` for the semantics).
+    async fn run_plan(&mut self, plan: &Plan, content: &Content) -> Vec<Exchange> {
+        let mut out = Vec::new();
+        let mut location: Option<Url> = None;
+        let mut prev: Option<u16> = None;
+        for step in &plan.steps {
+            if let When::PrevStatus(s) = step.when {
+                if prev != Some(s) {
+                    break;
+                }
+            }
+            let base = match &step.url {
+                PlanUrl::Path(segs) => Some(self.path_url(segs)),
+                PlanUrl::Location => location.clone(),
+                PlanUrl::Session(s) => self.session_location(*s),
+                PlanUrl::Unavailable(_) => None,
+            };
+            let Some(base) = base else {
+                let why = match &step.url {
+                    PlanUrl::Unavailable(why) => why,
+                    _ => "no upload location",
+                };
+                out.push(Exchange::skipped(
+                    &step.label,
+                    step.endpoint,
+                    step.method.as_str(),
+                    why,
+                ));
+                break;
+            };
+            let query: Vec<(&str, String)> = step
+                .query
+                .iter()
+                .map(|(k, v)| (*k, self.value(v, content)))
+                .collect();
+            let url = with_query(base, &query);
+            let (headers, body) = self.request_parts(step, content);
+            if step.paged {
+                out.extend(self.pages(step, url).await);
+                break;
+            }
+            let body_len = body.as_ref().map(|b| b.len() as u32).unwrap_or(0);
+            let sent = self
+                .send(Req {
+                    label: step.label.clone(),
+                    endpoint: step.endpoint,
+                    method: reqwest_method(step.method),
+                    url,
+                    headers,
+                    body,
+                })
+                .await;
+            self.apply_effects(step, &sent, body_len);
+            if sent.location.is_some() {
+                location = sent.location.clone();
+            }
+            prev = Some(sent.status());
+            out.push(sent.exchange);
+        }
+        out
+    }
+
+    fn apply_effects(&mut self, step: &Step, sent: &Sent, body_len: u32) {
+        let ok = (200..300).contains(&sent.status());
+        for e in &step.effects {
+            match e {
+                Effect::OpenSession { session, blob } => {
+                    let location = (sent.status() == 202)
+                        .then(|| sent.location.clone())
+                        .flatten();
+                    self.sessions.insert(
+                        *session,
+                        SessionSlot {
+                            location,
+                            blob: *blob,
+                            sent: 0,
+                        },
+                    );
+                }
+                Effect::FollowSession(s) => {
+                    if let (true, Some(slot), Some(l)) =
+                        (ok, self.sessions.get_mut(s), &sent.location)
+                    {
+                        slot.location = Some(l.clone());
+                    }
+                }
+                Effect::SessionSentTo { session, end } => {
+                    if let (true, Some(slot)) = (ok, self.sessions.get_mut(session)) {
+                        slot.sent = *end;
+                    }
+                }
+                Effect::SessionSentAdd(s) => {
+                    if let (true, Some(slot)) = (ok, self.sessions.get_mut(s)) {
+                        slot.sent = slot.sent.saturating_add(body_len);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A paged step: `<label>#1`, `#2`, ... following `rel="next"` while the answer is 200.
+    async fn pages(&self, step: &Step, first: Url) -> Vec<Exchange> {
+        let mut url = first;
+        let mut out = Vec::new();
+        for page in 1..=self.opts.max_pages.max(1) {
+            let sent = self
+                .send(Req {
+                    label: format!("{}#{page}", step.label),
+                    endpoint: step.endpoint,
+                    method: reqwest_method(step.method),
+                    url: url.clone(),
+                    headers: Vec::new(),
+                    body: None,
+                })
+                .await;
+            let ok = sent.status() == 200;
+            let next = sent.link_next.clone();
+            out.push(sent.exchange);
+            match next {
+                Some(n) if ok && n != url => url = n,
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// A bearer token for the request's own scope, once the target is known to use tokens.
+    async fn proactive_token(&self, req: &Req) -> Option<String> {
+        let realm = self.tc.bearer.realm()?;
+        let scope = auth::scope_for(req.method.as_str(), req.url.path());
+        self.tc
+            .bearer
+            .token(&self.tc.client, &realm, &scope, self.tc.creds.as_ref())
+            .await
+            .ok()
+    }
+
+    fn build(&self, req: &Req, token: Option<&str>) -> reqwest::RequestBuilder {
+        let mut b = self.tc.client.request(req.method.clone(), req.url.clone());
+        for (k, v) in &req.headers {
+            b = b.header(*k, v);
+        }
+        if let Some(t) = token {
+            b = b.bearer_auth(t);
+        } else if let Some(u) = &self.tc.target.username {
+            b = b.basic_auth(u, self.tc.target.password.as_ref());
+        }
+        let sends_body = matches!(
+            req.method,
+            reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
+        );
+        let body = req.body.clone().unwrap_or_default();
+        if body.is_empty() && sends_body && !req.headers.iter().any(|(k, _)| *k == "content-length")
+        {
+            // hyper sends no `Content-Length` for an empty body; the spec's requests carry one.
+            b = b.header("content-length", "0");
+        }
+        if req.body.is_some() || sends_body {
+            b = b.body(body);
+        }
+        b
+    }
+
+    /// Answers a bearer challenge: learns the realm, fetches a fresh token for the challenge's
+    /// scope (or the request's own) and caches it.
+    async fn answer_challenge(&self, req: &Req, challenge: &str) -> Option<String> {
+        let params = auth::parse_bearer(challenge)?;
+        let realm = self.tc.bearer.learn(&params)?;
+        let own = auth::scope_for(req.method.as_str(), req.url.path());
+        let scope = params.get("scope").cloned().unwrap_or(own);
+        self.tc.bearer.forget(&scope);
+        self.tc
+            .bearer
+            .token(&self.tc.client, &realm, &scope, self.tc.creds.as_ref())
+            .await
+            .ok()
+    }
+
+    fn record(req: &Req) -> RequestRecord {
+        let mut headers: BTreeMap<String, String> = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let body_len = req.body.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+        if req.body.is_some()
+            || matches!(
+                req.method,
+                reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
+            )
+        {
+            headers.insert("content-length".into(), body_len.to_string());
+        }
+        RequestRecord {
+            method: req.method.as_str().to_string(),
+            url: req.url.to_string(),
+            headers,
+            body_len,
+            body_sha256: req
+                .body
+                .as_ref()
+                .filter(|b| !b.is_empty())
+                .map(|b| sha256_hex(b)),
+        }
+    }
+
+    async fn send(&self, req: Req) -> Sent {
+        let request = Self::record(&req);
+        let token = self.proactive_token(&req).await;
+        let mut result = self.build(&req, token.as_deref()).send().await;
+        if let Ok(resp) = &result {
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+                let challenge = resp
+                    .headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer"))
+                    .map(str::to_string);
+                if let Some(ch) = challenge {
+                    if let Some(tok) = self.answer_challenge(&req, &ch).await {
+                        result = self.build(&req, Some(&tok)).send().await;
+                    }
+                }
+            }
+        }
+        let (observation, location, link_next) = match result {
+            Ok(resp) => {
+                let final_url = resp.url().clone();
+                let location = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| final_url.join(l.trim()).ok());
+                let link_next = observe::link_next(&final_url, resp.headers());
+                let mut obs =
+                    observe::observe(req.endpoint, &req.method, resp, self.opts.max_body_bytes)
+                        .await;
+                strip_repo_prefix(&mut obs, &self.tc.target.options.repo_prefix);
+                (obs, location, link_next)
+            }
+            Err(e) => (observe::transport_failure(describe_error(&e)), None, None),
+        };
+        Sent {
+            exchange: Exchange {
+                label: req.label,
+                endpoint: req.endpoint.to_string(),
+                request,
+                observation,
+            },
+            location,
+            link_next,
+        }
+    }
+}
+
+fn describe_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_redirect() {
+        "redirect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "request"
+    };
+    let mut msg = format!("{kind}: {e}");
+    let mut src = std::error::Error::source(e);
+    // Bounded walk of the error chain.
+    for _ in 0..8 {
+        let Some(s) = src else { break };
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,503 @@
+//! The observe stage: a `reqwest::Response` becomes an `Observation` (status, a fixed set of
+//! normalized headers, facts about the body). Normalization removes what legitimately differs
+//! between targets (dates, hosts, upload ids) so that what remains can be compared field by
+//! field.
+
+use crate::vocab::content::sha256_hex;
+use crate::vocab::exchange::{BodyFacts, Observation, ReferrerFacts};
+use std::collections::BTreeMap;
+
+// Header normalization (`normalize_headers`), all names lower-case:
+// - kept verbatim (trimmed): `docker-content-digest`, `content-length`, `content-range`, `range`,
+//   `oci-subject`, `oci-filters-applied`, `oci-chunk-min-length`, `www-authenticate`,
+//   `accept-ranges`; `oci-tag`: all values joined with ", ".
+// - `content-type`: the raw value; plus `content-type-essence`: the media type without
+//   parameters, lower-cased (the spec says clients ignore parameters; compare this one).
+// - `location`: resolved against the request URL; the scheme/host/port are dropped when they are
+//   the request's own; for upload locations (`/blobs/uploads/<id>`) the id segment becomes
+//   `<upload>` and every query value becomes `<v>` (registries keep state there). The pseudo
+//   header `location-form` says `absolute`, `relative` or `foreign` (another host).
+// - `link`: every `<url>` resolved and host-dropped the same way (query values kept: they carry
+//   `n` and `last`); `link-form` likewise.
+// - `docker-upload-uuid`: `<present>`.
+
+/// Headers kept verbatim (trimmed).
+const VERBATIM: [&str; 9] = [
+    "docker-content-digest",
+    "content-length",
+    "content-range",
+    "range",
+    "oci-subject",
+    "oci-filters-applied",
+    "oci-chunk-min-length",
+    "www-authenticate",
+    "accept-ranges",
+];
+
+fn header_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .collect()
+}
+
+/// How a URL in a header relates to the request URL.
+fn url_form(raw: &str, request_url: &url::Url, resolved: &url::Url) -> &'static str {
+    // Absolute: a scheme (RFC 3986 `absolute-URI`, `url` parses it on its own) or a
+    // network-path reference (`//host/...`).
+    let is_absolute = url::Url::parse(raw).is_ok() || raw.starts_with("//");
+    if !is_absolute {
+        "relative"
+    } else if resolved.origin() == request_url.origin() {
+        "absolute"
+    } else {
+        "foreign"
+    }
+}
+
+/// Resolves `raw` against `request_url` and writes it without the request's own origin.
+fn host_dropped(request_url: &url::Url, resolved: &url::Url) -> String {
+    let mut s = if resolved.origin() == request_url.origin() {
+        String::new()
+    } else {
+        format!(
+            "{}://{}",
+            resolved.scheme(),
+            resolved.host_str().unwrap_or("")
+        ) + &resolved.port().map(|p| format!(":{p}")).unwrap_or_default()
+    };
+    // A same-origin path starting with `//` would read back as a network-path reference
+    // (`//host/...`): keep it unambiguous with a `/.` prefix (the same path after dot-segment
+    // removal).
+    if s.is_empty() && resolved.path().starts_with("//") {
+        s.push_str("/.");
+    }
+    s.push_str(resolved.path());
+    if let Some(q) = resolved.query() {
+        s.push('?');
+        s.push_str(q);
+    }
+    s
+}
+
+/// The symbolic form of a `Location` value (see the module notes), and its form.
+pub fn normalize_location(request_url: &url::Url, raw: &str) -> (String, &'static str) {
+    let Ok(resolved) = request_url.join(raw) else {
+        return (raw.to_string(), "invalid");
+    };
+    let form = url_form(raw, request_url, &resolved);
+    let mut u = resolved.clone();
+    if let Some(pos) = u.path().find("/blobs/uploads/") {
+        let head = &u.path()[..pos + "/blobs/uploads/".len()];
+        let rest = &u.path()[pos + "/blobs/uploads/".len()..];
+        if !rest.is_empty() || u.query().is_some() {
+            if !rest.is_empty() {
+                let new_path = format!("{head}<upload>");
+                u.set_path(&new_path);
+            }
+            // Keys are decoded by `query_pairs`: encode them again so that a key holding `&`,
+            // `=` or `#` reads back as the same key.
+            let pairs: Vec<String> = u
+                .query_pairs()
+                .map(|(k, _)| {
+                    let key: String = url::form_urlencoded::byte_serialize(k.as_bytes()).collect();
+                    format!("{key}=<v>")
+                })
+                .collect();
+            if pairs.is_empty() {
+                u.set_query(None);
+            } else {
+                u.set_query(Some(&pairs.join("&")));
+            }
+            let mut s = host_dropped(request_url, &u);
+            s = s
+                .replace("%3Cupload%3E", "<upload>")
+                .replace("%3Cv%3E", "<v>");
+            return (s, form);
+        }
+    }
+    (host_dropped(request_url, &u), form)
+}
+
+/// The URL targets of a `Link` header value with their `rel`, e.g. `</v2/x/tags/list?n=2>; rel="next"`.
+pub fn parse_link(value: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    // Bounded: each iteration consumes at least one '<'.
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else { break };
+        let target = after[..close].to_string();
+        let tail = &after[close + 1..];
+        let params_end = tail.find('<').unwrap_or(tail.len());
+        let params = &tail[..params_end];
+        let rel = params.split(';').find_map(|p| {
+            let p = p.trim().trim_end_matches(',').trim();
+            let v = p.strip_prefix("rel=")?;
+            Some(v.trim_matches('"').to_string())
+        });
+        out.push((target, rel));
+        rest = &tail[params_end..];
+    }
+    out
+}
+
+/// The `rel="next"` target of the `Link` headers, resolved against the request URL.
+pub fn link_next(request_url: &url::Url, headers: &http::HeaderMap) -> Option<url::Url> {
+    header_values(headers, "link")
+        .iter()
+        .flat_map(|v| parse_link(v))
+        .find(|(_, rel)| {
+            rel.as_deref()
+                .is_some_and(|r| r.split_whitespace().any(|r| r == "next"))
+        })
+        .and_then(|(t, _)| request_url.join(&t).ok())
+}
+
+/// The selected, normalized headers of a response (see the module notes).
+pub fn normalize_headers(
+    request_url: &url::Url,
+    headers: &http::HeaderMap,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for name in VERBATIM {
+        let vals = header_values(headers, name);
+        if !vals.is_empty() {
+            out.insert(name.to_string(), vals.join(", "));
+        }
+    }
+    let tags = header_values(headers, "oci-tag");
+    if !tags.is_empty() {
+        out.insert("oci-tag".into(), tags.join(", "));
+    }
+    if let Some(ct) = header_values(headers, "content-type").into_iter().next() {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        out.insert("content-type".into(), ct);
+        out.insert("content-type-essence".into(), essence);
+    }
+    if let Some(loc) = header_values(headers, "location").into_iter().next() {
+        let (norm, form) = normalize_location(request_url, &loc);
+        out.insert("location".into(), norm);
+        out.insert("location-form".into(), form.into());
+    }
+    let links = header_values(headers, "link");
+    if !links.is_empty() {
+        let mut forms = Vec::new();
+        let mut parts = Vec::new();
+        for v in &links {
+            for (t, rel) in parse_link(v) {
+                let (norm, form) = match request_url.join(&t) {
+                    Ok(u) => (host_dropped(request_url, &u), url_form(&t, request_url, &u)),
+                    Err(_) => (t.clone(), "invalid"),
+                };
+                forms.push(form);
+                match rel {
+                    Some(r) => parts.push(format!("<{norm}>; rel=\"{r}\"")),
+                    None => parts.push(format!("<{norm}>")),
+                }
+            }
+        }
+        if parts.is_empty() {
+            out.insert("link".into(), links.join(", "));
+        } else {
+            out.insert("link".into(), parts.join(", "));
+            out.insert("link-form".into(), forms.join(", "));
+        }
+    }
+    if headers.contains_key("docker-upload-uuid") {
+        out.insert("docker-upload-uuid".into(), "<present>".into());
+    }
+    out
+}
+
+fn other_facts(body: &[u8]) -> BodyFacts {
+    let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)])
+        .chars()
+        .take(200)
+        .collect();
+    BodyFacts::Other {
+        len: body.len() as u64,
+        sha256: sha256_hex(body),
+        snippet,
+    }
+}
+
+fn json_string(v: &serde_json::Value, key: &str) -> Option<String> {
+    v.get(key).and_then(|x| x.as_str()).map(str::to_string)
+}
+
+fn parse_errors(body: &[u8]) -> Option<BodyFacts> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let errs = v.get("errors")?.as_array()?;
+    let codes = errs
+        .iter()
+        .map(|e| json_string(e, "code").unwrap_or_default())
+        .collect();
+    Some(BodyFacts::Errors { codes })
+}
+
+fn parse_tags(body: &[u8]) -> Option<BodyFacts> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let name = json_string(&v, "name")?;
+    let tags = match v.get("tags") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(t) => t
+            .as_array()?
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?,
+    };
+    Some(BodyFacts::Tags { name, tags })
+}
+
+fn parse_referrers(body: &[u8]) -> Option<BodyFacts> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let list = match v.get("manifests") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(m) => m.as_array()?.clone(),
+    };
+    let mut manifests = Vec::with_capacity(list.len());
+    for d in &list {
+        let annotations = d
+            .get("annotations")
+            .and_then(|a| a.as_object())
+            .map(|a| {
+                a.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        manifests.push(ReferrerFacts {
+            digest: json_string(d, "digest").unwrap_or_default(),
+            media_type: json_string(d, "mediaType").unwrap_or_default(),
+            artifact_type: json_string(d, "artifactType"),
+            size: d.get("size").and_then(|s| s.as_u64()).unwrap_or(0),
+            annotations,
+        });
+    }
+    manifests.sort();
+    Some(BodyFacts::Referrers { manifests })
+}
+
+fn parse_catalog(body: &[u8]) -> Option<BodyFacts> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let repositories = match v.get("repositories") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(r) => r
+            .as_array()?
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?,
+    };
+    Some(BodyFacts::Catalog { repositories })
+}
+
+/// Facts about a response body, by endpoint id, method and status.
+pub fn body_facts(endpoint: &str, method: &str, status: u16, body: &[u8]) -> BodyFacts {
+    if method.eq_ignore_ascii_case("HEAD") {
+        return BodyFacts::Empty;
+    }
+    if (200..300).contains(&status)
+        && (endpoint == "end-2" || endpoint == "end-3")
+        && method.eq_ignore_ascii_case("GET")
+    {
+        return BodyFacts::Content {
+            len: body.len() as u64,
+            sha256: sha256_hex(body),
+        };
+    }
+    if body.is_empty() {
+        return BodyFacts::Empty;
+    }
+    let parsed = if status >= 400 {
+        parse_errors(body)
+    } else if (200..300).contains(&status) {
+        match endpoint {
+            "end-8a" | "end-8b" => parse_tags(body),
+            "end-12a" | "end-12b" => parse_referrers(body),
+            "catalog" => parse_catalog(body),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    parsed.unwrap_or_else(|| other_facts(body))
+}
+
+/// Reads at most `max_body` bytes of a response body. `Err` carries what was read and why it stopped.
+pub async fn read_body_capped(
+    mut resp: reqwest::Response,
+    max_body: u64,
+) -> Result<Vec<u8>, (Vec<u8>, String)> {
+    let mut buf = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if buf.len() as u64 + chunk.len() as u64 > max_body {
+                    let take = (max_body as usize).saturating_sub(buf.len());
+                    buf.extend_from_slice(&chunk[..take.min(chunk.len())]);
+                    return Err((buf, format!("body exceeds {max_body} bytes")));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf),
+            Err(e) => return Err((buf, format!("body read error: {e}"))),
+        }
+    }
+}
+
+/// Turns a response into an `Observation`: status, normalized headers (relative to the final
+/// response URL), and body facts (body read up to `max_body` bytes).
+pub async fn observe(
+    endpoint: &str,
+    method: &reqwest::Method,
+    resp: reqwest::Response,
+    max_body: u64,
+) -> Observation {
+    let status = resp.status().as_u16();
+    let url = resp.url().clone();
+    let headers = normalize_headers(&url, resp.headers());
+    let (body, transport_error) = match read_body_capped(resp, max_body).await {
+        Ok(b) => (b, None),
+        Err((b, e)) => (b, Some(e)),
+    };
+    Observation {
+        status,
+        transport_error,
+        headers,
+        body: body_facts(endpoint, method.as_str(), status, &body),
+    }
+}
+
+/// An observation of a request that got no response.
+pub fn transport_failure(error: impl Into<String>) -> Observation {
+    Observation {
+        status: 0,
+        transport_error: Some(error.into()),
+        headers: BTreeMap::new(),
+        body: BodyFacts::Empty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn locations_are_symbolized() {
+        let req = url("http://127.0.0.1:5000/v2/ns/r0/blobs/uploads/");
+        let (a, fa) = normalize_location(&req, "/v2/ns/r0/blobs/uploads/abc-123?_state=xyz");
+        let (b, fb) = normalize_location(
+            &req,
+            "http://127.0.0.1:5000/v2/ns/r0/blobs/uploads/def?_state=q",
+        );
+        assert_eq!(a, "/v2/ns/r0/blobs/uploads/<upload>?_state=<v>");
+        assert_eq!(a, b);
+        assert_eq!((fa, fb), ("relative", "absolute"));
+        let (c, fc) = normalize_location(&req, "http://other:1/v2/ns/r0/blobs/sha256:00");
+        assert_eq!(c, "http://other:1/v2/ns/r0/blobs/sha256:00");
+        assert_eq!(fc, "foreign");
+        let (d, _) = normalize_location(&req, "/v2/ns/r0/blobs/uploads/u1");
+        assert_eq!(d, "/v2/ns/r0/blobs/uploads/<upload>");
+        let (e, _) = normalize_location(&req, "/v2/ns/r0/blobs/uploads/?uuid=1234");
+        assert_eq!(e, "/v2/ns/r0/blobs/uploads/?uuid=<v>");
+        let (f, _) = normalize_location(&req, "/v2/ns/r0/blobs/sha256:ab");
+        assert_eq!(f, "/v2/ns/r0/blobs/sha256:ab");
+    }
+
+    #[test]
+    fn headers_are_normalized() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "Content-Type",
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        h.append("OCI-Tag", "a, b".parse().unwrap());
+        h.append("OCI-Tag", "c".parse().unwrap());
+        h.insert("Docker-Upload-UUID", "1234".parse().unwrap());
+        h.insert("Date", "now".parse().unwrap());
+        h.insert(
+            "Link",
+            "<http://127.0.0.1:5000/v2/ns/r0/tags/list?n=2&last=b>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        let req = url("http://127.0.0.1:5000/v2/ns/r0/tags/list?n=2");
+        let n = normalize_headers(&req, &h);
+        assert_eq!(n["content-type-essence"], "application/json");
+        assert_eq!(n["oci-tag"], "a, b, c");
+        assert_eq!(n["docker-upload-uuid"], "<present>");
+        assert_eq!(n["link"], "</v2/ns/r0/tags/list?n=2&last=b>; rel=\"next\"");
+        assert_eq!(n["link-form"], "absolute");
+        assert!(!n.contains_key("date"));
+        assert_eq!(
+            link_next(&req, &h).unwrap().as_str(),
+            "http://127.0.0.1:5000/v2/ns/r0/tags/list?n=2&last=b"
+        );
+    }
+
+    #[test]
+    fn bodies_are_classified() {
+        assert_eq!(
+            body_facts(
+                "end-3",
+                "GET",
+                404,
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"x"}]}"#
+            ),
+            BodyFacts::Errors {
+                codes: vec!["MANIFEST_UNKNOWN".into()]
+            }
+        );
+        assert_eq!(
+            body_facts("end-8a", "GET", 200, br#"{"name":"a/b","tags":null}"#),
+            BodyFacts::Tags {
+                name: "a/b".into(),
+                tags: vec![]
+            }
+        );
+        assert!(matches!(
+            body_facts("end-2", "GET", 200, b"xyz"),
+            BodyFacts::Content { len: 3, .. }
+        ));
+        assert_eq!(body_facts("end-2", "HEAD", 200, b""), BodyFacts::Empty);
+        let r = body_facts(
+            "end-12a",
+            "GET",
+            200,
+            br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:b","mediaType":"m","size":3},{"digest":"sha256:a","mediaType":"m","size":1,"artifactType":"t","annotations":{"k":"v"}}]}"#,
+        );
+        let BodyFacts::Referrers { manifests } = r else {
+            panic!()
+        };
+        assert_eq!(manifests[0].digest, "sha256:a");
+        assert_eq!(manifests[0].annotations["k"], "v");
+        assert!(matches!(
+            body_facts("end-8a", "GET", 200, b"<html>"),
+            BodyFacts::Other { len: 6, .. }
+        ));
+        assert_eq!(
+            body_facts("catalog", "GET", 200, br#"{"repositories":["a"]}"#),
+            BodyFacts::Catalog {
+                repositories: vec!["a".into()]
+            }
+        );
+    }
+}

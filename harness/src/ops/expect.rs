@@ -1,0 +1,425 @@
+//! What the spec expects of an answer: the vocabulary every operation family uses to state its
+//! expectations (`Exp`: allowed statuses and the rule each other status is reported under;
+//! `Check`: header, digest, body and error-code checks per status), and what a check found
+//! (`Found`). Rule ids name rows of the rule table (`compare::rules`).
+
+use crate::model::ModelState;
+use crate::vocab::content::{digest_of, sha256_hex, Content};
+use crate::vocab::exchange::{BodyFacts, Exchange, Observation};
+use crate::vocab::{DigestAlgo, Session};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// A divergence before the target / endpoint / op fields are filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// "status", "header:<name>", "body", "exchange:<label>".
+    pub field: String,
+    /// Rule id.
+    pub rule: &'static str,
+    pub summary: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl Found {
+    pub fn new(
+        field: impl Into<String>,
+        rule: &'static str,
+        summary: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Found {
+        Found {
+            field: field.into(),
+            rule,
+            summary: summary.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        }
+    }
+
+    /// A body finding.
+    pub fn body(
+        rule: &'static str,
+        summary: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Found {
+        Found::new("body", rule, summary, expected, actual)
+    }
+}
+
+/// A check of a response body that an operation family defines itself (tag lists, referrers).
+pub trait BodyCheck: Debug + Send + Sync {
+    fn check(&self, o: &Observation, out: &mut Vec<Found>);
+}
+
+/// A check applied when the observed status equals a given code.
+#[derive(Clone, Debug)]
+pub enum Check {
+    HeaderEq {
+        name: &'static str,
+        value: String,
+        rule: &'static str,
+    },
+    /// Only checked when the header is present.
+    HeaderEqIfPresent {
+        name: &'static str,
+        value: String,
+        rule: &'static str,
+    },
+    HeaderPresent {
+        name: &'static str,
+        rule: &'static str,
+    },
+    /// `Docker-Content-Digest` must be `value`; another digest of the same bytes (another
+    /// algorithm) is reported under `alt_rule`.
+    Digest {
+        value: String,
+        same_bytes: Vec<String>,
+        rule: &'static str,
+        alt_rule: &'static str,
+    },
+    /// The response body is exactly these bytes (len + sha256 hex).
+    Content {
+        len: u64,
+        sha256: String,
+        rule: &'static str,
+    },
+    /// Error body contains this code.
+    ErrorCode {
+        code: &'static str,
+        rule: &'static str,
+    },
+    /// A family's own body check.
+    Body(Arc<dyn BodyCheck>),
+}
+
+/// What one exchange must look like.
+#[derive(Clone, Debug)]
+pub struct Exp {
+    /// Status ranges (inclusive) that fully conform.
+    pub ok: Vec<(u16, u16)>,
+    /// Rule named when the status is neither ok nor an alternative.
+    pub fail: &'static str,
+    /// Tolerated status ranges, each with the rule (and so the class) it is reported under.
+    pub alts: Vec<(u16, u16, &'static str)>,
+    /// Checks, each applied when the observed status equals its code.
+    pub checks: Vec<(u16, Check)>,
+    /// A dropped connection is acceptable (a server may answer 413 and close the connection
+    /// before reading an oversized body).
+    pub tolerate_transport: bool,
+}
+
+impl Exp {
+    pub fn new(ok: &[u16], fail: &'static str) -> Exp {
+        Exp {
+            ok: ok.iter().map(|s| (*s, *s)).collect(),
+            fail,
+            alts: Vec::new(),
+            checks: Vec::new(),
+            tolerate_transport: false,
+        }
+    }
+
+    pub fn range(lo: u16, hi: u16, fail: &'static str) -> Exp {
+        Exp {
+            ok: vec![(lo, hi)],
+            ..Exp::new(&[], fail)
+        }
+    }
+
+    pub fn alt(mut self, codes: &[u16], rule: &'static str) -> Exp {
+        for c in codes {
+            self.alts.push((*c, *c, rule));
+        }
+        self
+    }
+
+    pub fn alt_range(mut self, lo: u16, hi: u16, rule: &'static str) -> Exp {
+        self.alts.push((lo, hi, rule));
+        self
+    }
+
+    /// An alternative tried before the ones already listed.
+    pub fn alt_first(mut self, codes: &[u16], rule: &'static str) -> Exp {
+        for c in codes.iter().rev() {
+            self.alts.insert(0, (*c, *c, rule));
+        }
+        self
+    }
+
+    pub fn check(mut self, status: u16, c: Check) -> Exp {
+        self.checks.push((status, c));
+        self
+    }
+
+    pub fn location(self, status: u16, rule: &'static str) -> Exp {
+        self.check(
+            status,
+            Check::HeaderPresent {
+                name: "location",
+                rule,
+            },
+        )
+    }
+
+    pub fn header_eq(
+        self,
+        status: u16,
+        name: &'static str,
+        value: impl Into<String>,
+        rule: &'static str,
+    ) -> Exp {
+        self.check(
+            status,
+            Check::HeaderEq {
+                name,
+                value: value.into(),
+                rule,
+            },
+        )
+    }
+
+    pub fn tolerating_transport(mut self) -> Exp {
+        self.tolerate_transport = true;
+        self
+    }
+
+    pub fn is_ok(&self, s: u16) -> bool {
+        self.ok.iter().any(|(lo, hi)| (*lo..=*hi).contains(&s))
+    }
+
+    /// The rule an answer outside `ok` is reported under.
+    pub fn rule_for(&self, s: u16) -> &'static str {
+        self.alts
+            .iter()
+            .find(|(lo, hi, _)| (*lo..=*hi).contains(&s))
+            .map(|(_, _, r)| *r)
+            .unwrap_or(self.fail)
+    }
+
+    pub fn ok_text(&self) -> String {
+        self.ok
+            .iter()
+            .map(|(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// For an op naming sha512 content: a registry that does not know the algorithm may answer
+    /// 400 (an unsupported feature).
+    pub fn sha512_declinable(self, sha512: bool) -> Exp {
+        if sha512 && !self.is_ok(400) {
+            self.alt_first(&[400], "end-4c/algo-unsupported")
+        } else {
+            self
+        }
+    }
+}
+
+/// Per-target facts gathered from the whole case before checking.
+#[derive(Clone, Debug, Default)]
+pub struct TargetFacts {
+    /// `Some(true)` when any referrers request answered 200, `Some(false)` when one answered 404.
+    pub referrers: Option<bool>,
+    /// The case namespace, from the first request URL (`/v2/<ns>/r<k>/...`).
+    pub namespace: Option<String>,
+    /// `OCI-Chunk-Min-Length` advertised per upload session.
+    pub chunk_min: BTreeMap<Session, u64>,
+}
+
+/// Everything an expectation may look at.
+pub struct ExpectCx<'a> {
+    /// The model state before the op.
+    pub st: &'a ModelState,
+    pub content: &'a Content,
+    pub facts: &'a TargetFacts,
+    /// The target is the reference (index 0).
+    pub is_reference: bool,
+    /// Bytes acknowledged so far in a composite push (for the PATCH `Range`).
+    pub sent: u64,
+}
+
+impl ExpectCx<'_> {
+    pub fn blob_len(&self, b: crate::vocab::BlobId) -> u64 {
+        self.content.blob(b).map(|x| x.len() as u64).unwrap_or(0)
+    }
+
+    pub fn blob_sha(&self, b: crate::vocab::BlobId) -> String {
+        self.content
+            .blob(b)
+            .map(|x| sha256_hex(x))
+            .unwrap_or_default()
+    }
+}
+
+/// The `Docker-Content-Digest` check of content whose bytes are `bytes`.
+pub fn digest_check(
+    value: &str,
+    bytes: &[u8],
+    rule: &'static str,
+    alt_rule: &'static str,
+) -> Check {
+    Check::Digest {
+        value: value.to_string(),
+        same_bytes: vec![
+            digest_of(DigestAlgo::Sha256, bytes),
+            digest_of(DigestAlgo::Sha512, bytes),
+        ],
+        rule,
+        alt_rule,
+    }
+}
+
+/// An op on an upload session the model does not know (closed or never opened).
+pub fn unknown_session() -> Exp {
+    Exp::new(&[404], "upload/unknown-session").alt_range(400, 499, "upload/unknown-session")
+}
+
+/// A PATCH of a composite or single chunk op: 202, Location, `Range: 0-<end>`.
+pub fn patch_exp(ex: &Exchange, cx: &mut ExpectCx<'_>) -> Exp {
+    let req_end = ex
+        .request
+        .headers
+        .get("content-range")
+        .and_then(|r| r.rsplit('-').next())
+        .and_then(|e| e.trim().parse::<u64>().ok());
+    let end = match req_end {
+        Some(e) => e,
+        None => (cx.sent + ex.request.body_len).saturating_sub(1),
+    };
+    if ex.observation.status == 202 {
+        cx.sent = end + 1;
+    }
+    let mut e = Exp::new(&[202], "end-5/patch-202").location(202, "end-5/location");
+    if end + 1 > 0 && (req_end.is_some() || ex.request.body_len > 0) {
+        e = e.header_eq(202, "range", format!("0-{end}"), "end-5/range");
+    }
+    e
+}
+
+fn strip_sha(s: &str) -> &str {
+    s.strip_prefix("sha256:").unwrap_or(s)
+}
+
+fn media_type_base(s: &str) -> &str {
+    s.split(';').next().unwrap_or("").trim()
+}
+
+impl Check {
+    /// Appends what does not hold in `o`.
+    pub fn eval(&self, o: &Observation, out: &mut Vec<Found>) {
+        match self {
+            Check::HeaderEq { name, value, rule }
+            | Check::HeaderEqIfPresent { name, value, rule } => {
+                let got = o.header(name);
+                if got.is_none() && matches!(self, Check::HeaderEqIfPresent { .. }) {
+                    return;
+                }
+                let ok = match got {
+                    None => false,
+                    Some(g) if *name == "content-type" => media_type_base(g) == value.as_str(),
+                    Some(g) if *name == "oci-tag" => {
+                        let mut a: Vec<&str> = g.split(',').map(str::trim).collect();
+                        a.sort_unstable();
+                        a.dedup();
+                        a.join(", ") == *value
+                    }
+                    Some(g) => g == value,
+                };
+                if !ok {
+                    out.push(Found::new(
+                        format!("header:{name}"),
+                        rule,
+                        match got {
+                            None => format!("header {name} missing (expected {value:?})"),
+                            Some(g) => format!("header {name} is {g:?}, expected {value:?}"),
+                        },
+                        value.clone(),
+                        got.unwrap_or("<absent>"),
+                    ));
+                }
+            }
+            Check::Digest {
+                value,
+                same_bytes,
+                rule,
+                alt_rule,
+            } => {
+                let got = o.header("docker-content-digest");
+                if got == Some(value.as_str()) {
+                    return;
+                }
+                let other_algo = got.is_some_and(|g| same_bytes.iter().any(|d| d == g));
+                out.push(Found::new(
+                    "header:docker-content-digest",
+                    if other_algo { alt_rule } else { rule },
+                    match got {
+                        None => {
+                            format!("header docker-content-digest missing (expected {value:?})")
+                        }
+                        Some(g) if other_algo => {
+                            format!(
+                                "docker-content-digest {g:?} uses another algorithm than {value:?}"
+                            )
+                        }
+                        Some(g) => format!("docker-content-digest is {g:?}, expected {value:?}"),
+                    },
+                    value.clone(),
+                    got.unwrap_or("<absent>"),
+                ));
+            }
+            Check::HeaderPresent { name, rule } => {
+                if o.header(name).is_none() {
+                    out.push(Found::new(
+                        format!("header:{name}"),
+                        rule,
+                        format!("header {name} missing"),
+                        "<present>",
+                        "<absent>",
+                    ));
+                }
+            }
+            Check::Content { len, sha256, rule } => {
+                let ok = match &o.body {
+                    BodyFacts::Content { len: l, sha256: s }
+                    | BodyFacts::Other {
+                        len: l, sha256: s, ..
+                    } => l == len && strip_sha(s) == strip_sha(sha256),
+                    BodyFacts::Empty => *len == 0,
+                    _ => false,
+                };
+                if !ok {
+                    out.push(Found::body(
+                        rule,
+                        "response body differs from the stored content",
+                        format!("content len={len} sha256={sha256}"),
+                        o.body.describe(),
+                    ));
+                }
+            }
+            Check::ErrorCode { code, rule } => {
+                if let BodyFacts::Errors { codes } = &o.body {
+                    if !codes.iter().any(|c| c == code) {
+                        out.push(Found::body(
+                            rule,
+                            format!("error body lacks {code}"),
+                            format!("errors containing {code}"),
+                            o.body.describe(),
+                        ));
+                    }
+                }
+            }
+            Check::Body(b) => b.check(o, out),
+        }
+    }
+}

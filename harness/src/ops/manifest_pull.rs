@@ -1,0 +1,219 @@
+//! end-3: manifest `HEAD` and `GET`, by tag or digest (and by references no registry should
+//! resolve: invalid tags, a sha512 manifest named by its sha256 digest).
+
+use super::expect::{digest_check, Check, Exp, ExpectCx, Found};
+use super::gen::{Draw, Transition};
+use super::manifest_push::PushManifest;
+use super::refs::{bad_tags, is_sha512, manifest_accept, reads};
+use super::{delete, Footprint, Ids, Op, Operation, Renumber};
+use crate::model::{classify_reference, reference_text, ModelState, RefKind};
+use crate::vocab::content::{sha256_hex, Content};
+use crate::vocab::exchange::Exchange;
+use crate::vocab::plan::{Method, Plan, Step, Url};
+use crate::vocab::{ManifestId, Reference, Repo};
+use serde::{Deserialize, Serialize};
+
+/// end-3 HEAD.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadManifest {
+    pub repo: Repo,
+    pub reference: Reference,
+}
+
+/// end-3 GET (with an `Accept` header listing every manifest media type).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetManifest {
+    pub repo: Repo,
+    pub reference: Reference,
+}
+
+pub const TRANSITIONS: &[Transition] = &[
+    Transition {
+        name: "pull_manifest",
+        invalid: false,
+        offer: pull,
+    },
+    Transition {
+        name: "bad_tag_reference",
+        invalid: true,
+        offer: |d| {
+            let tag = d.pick(&bad_tags()).unwrap_or_default();
+            let repo = d.repo();
+            let reference = Reference::Raw(tag);
+            vec![match d.below(4) {
+                0 => Op::HeadManifest(HeadManifest { repo, reference }),
+                1 => Op::GetManifest(GetManifest { repo, reference }),
+                2 if d.content.manifest_count() > 0 => {
+                    let manifest = d.manifest().unwrap_or(ManifestId(0));
+                    Op::PushManifest(PushManifest::new(repo, manifest, reference))
+                }
+                _ => Op::DeleteManifest(delete::DeleteManifest { repo, reference }),
+            }]
+        },
+    },
+    Transition {
+        name: "sha512_by_sha256",
+        invalid: true,
+        offer: |d| {
+            let candidates: Vec<(Repo, ManifestId)> = d
+                .stored_manifests()
+                .into_iter()
+                .filter(|(_, r, m)| {
+                    matches!(r, Reference::Digest(_))
+                        && d.content
+                            .manifest_digest(*m)
+                            .is_some_and(|x| x.starts_with("sha512:"))
+                })
+                .map(|(r, _, m)| (r, m))
+                .collect();
+            let Some((repo, m)) = d.pick(&candidates) else {
+                return Vec::new();
+            };
+            let reference =
+                Reference::Raw(d.content.manifest_sha256(m).unwrap_or_default().to_string());
+            vec![pull_op(d, repo, reference)]
+        },
+    },
+];
+
+fn pull_op(d: &mut Draw<'_>, repo: Repo, reference: Reference) -> Op {
+    if d.chance(1, 3) {
+        Op::HeadManifest(HeadManifest { repo, reference })
+    } else {
+        Op::GetManifest(GetManifest { repo, reference })
+    }
+}
+
+/// Mostly what is stored (by tag or as stored), sometimes what is not.
+fn pull(d: &mut Draw<'_>) -> Vec<Op> {
+    let tagged = d.tagged();
+    let stored = d.stored_manifests();
+    if tagged.is_empty() && stored.is_empty() && !d.chance(1, 4) {
+        return Vec::new();
+    }
+    let (repo, reference) = if d.chance(1, 10) {
+        (d.repo(), Reference::Tag(d.tag()))
+    } else if !tagged.is_empty() && d.chance(1, 2) {
+        let (r, t) = d.pick(&tagged).unwrap_or((Repo(0), String::new()));
+        (r, Reference::Tag(t))
+    } else if let Some((r, reference, _)) = d.pick(&stored) {
+        (r, reference)
+    } else if d.content.manifest_count() > 0 && d.chance(1, 3) {
+        let m = d.manifest().unwrap_or(ManifestId(0));
+        (d.repo(), Reference::Digest(m))
+    } else {
+        (d.repo(), Reference::Tag(d.tag()))
+    };
+    vec![pull_op(d, repo, reference)]
+}
+
+fn kind(st: &ModelState, content: &Content, repo: Repo, reference: &Reference) -> &'static str {
+    if matches!(classify_reference(reference, content), RefKind::Invalid(_)) {
+        "bad_tag_reference"
+    } else if st.resolve(repo, reference).is_some() {
+        "pull_manifest"
+    } else {
+        "pull_missing_manifest"
+    }
+}
+
+fn plan(repo: Repo, reference: &Reference, content: &Content, head: bool) -> Plan {
+    let (label, method) = if head {
+        ("head", Method::Head)
+    } else {
+        ("get", Method::Get)
+    };
+    let url = Url::repo_escaped(repo, "manifests/", &reference_text(reference, content));
+    Plan::one(Step::new(label, "end-3", method, url).header("accept", manifest_accept()))
+}
+
+fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> Exp {
+    let (st, content) = (cx.st, cx.content);
+    let sha512 = is_sha512(reference, content);
+    let Some(m) = st.resolve(repo, reference) else {
+        let e = match classify_reference(reference, content) {
+            RefKind::Invalid(_) => {
+                Exp::new(&[400, 404], "end-3/404").alt_range(401, 499, "end-3/invalid-reference")
+            }
+            _ => Exp::new(&[404], "end-3/404"),
+        };
+        return e.sha512_declinable(sha512);
+    };
+    let digest = st.resolve_digest(repo, reference).unwrap_or_default();
+    let bytes = content.manifest(m).cloned().unwrap_or_default();
+    let e = Exp::new(
+        &[200],
+        if head {
+            "end-3/head-200"
+        } else {
+            "end-3/get-200"
+        },
+    )
+    .check(
+        200,
+        digest_check(&digest, &bytes, "end-3/digest", "end-3/digest-algorithm"),
+    )
+    .header_eq(
+        200,
+        "content-type",
+        content.manifest_media_type(m).unwrap_or_default(),
+        "end-3/content-type",
+    );
+    let e = if head {
+        e.header_eq(
+            200,
+            "content-length",
+            bytes.len().to_string(),
+            "end-3/head-length",
+        )
+    } else {
+        e.check(
+            200,
+            Check::Content {
+                len: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+                rule: "end-3/get-body",
+            },
+        )
+    };
+    e.sha512_declinable(sha512)
+}
+
+macro_rules! manifest_pull {
+    ($ty:ty, $head:expr) => {
+        impl Operation for $ty {
+            fn kind(&self, st: &ModelState, content: &Content) -> Option<&'static str> {
+                Some(kind(st, content, self.repo, &self.reference))
+            }
+
+            fn apply(&self, _: &mut ModelState, _: &Content) {}
+
+            fn plan(&self, content: &Content) -> Plan {
+                plan(self.repo, &self.reference, content, $head)
+            }
+
+            fn expect(&self, cx: &mut ExpectCx<'_>, _: &Exchange) -> Option<Exp> {
+                Some(expect(cx, self.repo, &self.reference, $head))
+            }
+
+            fn check_op(&self, _: &ExpectCx<'_>, _: &[Exchange]) -> Vec<Found> {
+                Vec::new()
+            }
+
+            fn footprint(&self, st: &ModelState, _: &Content) -> Footprint {
+                reads(st, self.repo, &self.reference)
+            }
+
+            fn ids(&self) -> Ids {
+                Ids::manifests(self.reference.manifest())
+            }
+
+            fn renumber(&mut self, r: &Renumber) {
+                self.reference = self.reference.renumbered(|m| r.manifest(m));
+            }
+        }
+    };
+}
+
+manifest_pull!(HeadManifest, true);
+manifest_pull!(GetManifest, false);

@@ -1,0 +1,213 @@
+//! end-12a / end-12b: the referrers of a subject, unfiltered and filtered by `artifactType`.
+
+use super::expect::{BodyCheck, Check, Exp, ExpectCx, Found};
+use super::gen::{Draw, Transition, ARTIFACT_TYPES};
+use super::manifest_push::with_dependencies;
+use super::refs::is_sha512;
+use super::{Footprint, Ids, Op, Operation, Renumber, Sym};
+use crate::model::{classify_reference, reference_text, ModelState, RefKind};
+use crate::vocab::content::{Content, OCI_INDEX};
+use crate::vocab::exchange::{BodyFacts, Exchange, Observation, ReferrerFacts};
+use crate::vocab::plan::{Method, Plan, Step, Url};
+use crate::vocab::{ManifestId, Reference, Repo};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// `GET /v2/<repo>/referrers/<subject>[?artifactType=]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListReferrers {
+    pub repo: Repo,
+    pub subject: Reference,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+pub const TRANSITIONS: &[Transition] = &[Transition {
+    name: "list_referrers",
+    invalid: false,
+    offer,
+}];
+
+/// The referrers of a stored subject; with none stored yet, a referrer is pushed instead.
+fn offer(d: &mut Draw<'_>) -> Vec<Op> {
+    let mut subjects = Vec::new();
+    for r in d.st.repos() {
+        for (_, m) in d.st.manifests(r) {
+            if let Some(s) = d.content.manifest_subject(m) {
+                subjects.push((r, s));
+            }
+        }
+    }
+    let (repo, subject) = match d.pick(&subjects) {
+        Some(x) => x,
+        None => {
+            let referrers: Vec<ManifestId> = (0..d.content.manifest_count())
+                .map(|i| ManifestId(i as u16))
+                .filter(|m| d.content.manifest_subject(*m).is_some())
+                .collect();
+            match d.pick(&referrers) {
+                Some(m) if !d.chance(1, 4) => {
+                    let repo = d.repo();
+                    return with_dependencies(d, repo, m);
+                }
+                _ => match d.pick(&d.stored_manifests()) {
+                    Some((r, _, m)) => (r, m),
+                    None => return Vec::new(),
+                },
+            }
+        }
+    };
+    let artifact_type = if d.chance(1, 3) {
+        let at: Vec<String> =
+            d.st.referrers(repo, subject, None, d.content)
+                .into_iter()
+                .filter_map(|f| f.artifact_type)
+                .collect();
+        d.pick(&at)
+            .or_else(|| d.pick(&ARTIFACT_TYPES).map(str::to_string))
+    } else {
+        None
+    };
+    vec![Op::ListReferrers(ListReferrers {
+        repo,
+        subject: Reference::Digest(subject),
+        artifact_type,
+    })]
+}
+
+/// A referrers response, checked against the model.
+#[derive(Clone, Debug)]
+pub struct ReferrersCheck {
+    pub expected: Vec<ReferrerFacts>,
+    pub unfiltered: Vec<ReferrerFacts>,
+    pub filtered: bool,
+}
+
+impl BodyCheck for ReferrersCheck {
+    fn check(&self, o: &Observation, out: &mut Vec<Found>) {
+        let BodyFacts::Referrers { manifests } = &o.body else {
+            out.push(Found::body(
+                "end-12a/content",
+                "referrers response is not an image index",
+                "referrers index",
+                o.body.describe(),
+            ));
+            return;
+        };
+        let mut got = manifests.clone();
+        got.sort();
+        let applied = o
+            .header("oci-filters-applied")
+            .is_some_and(|h| h.split(',').any(|f| f.trim() == "artifactType"));
+        let fmt = |v: &[ReferrerFacts]| {
+            BodyFacts::Referrers {
+                manifests: v.to_vec(),
+            }
+            .describe()
+        };
+        if self.filtered && !applied && self.unfiltered != self.expected {
+            if got == self.unfiltered {
+                out.push(Found::new(
+                    "header:oci-filters-applied",
+                    "end-12b/filter-not-applied",
+                    "artifactType filter not applied",
+                    "artifactType",
+                    "<absent>",
+                ));
+                return;
+            }
+            if got == self.expected {
+                out.push(Found::new(
+                    "header:oci-filters-applied",
+                    "end-12b/filters-applied-header",
+                    "filtered response without OCI-Filters-Applied",
+                    "artifactType",
+                    "<absent>",
+                ));
+                return;
+            }
+        }
+        if got != self.expected {
+            out.push(Found::body(
+                "end-12a/content",
+                "referrers list differs from the model",
+                fmt(&self.expected),
+                fmt(&got),
+            ));
+        }
+    }
+}
+
+impl Operation for ListReferrers {
+    fn kind(&self, _: &ModelState, _: &Content) -> Option<&'static str> {
+        Some("list_referrers")
+    }
+
+    fn apply(&self, _: &mut ModelState, _: &Content) {}
+
+    fn plan(&self, content: &Content) -> Plan {
+        let url = Url::repo_escaped(
+            self.repo,
+            "referrers/",
+            &reference_text(&self.subject, content),
+        );
+        Plan::one(match &self.artifact_type {
+            Some(a) => {
+                Step::new("get", "end-12b", Method::Get, url).query("artifactType", a.as_str())
+            }
+            None => Step::new("get", "end-12a", Method::Get, url),
+        })
+    }
+
+    fn expect(&self, cx: &mut ExpectCx<'_>, _: &Exchange) -> Option<Exp> {
+        let (st, content) = (cx.st, cx.content);
+        let unsupported_404 = if cx.facts.referrers == Some(true) || cx.is_reference {
+            "end-12a/200"
+        } else {
+            "end-12a/unsupported"
+        };
+        let e = match classify_reference(&self.subject, content) {
+            RefKind::Digest(d) => {
+                let at = self.artifact_type.as_deref();
+                let expected = st.referrers_by_digest(self.repo, &d, at, content);
+                let unfiltered = st.referrers_by_digest(self.repo, &d, None, content);
+                let e = if st.repo_exists(self.repo) {
+                    Exp::new(&[200], "end-12a/200").alt(&[404], unsupported_404)
+                } else {
+                    Exp::new(&[200, 404], "end-12a/200")
+                };
+                e.header_eq(200, "content-type", OCI_INDEX, "end-12a/content-type")
+                    .check(
+                        200,
+                        Check::Body(Arc::new(ReferrersCheck {
+                            expected,
+                            unfiltered,
+                            filtered: at.is_some(),
+                        })),
+                    )
+            }
+            _ => Exp::new(&[400], "end-12a/invalid-400").alt(&[404], unsupported_404),
+        };
+        Some(e.sha512_declinable(is_sha512(&self.subject, content)))
+    }
+
+    fn check_op(&self, _: &ExpectCx<'_>, _: &[Exchange]) -> Vec<Found> {
+        Vec::new()
+    }
+
+    fn footprint(&self, _: &ModelState, _: &Content) -> Footprint {
+        let f = Footprint::default().read(Sym::RepoExists(self.repo));
+        match self.subject {
+            Reference::Digest(m) => f.read(Sym::Referrers(self.repo, m)),
+            _ => f,
+        }
+    }
+
+    fn ids(&self) -> Ids {
+        Ids::manifests(self.subject.manifest())
+    }
+
+    fn renumber(&mut self, r: &Renumber) {
+        self.subject = self.subject.renumbered(|m| r.manifest(m));
+    }
+}

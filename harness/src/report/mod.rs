@@ -1,0 +1,516 @@
+//! Writing findings: `findings.json` (a JSON array, rewritten atomically after every new finding),
+//! `findings/<id>/` with `scenario.toml` (replayable with `ocidiff replay`), `repro.sh` (standalone
+//! bash + curl) and `report.md`; plus the terminal progress bar and the end-of-run summary.
+
+pub mod conformance;
+pub mod conformance_html;
+pub mod repro;
+pub mod results;
+
+use crate::compare::Class;
+use crate::scenario::{ExpectedDivergence, Meta, Scenario};
+use crate::shrink::Finding;
+use crate::vocab::content::Content;
+use crate::vocab::fs::write_atomic;
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Writes findings as they are found.
+pub struct FindingsWriter {
+    out: PathBuf,
+    entries: Vec<serde_json::Value>,
+    target_urls: BTreeMap<String, String>,
+}
+
+impl FindingsWriter {
+    /// Creates `out_dir`, `out_dir/findings/` and an empty `findings.json`.
+    pub fn new(out_dir: impl AsRef<Path>) -> anyhow::Result<FindingsWriter> {
+        let out = out_dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(out.join("findings"))
+            .with_context(|| format!("creating {}", out.join("findings").display()))?;
+        let w = FindingsWriter {
+            out,
+            entries: Vec::new(),
+            target_urls: BTreeMap::new(),
+        };
+        w.write_json()?;
+        Ok(w)
+    }
+
+    /// Target URLs used as the default `REGISTRY` of each reproducer (credentials stripped).
+    pub fn with_target_urls(mut self, urls: BTreeMap<String, String>) -> FindingsWriter {
+        self.target_urls = urls;
+        self
+    }
+
+    pub fn json_path(&self) -> PathBuf {
+        self.out.join("findings.json")
+    }
+
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    /// Writes `findings/<id>/` and rewrites `findings.json`. Returns the finding's directory.
+    pub fn add(&mut self, f: &Finding) -> anyhow::Result<PathBuf> {
+        let rel = PathBuf::from("findings").join(&f.id);
+        let dir = self.out.join(&rel);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let d = &f.divergence;
+
+        let sc = Scenario {
+            meta: Meta {
+                title: format!("{} {} on {}: {}", d.class, d.rule, d.target, d.endpoint),
+                description: d.summary.clone(),
+                spec: vec![d.spec.clone()],
+                seed: Some(f.case_seed),
+                targets: vec![d.target.clone()],
+            },
+            content: f.ops.content.clone(),
+            ops: f.ops.ops.clone(),
+            concurrent: Vec::new(),
+            expect: Vec::new(),
+            divergence: Some(ExpectedDivergence {
+                target: d.target.clone(),
+                op_index: d.op_index,
+                endpoint: d.endpoint.clone(),
+                field: d.field.clone(),
+                class: d.class.to_string(),
+                rule: d.rule.clone(),
+                summary: d.summary.clone(),
+            }),
+        };
+        crate::scenario::write(&sc, dir.join("scenario.toml"))?;
+
+        let url = self
+            .target_urls
+            .get(&d.target)
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1:5000".to_string());
+        let script = match Content::render(&f.ops.content) {
+            Ok(content) => render_repro_sh(f, &content, &url, &dir)?,
+            Err(e) => {
+                format!("#!/usr/bin/env bash\necho 'cannot render content: {e}' >&2\nexit 2\n")
+            }
+        };
+        write_atomic(&dir.join("repro.sh"), script.as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(
+                dir.join("repro.sh"),
+                std::fs::Permissions::from_mode(0o755),
+            );
+        }
+        write_atomic(&dir.join("report.md"), render_report_md(f).as_bytes())?;
+
+        let entry = serde_json::json!({
+            "id": f.id,
+            "class": d.class,
+            "target": d.target,
+            "endpoint": d.endpoint,
+            "field": d.field,
+            "rule": d.rule,
+            "spec": d.spec,
+            "summary": d.summary,
+            "expected": d.expected,
+            "actual": d.actual,
+            "reference": d.reference,
+            "op_index": d.op_index,
+            "label": d.label,
+            "ops": f.ops,
+            "original_ops_len": f.original_ops_len,
+            "minimal_ops_len": f.ops.ops.len(),
+            "confirmed": f.confirmed,
+            "shrink_runs": f.shrink_runs,
+            "reproducer": rel.join("scenario.toml").to_string_lossy(),
+            "repro_sh": rel.join("repro.sh").to_string_lossy(),
+            "report": rel.join("report.md").to_string_lossy(),
+            "seed": f.seed,
+            "case_seed": f.case_seed,
+            "first_seen_case": f.first_seen_case,
+        });
+        self.entries.retain(|e| e["id"] != entry["id"]);
+        self.entries.push(entry);
+        self.write_json()?;
+        Ok(dir)
+    }
+
+    fn write_json(&self) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(&self.entries)?;
+        write_atomic(&self.json_path(), text.as_bytes())
+    }
+}
+
+/// A finding's standalone reproducer (see `repro`).
+pub fn render_repro_sh(
+    f: &Finding,
+    content: &Content,
+    default_url: &str,
+    dir: &Path,
+) -> anyhow::Result<String> {
+    let d = &f.divergence;
+    let comment = format!(
+        "Finding {}: {} {} on target {:?} ({} {}), op #{} exchange {:?}.\n{}\nSpec: {}",
+        f.id,
+        d.class,
+        d.rule,
+        d.target,
+        d.endpoint,
+        d.field,
+        d.op_index,
+        d.label,
+        d.summary.replace('\n', " "),
+        d.spec.replace('\n', " ")
+    );
+    let diverging = format!("op{}:{}", d.op_index, d.label);
+    let mut s = repro::render(
+        &f.ops,
+        content,
+        default_url,
+        &repro::ReproHead {
+            comment: &comment,
+            diverging: &diverging,
+        },
+        dir,
+    )?;
+    let _ = writeln!(
+        s,
+        "\necho \"expected divergence: {} at op #{} ({}), field {}: expected {}, {} answered {}\"",
+        d.rule.replace('"', "'"),
+        d.op_index,
+        d.label.replace('"', "'"),
+        d.field.replace('"', "'"),
+        d.expected.replace(['"', '$', '`'], "'"),
+        d.target.replace('"', "'"),
+        d.actual.replace(['"', '$', '`'], "'")
+    );
+    Ok(s)
+}
+
+// ------------------------------------------------------------------------------------------
+// report.md
+// ------------------------------------------------------------------------------------------
+
+/// The human-readable report of one finding.
+pub fn render_report_md(f: &Finding) -> String {
+    let d = &f.divergence;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# {} — {} `{}` on `{}`\n",
+        f.id, d.class, d.rule, d.target
+    );
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| class | **{}** |", d.class);
+    let _ = writeln!(s, "| target | `{}` |", d.target);
+    let _ = writeln!(s, "| endpoint | `{}` |", d.endpoint);
+    let _ = writeln!(s, "| field | `{}` |", d.field);
+    let _ = writeln!(s, "| rule | `{}` |", d.rule);
+    let _ = writeln!(s, "| op / exchange | #{} `{}` |", d.op_index, d.label);
+    let _ = writeln!(s, "| expected | `{}` |", d.expected.replace('|', "\\|"));
+    let _ = writeln!(s, "| actual | `{}` |", d.actual.replace('|', "\\|"));
+    if let Some(r) = &d.reference {
+        let _ = writeln!(s, "| reference | `{}` |", r.replace('|', "\\|"));
+    }
+    let _ = writeln!(
+        s,
+        "| seed / case | {} / case {} (case seed {}) |",
+        f.seed, f.first_seen_case, f.case_seed
+    );
+    let _ = writeln!(
+        s,
+        "| shrunk | {} → {} ops ({} runs{}) |",
+        f.original_ops_len,
+        f.ops.ops.len(),
+        f.shrink_runs,
+        if f.confirmed {
+            ", confirmed"
+        } else {
+            ", NOT re-confirmed"
+        }
+    );
+    let _ = writeln!(s, "\n{}\n", d.summary);
+    let _ = writeln!(s, "## Spec\n\n> {}\n", d.spec);
+    let _ = writeln!(s, "## Minimal sequence\n");
+    let _ = writeln!(s, "```toml");
+    let sc = Scenario::from_sequence(&f.ops);
+    let _ = writeln!(
+        s,
+        "{}",
+        crate::scenario::to_string(&sc).unwrap_or_else(|e| e.to_string())
+    );
+    let _ = writeln!(s, "```\n");
+    let _ = writeln!(
+        s,
+        "Replay: `ocidiff replay scenario.toml`; standalone: `REGISTRY=http://host:port ./repro.sh`.\n"
+    );
+    if let Some(o) = &f.outcome {
+        let ti = o.targets.iter().position(|t| *t == d.target);
+        if let (Some(ti), Some(op)) = (ti, o.ops.get(d.op_index)) {
+            let tgt = op.per_target.get(ti).cloned().unwrap_or_default();
+            let refx = op.per_target.first().cloned().unwrap_or_default();
+            let ref_name = o
+                .targets
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "reference".into());
+            let tj = serde_json::to_string_pretty(&tgt).unwrap_or_default();
+            let rj = serde_json::to_string_pretty(&refx).unwrap_or_default();
+            let _ = writeln!(s, "## Op #{} observations\n", d.op_index);
+            if ti != 0 {
+                let _ = writeln!(s, "### Diff (`{ref_name}` → `{}`)\n\n```diff", d.target);
+                let diff = similar::TextDiff::from_lines(&rj, &tj);
+                let _ = write!(
+                    s,
+                    "{}",
+                    diff.unified_diff()
+                        .context_radius(4)
+                        .header(&ref_name, &d.target)
+                );
+                let _ = writeln!(s, "```\n");
+                let _ = writeln!(s, "### `{ref_name}`\n\n```json\n{rj}\n```\n");
+            }
+            let _ = writeln!(s, "### `{}`\n\n```json\n{tj}\n```", d.target);
+        }
+    }
+    s
+}
+
+// ------------------------------------------------------------------------------------------
+// Terminal
+// ------------------------------------------------------------------------------------------
+
+/// Progress bar on stderr (cases, ops/s, findings); a no-op when disabled.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    start: std::time::Instant,
+    ops: u64,
+    findings: usize,
+}
+
+impl Progress {
+    pub fn new(total_cases: u64, enabled: bool) -> Progress {
+        let bar = enabled.then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total_cases),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} cases {msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b
+        });
+        Progress {
+            bar,
+            start: std::time::Instant::now(),
+            ops: 0,
+            findings: 0,
+        }
+    }
+
+    pub fn case_done(&mut self, ops: u64) {
+        self.ops += ops;
+        self.refresh();
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+    }
+
+    pub fn set_findings(&mut self, n: usize) {
+        self.findings = n;
+        self.refresh();
+    }
+
+    pub fn message(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.println(msg);
+        }
+    }
+
+    fn refresh(&self) {
+        if let Some(b) = &self.bar {
+            let secs = self.start.elapsed().as_secs_f64().max(0.001);
+            b.set_message(format!(
+                "| {:.0} ops/s | {} findings",
+                self.ops as f64 / secs,
+                self.findings
+            ));
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// The end-of-run table: per target, violations / variations / unsupported; one line per finding.
+pub fn summary_table(targets: &[String], findings: &[Finding]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<24} {:>10} {:>10} {:>11}",
+        "target", "violations", "variations", "unsupported"
+    );
+    for t in targets {
+        let count = |c: Class| {
+            findings
+                .iter()
+                .filter(|f| f.divergence.target == *t && f.divergence.class == c)
+                .count()
+        };
+        let _ = writeln!(
+            s,
+            "{:<24} {:>10} {:>10} {:>11}",
+            t,
+            count(Class::Violation),
+            count(Class::Variation),
+            count(Class::Unsupported)
+        );
+    }
+    if !findings.is_empty() {
+        let _ = writeln!(s);
+    }
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.divergence.class, &a.divergence.target, &a.id).cmp(&(
+            b.divergence.class,
+            &b.divergence.target,
+            &b.id,
+        ))
+    });
+    for f in sorted {
+        let d = &f.divergence;
+        let _ = writeln!(
+            s,
+            "{} {:<11} {:<16} {:<8} {:<34} {}",
+            f.id,
+            d.class.to_string(),
+            d.target,
+            d.endpoint,
+            d.rule,
+            d.summary.chars().take(100).collect::<String>()
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::Divergence;
+    use crate::ops::Sequence;
+
+    fn finding(id: &str, seq: Sequence) -> Finding {
+        Finding {
+            id: id.into(),
+            divergence: Divergence {
+                class: Class::Violation,
+                target: "other".into(),
+                op_index: 1,
+                label: "get".into(),
+                endpoint: "end-2".into(),
+                field: "status".into(),
+                rule: "end-2/get-200".into(),
+                spec: "A GET request ... MUST be `200 OK`.".into(),
+                summary: "GET end-2 answered 500".into(),
+                expected: "200".into(),
+                actual: "500".into(),
+                reference: Some("200".into()),
+            },
+            original_ops_len: 10,
+            ops: seq,
+            seed: 7,
+            first_seen_case: 3,
+            case_seed: 10,
+            shrink_runs: 4,
+            confirmed: true,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn writes_valid_json_after_each_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = FindingsWriter::new(dir.path().join("out")).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(w.json_path()).unwrap()).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 0);
+        let seq = crate::generate::generate_sequence(3, &crate::generate::GenConfig::default());
+        for (k, id) in ["aaaaaaaaaaaa", "bbbbbbbbbbbb"].iter().enumerate() {
+            let f = finding(id, seq.clone());
+            let fdir = w.add(&f).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(w.json_path()).unwrap()).unwrap();
+            let arr = v.as_array().unwrap();
+            assert_eq!(arr.len(), k + 1);
+            let e = &arr[k];
+            for key in [
+                "id",
+                "class",
+                "target",
+                "endpoint",
+                "rule",
+                "spec",
+                "summary",
+                "ops",
+                "reproducer",
+                "seed",
+                "first_seen_case",
+            ] {
+                assert!(!e[key].is_null(), "missing {key}");
+            }
+            assert_eq!(e["class"], "violation");
+            // The reproducer replays: it parses back to the same sequence.
+            let sc = crate::scenario::read(fdir.join("scenario.toml")).unwrap();
+            assert_eq!(sc.sequence(), seq);
+            assert_eq!(sc.divergence.unwrap().rule, "end-2/get-200");
+            let sh = std::fs::read_to_string(fdir.join("repro.sh")).unwrap();
+            assert!(sh.starts_with("#!/usr/bin/env bash"));
+            assert!(sh.contains("REGISTRY_USER"));
+            let md = std::fs::read_to_string(fdir.join("report.md")).unwrap();
+            assert!(md.contains("end-2/get-200") && md.contains("MUST be `200 OK`"));
+        }
+        let table = summary_table(&["reference".into(), "other".into()], &[finding("x", seq)]);
+        assert!(table.contains("other") && table.contains("end-2/get-200"));
+    }
+
+    #[test]
+    fn repro_script_is_valid_bash() {
+        if std::process::Command::new("bash")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for seed in 0..8u64 {
+            let seq =
+                crate::generate::generate_sequence(seed, &crate::generate::GenConfig::default());
+            let content = Content::render(&seq.content).unwrap();
+            let f = finding("cccccccccccc", seq);
+            let sh =
+                render_repro_sh(&f, &content, "http://u:secret@127.0.0.1:1", dir.path()).unwrap();
+            assert!(!sh.contains("u:secret@"), "credentials must be redacted");
+            let p = dir.path().join("r.sh");
+            std::fs::write(&p, &sh).unwrap();
+            let out = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&p)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "seed {seed}: {}\n{sh}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
