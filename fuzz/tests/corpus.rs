@@ -99,7 +99,7 @@ fn valid_seeds_are_accepted() {
         ("subject", 201),
         ("docker", 201),
         ("image-ct-mismatch", 400),
-        ("missing-blob", 400),
+        ("missing-blob", 201),
         ("schema1", 400),
         ("not-json", 400),
         ("bad-digest", 400),

@@ -14,9 +14,7 @@ use ocidiff::report::conformance::{write_outputs, ConformanceResults};
 use ocidiff::report::conformance_html::check_id;
 use ocidiff::scenario::checks::Outcome;
 use ocidiff::targets::TargetSpec;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 async fn report(dir: &Path) -> ConformanceResults {
     let faulty = reference_registry::Config {
@@ -37,57 +35,6 @@ async fn report(dir: &Path) -> ConformanceResults {
     .unwrap();
     write_outputs(&r, dir).unwrap();
     r
-}
-
-fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("OCIDIFF_CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-/// Runs chromium headless with a hard timeout; returns stdout.
-fn run_chromium(bin: &Path, profile: &Path, extra: &[&str], url: &str) -> String {
-    let mut cmd = Command::new(bin);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--virtual-time-budget=5000",
-        "--run-all-compositor-stages-before-draw",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(extra)
-    .arg(url)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let out_path = profile.join("stdout.txt");
-    let file = std::fs::File::create(&out_path).unwrap();
-    cmd.stdout(file);
-    let mut child = cmd.spawn().expect("chromium starts");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match child.try_wait().unwrap() {
-            Some(_) => break,
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chromium did not finish within 120 s");
-            }
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-    std::fs::read_to_string(out_path).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +78,7 @@ async fn report_files_and_browser_rendering() {
     let id = check_id("faulty", "content-discovery", idx);
     assert!(html.contains(&format!("id=\"{id}\"")));
 
-    let Some(bin) = chromium() else {
+    let Some(bin) = common::chromium() else {
         common::skip_external(
             "browser check: chromium not installed (apt-get install chromium, or set OCIDIFF_CHROMIUM)",
         );
@@ -139,7 +86,7 @@ async fn report_files_and_browser_rendering() {
     };
     let profile = tempfile::tempdir().unwrap();
     let url = format!("file://{}#{id}", dir.path().join("index.html").display());
-    let dom = run_chromium(&bin, profile.path(), &["--dump-dom"], &url);
+    let dom = common::run_chromium(&bin, profile.path(), &["--dump-dom"], &url);
     assert!(dom.contains("</html>"), "no DOM from chromium:\n{dom}");
     // The inline script ran.
     assert!(dom.contains("class=\" js\""), "script did not run");
@@ -194,7 +141,7 @@ async fn report_files_and_browser_rendering() {
     // A screenshot, kept for humans under target/.
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/conformance-report.png");
     let _ = std::fs::remove_file(&shot);
-    run_chromium(
+    common::run_chromium(
         &bin,
         profile.path(),
         &[

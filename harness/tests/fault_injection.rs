@@ -64,16 +64,12 @@ async fn probe_fault(fault: &str) -> Row {
         ]
     };
     let out = tempfile::tempdir().unwrap();
-    let full = run_fuzz(fuzz_config(
-        targets(),
-        SEED,
-        MAX_CASES,
-        MAX_TIME,
-        true,
-        out.path(),
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{fault}: run_fuzz failed: {e:#}"));
+    // Every fault gets a short reproducer, the variation (`range_ignored`) too.
+    let mut cfg = fuzz_config(targets(), SEED, MAX_CASES, MAX_TIME, true, out.path());
+    cfg.shrink_variations = true;
+    let full = run_fuzz(cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{fault}: run_fuzz failed: {e:#}"));
     let hits = detecting(&full.findings, class);
     let first = hits
         .iter()

@@ -209,6 +209,7 @@ async fn fuzz_through_the_token_flow() {
         out: out.path().to_path_buf(),
         shard: (0, 1),
         shrink: false,
+        shrink_variations: false,
         progress: false,
     };
     let s = run_fuzz(cfg).await.unwrap();
@@ -267,6 +268,7 @@ async fn secrets_never_reach_findings() {
         out: out.path().to_path_buf(),
         shard: (0, 1),
         shrink: true,
+        shrink_variations: false,
         progress: false,
     };
     let s = run_fuzz(cfg).await.unwrap();
@@ -367,6 +369,7 @@ async fn repository_prefix_compares_clean() {
         out: out.path().to_path_buf(),
         shard: (0, 1),
         shrink: false,
+        shrink_variations: false,
         progress: false,
     };
     let s = run_fuzz(cfg).await.unwrap();

@@ -7,16 +7,19 @@
 //!   [`RunningRegistry`] that stops the server when shut down or dropped.
 //!
 //! Modules: [`spec`] (grammars, error codes), [`store`] (metadata, blobs,
-//! uploads), [`routes`] (one handler per endpoint id), [`auth`], [`faults`].
+//! uploads), [`routes`] (one handler per endpoint id), [`auth`], [`faults`]
+//! (test-only bugs), [`quirks`] (spec-allowed behaviours of real registries).
 
 pub mod auth;
 pub mod faults;
+pub mod quirks;
 pub mod routes;
 pub mod spec;
 pub mod store;
 
 pub use auth::AuthMode;
 pub use faults::Faults;
+pub use quirks::Quirks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +38,8 @@ pub struct Config {
     pub max_manifest_bytes: usize,
     /// Test-only fault injection (default: none).
     pub faults: Faults,
+    /// Spec-allowed behaviours of real registries (default: none).
+    pub quirks: Quirks,
 }
 
 impl Default for Config {
@@ -45,6 +50,7 @@ impl Default for Config {
             delete_enabled: true,
             max_manifest_bytes: 4 * 1024 * 1024,
             faults: Faults::default(),
+            quirks: Quirks::default(),
         }
     }
 }

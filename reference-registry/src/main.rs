@@ -3,11 +3,12 @@
 //! ```text
 //! reference-registry --listen 127.0.0.1:5000 [--storage memory|DIR]
 //!     [--auth none|basic:USER:PASS|token|token:USER:PASS] [--no-delete]
+//!     [--profile distribution-2.8|ghcr|ecr|quay] [--quirk NAME]... [--list-quirks]
 //! ```
 //! Prints exactly one line, `listening on http://ADDR`, to stdout once bound.
 
 use clap::Parser;
-use reference_registry::{AuthMode, Config, Storage};
+use reference_registry::{AuthMode, Config, Quirks, Storage};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 
@@ -26,6 +27,41 @@ struct Cli {
     /// Disable manifest and blob deletion (405 UNSUPPORTED).
     #[arg(long)]
     no_delete: bool,
+    /// Behave like a real registry in every way the spec allows it to differ
+    /// (see --list-quirks): distribution-2.8, ghcr, ecr, quay.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Turn on one spec-allowed behaviour (repeatable; on top of --profile).
+    #[arg(long = "quirk", value_name = "NAME")]
+    quirks: Vec<String>,
+    /// Print the quirks and profiles (with their sources) and exit.
+    #[arg(long)]
+    list_quirks: bool,
+}
+
+fn quirks(cli: &Cli) -> anyhow::Result<Quirks> {
+    let mut q = match &cli.profile {
+        Some(p) => Quirks::profile(p).map_err(anyhow::Error::msg)?,
+        None => Quirks::default(),
+    };
+    for name in &cli.quirks {
+        q.enable(name).map_err(anyhow::Error::msg)?;
+    }
+    Ok(q)
+}
+
+fn list_quirks() {
+    println!("quirks (behaviours the spec allows):");
+    for q in Quirks::ALL {
+        println!("  {:<22} {}", q.name, q.what);
+    }
+    println!("profiles:");
+    for p in Quirks::PROFILES {
+        println!("  {:<22} {}", p.name, p.quirks.join(", "));
+        for s in p.sources {
+            println!("  {:<22}   source: {s}", "");
+        }
+    }
 }
 
 fn parse_auth(s: &str) -> anyhow::Result<AuthMode> {
@@ -70,7 +106,12 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    if cli.list_quirks {
+        list_quirks();
+        return Ok(());
+    }
     let config = Config {
+        quirks: quirks(&cli)?,
         storage: if cli.storage == "memory" {
             Storage::Memory
         } else {

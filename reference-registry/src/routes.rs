@@ -4,6 +4,7 @@
 
 use crate::auth::{Action, Auth, Scope};
 use crate::faults;
+use crate::quirks;
 use crate::spec::{self, Algorithm, Digest, ErrorCode, ErrorEntry};
 use crate::store::{AppendError, BlobContent, ManifestRec, Store, Upload};
 use crate::Config;
@@ -39,6 +40,7 @@ const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
 const OCI_FILTERS: HeaderName = HeaderName::from_static("oci-filters-applied");
 const RANGE: HeaderName = HeaderName::from_static("range");
+const OCI_CHUNK_MIN: HeaderName = HeaderName::from_static("oci-chunk-min-length");
 
 /// A failed request: status, error entries, extra headers.
 #[derive(Debug)]
@@ -146,12 +148,17 @@ enum Route<'a> {
     Manifest(&'a str, &'a str),
     Blob(&'a str, &'a str),
     Referrers(&'a str, &'a str),
+    /// `/_storage/blobs/<digest>`: where the `redirect_blobs` quirk sends blob pulls.
+    Storage(&'a str),
 }
 
 /// Parses a request path from the end. `None` = 404.
 fn parse_route(path: &str) -> Option<Route<'_>> {
     if path == "/token" {
         return Some(Route::Token);
+    }
+    if let Some(d) = path.strip_prefix("/_storage/blobs/") {
+        return Some(Route::Storage(d));
     }
     if path == "/v2" || path == "/v2/" {
         return Some(Route::Base);
@@ -191,7 +198,7 @@ fn parse_route(path: &str) -> Option<Route<'_>> {
 impl Route<'_> {
     fn allowed(&self) -> &'static [Method] {
         match self {
-            Route::Base => &[Method::GET, Method::HEAD],
+            Route::Base | Route::Storage(_) => &[Method::GET, Method::HEAD],
             Route::Blob(..) => &[Method::GET, Method::HEAD, Method::DELETE],
             Route::Catalog | Route::Token | Route::Tags(_) | Route::Referrers(..) => &[Method::GET],
             Route::UploadStart(_) => &[Method::POST],
@@ -202,7 +209,7 @@ impl Route<'_> {
 
     fn name(&self) -> Option<&str> {
         match self {
-            Route::Base | Route::Catalog | Route::Token => None,
+            Route::Base | Route::Catalog | Route::Token | Route::Storage(_) => None,
             Route::Tags(n)
             | Route::UploadStart(n)
             | Route::Upload(n, _)
@@ -247,8 +254,57 @@ async fn dispatch(State(st): State<St>, req: Request) -> Response {
     resp
 }
 
+/// A request body that, dropped before its end (a handler answered without reading it all),
+/// is drained in the background: the client is still writing it, and a connection closed under
+/// it would cost the client the answer. Bounded by `DRAIN_MAX` bytes and `DRAIN_TIME`.
+struct DrainOnDrop(Option<Body>);
+
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl http_body::Body for DrainOnDrop {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        match self.0.as_mut() {
+            Some(b) => std::pin::Pin::new(b).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0
+            .as_ref()
+            .map(http_body::Body::size_hint)
+            .unwrap_or_else(|| http_body::SizeHint::with_exact(0))
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let Some(b) = self.0.take() else { return };
+        if http_body::Body::is_end_stream(&b) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ =
+                    tokio::time::timeout(DRAIN_TIME, drain_bounded(b.into_data_stream(), 0)).await;
+            });
+        }
+    }
+}
+
 async fn handle(st: &St, req: Request) -> Res {
     let (parts, body) = req.into_parts();
+    let body = Body::new(DrainOnDrop(Some(body)));
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
     let method = &parts.method;
@@ -286,7 +342,7 @@ async fn handle(st: &St, req: Request) -> Res {
             ));
         }
     }
-    if st.auth.enabled() {
+    if st.auth.enabled() && !matches!(route, Route::Storage(_)) {
         let scope = match (&route, route.name()) {
             (Route::Catalog, _) => Scope::Catalog,
             (_, Some(n)) => Scope::Repository(n, action_for(&route, method)),
@@ -319,16 +375,33 @@ async fn handle(st: &St, req: Request) -> Res {
             Method::DELETE => delete_blob(st, name, d),
             _ => get_blob(st, name, d, head, &parts.headers).await,
         },
-        Route::UploadStart(name) => start_upload(st, name, query, &parts.headers, body).await,
+        Route::Storage(d) => storage_blob(st, d, head, &parts.headers).await,
+        Route::UploadStart(name) => {
+            let host = host(&parts.headers, &parts.uri);
+            start_upload(st, name, query, &parts.headers, body, &host).await
+        }
         Route::Upload(name, id) => {
             let handle = st.store.upload(id).ok_or_else(|| upload_unknown(id))?;
             let mut up = handle.lock().await;
             if up.closed || up.repo != name {
                 return Err(upload_unknown(id));
             }
+            if st.config.quirks.absolute_location {
+                st.config.quirks.hit("absolute_location");
+            }
+            if st.config.quirks.absolute_location
+                && query_get(query, "_state").as_deref() != Some(quirks::upload_state(id).as_str())
+            {
+                // Opaque state the client must send back, as the Location carried it.
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BlobUploadInvalid,
+                    json!("missing or stale _state"),
+                ));
+            }
             match *method {
                 Method::GET => Ok(upload_status(&up, StatusCode::NO_CONTENT)),
-                Method::PATCH => patch_upload(&mut up, &parts.headers, body).await,
+                Method::PATCH => patch_upload(st, &mut up, &parts.headers, body).await,
                 Method::PUT => put_upload(st, &mut up, query, &parts.headers, body).await,
                 _ => {
                     st.store.cancel_upload(&mut up);
@@ -351,6 +424,14 @@ fn query_get<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
 
 // ---------------------------------------------------------------- end-2 / end-10
 
+fn blob_unknown(d: &str) -> ApiError {
+    err(
+        StatusCode::NOT_FOUND,
+        ErrorCode::BlobUnknown,
+        json!({"digest": d}),
+    )
+}
+
 async fn get_blob(st: &St, name: &str, d: &str, head: bool, headers: &HeaderMap) -> Res {
     let digest = parse_digest(d)?;
     let visible = st
@@ -362,13 +443,41 @@ async fn get_blob(st: &St, name: &str, d: &str, head: bool, headers: &HeaderMap)
     let content = visible
         .then(|| st.store.blob(digest.as_str()))
         .flatten()
-        .ok_or_else(|| {
-            err(
-                StatusCode::NOT_FOUND,
-                ErrorCode::BlobUnknown,
-                json!({"digest": d}),
-            )
-        })?;
+        .ok_or_else(|| blob_unknown(d))?;
+    if st.config.quirks.redirect_blobs {
+        st.config.quirks.hit("redirect_blobs");
+        // The registry's own answer carries the digest; the storage's does not.
+        let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
+        set(
+            &mut r,
+            header::LOCATION,
+            &format!("/_storage/blobs/{}?expires=3600", digest.as_str()),
+        );
+        set(&mut r, CONTENT_DIGEST, digest.as_str());
+        return Ok(r);
+    }
+    serve_blob(st, &digest, content, head, headers, true).await
+}
+
+/// The storage behind `redirect_blobs`: the bytes, without `Docker-Content-Digest`.
+async fn storage_blob(st: &St, d: &str, head: bool, headers: &HeaderMap) -> Res {
+    let digest = parse_digest(d)?;
+    let content = st
+        .store
+        .blob(digest.as_str())
+        .ok_or_else(|| blob_unknown(d))?;
+    serve_blob(st, &digest, content, head, headers, false).await
+}
+
+/// A blob's bytes (or the `Range` asked for), with `Docker-Content-Digest` when `with_digest`.
+async fn serve_blob(
+    st: &St,
+    digest: &Digest,
+    content: BlobContent,
+    head: bool,
+    headers: &HeaderMap,
+    with_digest: bool,
+) -> Res {
     let total = content.len();
     let mut range = None;
     if !head && faults::honours_range(&st.config.faults) {
@@ -382,7 +491,9 @@ async fn get_blob(st: &St, name: &str, d: &str, head: bool, headers: &HeaderMap)
                 spec::RangeOutcome::Unsatisfiable => {
                     let mut r = empty(StatusCode::RANGE_NOT_SATISFIABLE);
                     set(&mut r, header::CONTENT_RANGE, &format!("bytes */{total}"));
-                    set(&mut r, CONTENT_DIGEST, digest.as_str());
+                    if with_digest {
+                        set(&mut r, CONTENT_DIGEST, digest.as_str());
+                    }
                     return Ok(r);
                 }
             }
@@ -442,7 +553,7 @@ async fn get_blob(st: &St, name: &str, d: &str, head: bool, headers: &HeaderMap)
         HeaderValue::from_static(spec::OCTET_STREAM),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(digest.as_str()) {
+    if let (true, Ok(v)) = (with_digest, HeaderValue::from_str(digest.as_str())) {
         h.insert(CONTENT_DIGEST, v);
     }
     if range.is_some() {
@@ -455,8 +566,16 @@ async fn get_blob(st: &St, name: &str, d: &str, head: bool, headers: &HeaderMap)
     Ok(r)
 }
 
+/// Whether deletes are enabled (config, and quirk `no_delete`).
+fn deletes(st: &St) -> bool {
+    if st.config.quirks.no_delete {
+        st.config.quirks.hit("no_delete");
+    }
+    st.config.delete_enabled && !st.config.quirks.no_delete
+}
+
 fn delete_blob(st: &St, name: &str, d: &str) -> Res {
-    if !st.config.delete_enabled {
+    if !deletes(st) {
         return Err(delete_disabled());
     }
     let digest = parse_digest(d)?;
@@ -495,8 +614,20 @@ fn upload_unknown(id: &str) -> ApiError {
     )
 }
 
-fn upload_location(name: &str, id: &str) -> String {
-    format!("/v2/{name}/blobs/uploads/{id}")
+/// An upload session's `Location`: relative, or (quirk `absolute_location`) absolute with
+/// opaque state.
+fn upload_location(up: &Upload) -> String {
+    session_location(up.public_base.as_deref(), &up.repo, &up.id)
+}
+
+fn session_location(base: Option<&str>, name: &str, id: &str) -> String {
+    match base {
+        Some(b) => format!(
+            "{b}/v2/{name}/blobs/uploads/{id}?_state={}",
+            quirks::upload_state(id)
+        ),
+        None => format!("/v2/{name}/blobs/uploads/{id}"),
+    }
 }
 
 /// `0-<last byte>`; an empty upload reports `0-0` (as distribution does).
@@ -506,7 +637,7 @@ fn upload_range(size: u64) -> String {
 
 fn upload_status(up: &Upload, status: StatusCode) -> Response {
     let mut r = empty(status);
-    set(&mut r, header::LOCATION, &upload_location(&up.repo, &up.id));
+    set(&mut r, header::LOCATION, &upload_location(up));
     set(&mut r, RANGE, &upload_range(up.size()));
     set(&mut r, UPLOAD_UUID, &up.id);
     r
@@ -523,24 +654,71 @@ fn blob_created(name: &str, digest: &Digest, status: StatusCode) -> Response {
     r
 }
 
-fn new_session(st: &St, name: &str, alg: Algorithm) -> Res {
+async fn new_session(st: &St, name: &str, alg: Algorithm, host: &str) -> Res {
     let id = st
         .store
         .start_upload(name, alg)
         .map_err(ApiError::internal)?;
+    let base = st
+        .config
+        .quirks
+        .absolute_location
+        .then(|| format!("http://{host}"));
+    if let (Some(b), Some(handle)) = (&base, st.store.upload(&id)) {
+        handle.lock().await.public_base = Some(b.clone());
+    }
     let mut r = empty(StatusCode::ACCEPTED);
-    set(&mut r, header::LOCATION, &upload_location(name, &id));
+    set(
+        &mut r,
+        header::LOCATION,
+        &session_location(base.as_deref(), name, &id),
+    );
+    if let Some(min) = st.config.quirks.chunk_min {
+        st.config.quirks.hit("chunk_min");
+        set(&mut r, OCI_CHUNK_MIN, &min.to_string());
+    }
     set(&mut r, RANGE, "0-0");
     set(&mut r, UPLOAD_UUID, &id);
     Ok(r)
 }
 
 /// end-4a / end-4b / end-4c / end-11.
-async fn start_upload(st: &St, name: &str, query: &str, headers: &HeaderMap, body: Body) -> Res {
+/// A digest naming an algorithm the registry declines (quirk `no_sha512`).
+fn declined(st: &St, digest: &Digest) -> Result<(), ApiError> {
+    let algo = digest.as_str().split(':').next().unwrap_or("");
+    if quirks::declines_algorithm(&st.config.quirks, algo) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::DigestInvalid,
+            json!({"reason": "unsupported digest algorithm", "algorithm": algo}),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads and discards a request body (bounded), so that the client can read the answer.
+async fn discard_body(body: Body) {
+    drain_bounded(body.into_data_stream(), 0).await;
+}
+
+/// end-4a / end-4b / end-4c / end-11.
+async fn start_upload(
+    st: &St,
+    name: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Body,
+    host: &str,
+) -> Res {
+    let q = &st.config.quirks;
     if let Some(mount) = query_get(query, "mount") {
         let digest = parse_digest(&mount)?;
+        declined(st, &digest)?;
         let from = query_get(query, "from");
-        let mountable = {
+        if q.mount_202 {
+            q.hit("mount_202");
+        }
+        let mountable = !q.mount_202 && {
             let meta = st.store.read();
             let has = |repo: &str| {
                 meta.repos
@@ -565,10 +743,16 @@ async fn start_upload(st: &St, name: &str, query: &str, headers: &HeaderMap, bod
                 .map_err(ApiError::internal)?;
             return Ok(blob_created(name, &digest, StatusCode::CREATED));
         }
-        return new_session(st, name, Algorithm::Sha256);
+        return new_session(st, name, Algorithm::Sha256, host).await;
     }
     if let Some(d) = query_get(query, "digest") {
         let digest = parse_digest(&d)?;
+        declined(st, &digest)?;
+        if q.single_post_202 {
+            q.hit("single_post_202");
+            discard_body(body).await;
+            return new_session(st, name, digest.algorithm(), host).await;
+        }
         let mut up = st
             .store
             .temp_upload(name, digest.algorithm())
@@ -578,11 +762,18 @@ async fn start_upload(st: &St, name: &str, query: &str, headers: &HeaderMap, bod
         return Ok(blob_created(name, &digest, StatusCode::CREATED));
     }
     let alg = match query_get(query, "digest-algorithm") {
+        Some(a) if quirks::declines_algorithm(q, &a) => {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Unsupported,
+                json!({"reason": "unsupported digest algorithm", "algorithm": a.as_ref()}),
+            ))
+        }
         Some(a) if !a.is_empty() => Algorithm::parse(&a)
             .ok_or_else(|| digest_invalid(format!("unsupported digest algorithm {a}")))?,
         _ => Algorithm::Sha256,
     };
-    new_session(st, name, alg)
+    new_session(st, name, alg, host).await
 }
 
 async fn append(up: &mut Upload, body: Body, expected: Option<u64>) -> Result<u64, ApiError> {
@@ -634,7 +825,7 @@ fn check_content_range(up: &Upload, headers: &HeaderMap) -> Result<Option<u64>, 
             ErrorCode::BlobUploadInvalid,
             json!({"offset": up.size(), "range": format!("{a}-{b}")}),
         )
-        .header(header::LOCATION, &upload_location(&up.repo, &up.id))
+        .header(header::LOCATION, &upload_location(up))
         .header(RANGE, &upload_range(up.size()))
         .header(UPLOAD_UUID, &up.id));
     }
@@ -656,10 +847,32 @@ fn check_content_range(up: &Upload, headers: &HeaderMap) -> Result<Option<u64>, 
 }
 
 /// end-5.
-async fn patch_upload(up: &mut Upload, headers: &HeaderMap, body: Body) -> Res {
+async fn patch_upload(st: &St, up: &mut Upload, headers: &HeaderMap, body: Body) -> Res {
+    if st.config.quirks.no_streamed_patch && !headers.contains_key(header::CONTENT_RANGE) {
+        st.config.quirks.hit("no_streamed_patch");
+        discard_body(body).await;
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BlobUploadInvalid,
+            json!("Content-Range is required"),
+        ));
+    }
     let expected = check_content_range(up, headers)?;
-    append(up, body, expected).await?;
+    let len = append(up, body, expected).await?;
+    track_chunk(st, up, len);
     Ok(upload_status(up, StatusCode::ACCEPTED))
+}
+
+/// Quirk `chunk_min`: a chunk below the minimum that is followed by more data breaks it.
+fn track_chunk(st: &St, up: &mut Upload, len: u64) {
+    if let Some(min) = st.config.quirks.chunk_min {
+        if up.last_chunk_small && len > 0 {
+            up.min_violated = true;
+        }
+        if len > 0 {
+            up.last_chunk_small = len < min;
+        }
+    }
 }
 
 /// end-6.
@@ -668,9 +881,21 @@ async fn put_upload(st: &St, up: &mut Upload, query: &str, headers: &HeaderMap, 
         return Err(digest_invalid("missing digest query parameter"));
     };
     let digest = parse_digest(&d)?;
+    declined(st, &digest)?;
     let expected = check_content_range(up, headers)?;
     let before = up.checkpoint();
-    append(up, body, expected).await?;
+    let len = append(up, body, expected).await?;
+    let (small, violated) = (up.last_chunk_small, up.min_violated);
+    track_chunk(st, up, len);
+    if up.min_violated {
+        up.restore(before);
+        (up.last_chunk_small, up.min_violated) = (small, violated);
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BlobUploadInvalid,
+            json!({"reason": "a chunk other than the last is below OCI-Chunk-Min-Length"}),
+        ));
+    }
     if let Err(e) = verify_and_commit(st, up, &digest) {
         // A failed completion changes nothing: the final chunk is rolled
         // back and the session stays open.
@@ -815,10 +1040,27 @@ async fn put_manifest(
     headers: &HeaderMap,
     body: Body,
 ) -> Res {
+    let q = &st.config.quirks;
     let reference = parse_reference(r)?
         .ok_or_else(|| manifest_invalid(json!({"reason": "invalid tag", "tag": r})))?;
+    if let Reference::Digest(d) = &reference {
+        declined(st, d)?;
+    }
+    if q.require_content_type && !headers.contains_key(header::CONTENT_TYPE) {
+        q.hit("require_content_type");
+        discard_body(body).await;
+        return Err(manifest_invalid(
+            json!({"reason": "Content-Type is required"}),
+        ));
+    }
     let mut extra_tags: Vec<String> = Vec::new();
-    if let Reference::Digest(_) = reference {
+    if matches!(reference, Reference::Digest(_))
+        && q.no_tag_param
+        && query_pairs(query).any(|(k, _)| k == "tag")
+    {
+        q.hit("no_tag_param");
+    }
+    if let (Reference::Digest(_), false) = (&reference, q.no_tag_param) {
         for (k, v) in query_pairs(query) {
             if k == "tag" {
                 if !spec::is_valid_tag(&v) {
@@ -958,7 +1200,7 @@ async fn put_manifest(
                     detail: json!({"digest": d.as_str()}),
                 })
                 .collect();
-            if !missing.is_empty() {
+            if !missing.is_empty() && quirks::rejects_missing_refs(q) {
                 missing.dedup_by(|a, b| a.detail == b.detail);
                 return (Err(missing), false);
             }
@@ -983,7 +1225,10 @@ async fn put_manifest(
         &format!("/v2/{name}/manifests/{}", digest.as_str()),
     );
     set(&mut resp, CONTENT_DIGEST, digest.as_str());
-    if let Some(s) = subject {
+    if subject.is_some() && q.no_referrers {
+        q.hit("no_referrers");
+    }
+    if let (Some(s), false) = (subject, q.no_referrers) {
         set(&mut resp, OCI_SUBJECT, s.as_str());
     }
     if !extra_tags.is_empty() {
@@ -994,11 +1239,15 @@ async fn put_manifest(
 
 /// end-9.
 fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
-    if !st.config.delete_enabled {
+    if !deletes(st) {
         return Err(delete_disabled());
     }
     let reference = parse_reference(r)?.ok_or_else(|| manifest_unknown(r))?;
     let effective = faults::manifest_delete_effective(&st.config.faults);
+    let keep_tags = st.config.quirks.dangling_tags;
+    if keep_tags && matches!(reference, Reference::Digest(_)) {
+        st.config.quirks.hit("dangling_tags");
+    }
     let found = st
         .store
         .update(name, false, |repo| {
@@ -1015,7 +1264,9 @@ fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
                 }
                 Reference::Digest(d) => {
                     repo.manifests.remove(d.as_str());
-                    repo.tags.retain(|_, v| v != d.as_str());
+                    if !keep_tags {
+                        repo.tags.retain(|_, v| v != d.as_str());
+                    }
                 }
             }
             (true, true)
@@ -1074,7 +1325,17 @@ fn with_link(mut r: Response, path: &str, n: Option<usize>, page: &[&str], more:
 
 /// end-8a / end-8b.
 fn tags_list(st: &St, name: &str, query: &str) -> Res {
-    let (n, last) = pagination(query)?;
+    let q = &st.config.quirks;
+    let (n, mut last) = pagination(query)?;
+    if let Some(token) = query_get(query, "next_page") {
+        last = Some(quirks::tag_of_token(&token).ok_or_else(|| {
+            err(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Unsupported,
+                json!({"reason": "bad next_page token"}),
+            )
+        })?);
+    }
     let n = faults::tags_n(&st.config.faults, n);
     let meta = st.store.read();
     let repo = meta.repos.get(name).ok_or_else(|| {
@@ -1084,20 +1345,21 @@ fn tags_list(st: &St, name: &str, query: &str) -> Res {
             json!({"name": name}),
         )
     })?;
-    let keys = repo.tags.keys().map(String::as_str);
-    let (mut tags, more) = match &last {
-        Some(l) => page(keys.filter(|t| *t > l.as_str()), n),
-        None => page(keys, n),
+    let mut keys: Vec<&str> = repo.tags.keys().map(String::as_str).collect();
+    keys.sort_by_key(|t| quirks::tag_key(q, t));
+    let after = |t: &&str| match &last {
+        Some(l) => quirks::tag_key(q, t) > quirks::tag_key(q, l),
+        None => true,
     };
+    let (mut tags, more) = page(keys.into_iter().filter(after), n);
     faults::order_tag_page(&st.config.faults, &mut tags);
-    let resp = json_response(&json!({"name": name, "tags": tags}), spec::JSON);
-    Ok(with_link(
-        resp,
-        &format!("/v2/{name}/tags/list"),
-        n,
-        &tags,
-        more,
-    ))
+    let mut resp = json_response(&json!({"name": name, "tags": tags}), spec::JSON);
+    if let (true, Some(n), Some(last)) = (more, n, tags.last()) {
+        if let Some(link) = quirks::tags_link(q, &format!("/v2/{name}/tags/list"), n, last) {
+            set(&mut resp, header::LINK, &link);
+        }
+    }
+    Ok(resp)
 }
 
 /// `GET /v2/_catalog`.
@@ -1117,6 +1379,15 @@ fn catalog(st: &St, query: &str) -> Res {
 
 /// end-12a / end-12b.
 fn referrers(st: &St, name: &str, d: &str, query: &str) -> Res {
+    if st.config.quirks.no_referrers {
+        st.config.quirks.hit("no_referrers");
+        // No such API: the answer of an unknown path.
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            errors: Vec::new(),
+            headers: Vec::new(),
+        });
+    }
     let digest = parse_digest(d)?;
     let filter = query_get(query, "artifactType").filter(|a| !a.is_empty());
     let with_at = faults::referrers_artifact_type(&st.config.faults);

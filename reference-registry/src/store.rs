@@ -403,6 +403,12 @@ pub struct Upload {
     hasher: Hasher,
     /// Set once completed or cancelled; a waiter holding the `Arc` sees it.
     pub closed: bool,
+    /// Scheme and host of absolute `Location`s (`None`: relative ones).
+    pub public_base: Option<String>,
+    /// The last chunk received was below the advertised minimum (quirk `chunk_min`).
+    pub last_chunk_small: bool,
+    /// A chunk below the minimum was followed by more data.
+    pub min_violated: bool,
 }
 
 /// A saved upload state (size and hasher).
@@ -484,6 +490,9 @@ impl Upload {
             size: 0,
             hasher: alg.hasher(),
             closed: false,
+            public_base: None,
+            last_chunk_small: false,
+            min_violated: false,
         })
     }
 

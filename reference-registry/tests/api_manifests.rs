@@ -237,7 +237,14 @@ async fn end7a_docker_schema2_and_manifest_list() {
 #[tokio::test]
 async fn end7a_missing_layer_or_config_is_manifest_blob_unknown() {
     bounded(async {
-        let reg = start().await;
+        // The spec's "MAY reject" is the quirk `reject_missing_refs` (distribution's choice).
+        let mut quirks = reference_registry::Quirks::default();
+        quirks.enable("reject_missing_refs").unwrap();
+        let reg = start_with(Config {
+            quirks,
+            ..Config::default()
+        })
+        .await;
         let (config, layer) = blobs(&reg, "man/missing", 38).await;
         let absent = b"absent layer".to_vec();
         let m = image_manifest(&config, &[&layer, &absent], None, None);
@@ -260,6 +267,24 @@ async fn end7a_missing_layer_or_config_is_manifest_blob_unknown() {
             .put_manifest("man/missing", "v3", OCI_MANIFEST, &m)
             .await;
         assert_error(r, 400, "MANIFEST_BLOB_UNKNOWN").await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn end7a_missing_layer_is_accepted_by_default() {
+    bounded(async {
+        let reg = start().await;
+        let (config, layer) = blobs(&reg, "man/lenient", 40).await;
+        let absent = b"absent layer".to_vec();
+        let m = image_manifest(&config, &[&layer, &absent], None, None);
+        let r = reg
+            .put_manifest("man/lenient", "v1", OCI_MANIFEST, &m)
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = reg.get("/v2/man/lenient/manifests/v1").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.bytes().await.unwrap()[..] == m[..], "stored bytes differ");
     })
     .await
 }

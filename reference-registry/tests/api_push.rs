@@ -680,3 +680,39 @@ async fn end4a_location_is_relative_or_same_origin() {
     })
     .await
 }
+
+/// An error answered before the request body is read (a chunk out of order, a manifest push
+/// to an invalid reference): the client is still writing the body; the registry drains it
+/// rather than closing the connection under the client, which would cost the client the
+/// answer ("connection closed before message completed" / broken pipe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_errors_on_large_bodies_still_reach_the_client() {
+    let reg = start().await;
+    let big = bytes(7, 8 << 20);
+    for round in 0..4 {
+        let upload = reg.start_upload("early/r").await;
+        // Out of order: starts at 5, the session is at 0.
+        let r = reg
+            .http
+            .patch(&upload)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header("content-range", format!("5-{}", big.len() + 4))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no answer to the out-of-order PATCH: {e}"));
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        // A manifest to an invalid reference, with a body over the limit.
+        let r = reg
+            .http
+            .put(reg.url("/v2/early/r/manifests/-bad-"))
+            .header(CONTENT_TYPE, OCI_MANIFEST)
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("round {round}: no answer to the invalid manifest PUT: {e}")
+            });
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+}

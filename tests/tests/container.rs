@@ -141,6 +141,7 @@ fn fuzz_against_a_container_target() {
         out: out.path().to_path_buf(),
         shard: (0, 1),
         shrink: false,
+        shrink_variations: false,
         progress: false,
     };
     let mut targets = cfg.targets.clone();

@@ -1,7 +1,8 @@
 //! Command-line parsing for the ocidiff binary; calls into the modules, holds no logic of its own.
 //!
-//! Exit codes: 0 no violation, 1 violations found (or a replayed scenario's `[[expect]]` failed),
-//! 2 usage or infrastructure error (clap usage errors included; `--help` / `--version` exit 0).
+//! Exit codes: 0 no violation, 1 violations found (or a replayed scenario's `[[expect]]` failed;
+//! for a reproducer, a scenario naming a divergence: 1 it reproduced, 0 it did not), 2 usage or
+//! infrastructure error, cannot run (clap usage errors included; `--help` / `--version` exit 0).
 
 use crate::drivers::fuzz::{run_fuzz, FuzzConfig};
 use crate::drivers::replay::replay;
@@ -137,6 +138,9 @@ struct FuzzArgs {
     /// Do not shrink findings.
     #[arg(long)]
     no_shrink: bool,
+    /// Shrink variations and unsupported findings too (default: only violations).
+    #[arg(long)]
+    shrink_variations: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -337,6 +341,7 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         out: a.out,
         shard: a.shard.unwrap_or((0, 1)),
         shrink: !a.no_shrink,
+        shrink_variations: a.shrink_variations,
         progress: !a.quiet,
     };
     match run_fuzz(cfg).await {
@@ -354,6 +359,13 @@ async fn fuzz(a: FuzzArgs) -> i32 {
                 }
             );
             print!("{}", crate::report::summary_table(&s.targets, &s.findings));
+            let runs: u32 = s.findings.iter().map(|f| f.shrink_runs).sum();
+            let skipped: u32 = s.findings.iter().map(|f| f.shrink_skipped).sum();
+            if runs + skipped > 0 {
+                println!(
+                    "shrinking: {runs} candidate runs, {skipped} candidates dropped by preconditions without a run"
+                );
+            }
             println!(
                 "{} violations, {} variations, {} unsupported; findings in {}",
                 s.violations,
@@ -433,11 +445,26 @@ async fn replay_cmd(a: ReplayArgs) -> i32 {
     }
     if let Some(rep) = r.reproduced {
         println!(
-            "expected divergence {}",
-            if rep { "reproduced" } else { "NOT reproduced" }
+            "{}",
+            if rep {
+                "REPRODUCED: the scenario's divergence showed again"
+            } else {
+                "NOT REPRODUCED: the scenario's divergence did not show"
+            }
         );
     }
-    i32::from(r.violations() > 0 || !r.expectation_failures.is_empty())
+    if r.outcome.ops.iter().all(|op| {
+        op.per_target
+            .iter()
+            .skip(1)
+            .flatten()
+            .all(|ex| ex.observation.status == 0)
+    }) && r.outcome.targets.len() > 1
+    {
+        eprintln!("CANNOT RUN: no target but the reference answered");
+        return 2;
+    }
+    r.exit_code()
 }
 
 fn load_or_report(path: &std::path::Path) -> Option<Vec<crate::drivers::conformance::Workflow>> {

@@ -43,3 +43,24 @@ impl Divergence {
         )
     }
 }
+
+impl Divergence {
+    /// A violation on target `t` for tests: `rule` on `endpoint`, `field`, answered `actual`.
+    #[cfg(test)]
+    pub fn sample(rule: &str, endpoint: &str, field: &str, actual: &str) -> Divergence {
+        Divergence {
+            class: Class::Violation,
+            target: "t".into(),
+            op_index: 0,
+            label: "get".into(),
+            endpoint: endpoint.into(),
+            field: field.into(),
+            rule: rule.into(),
+            spec: String::new(),
+            summary: format!("{rule} summary"),
+            expected: String::new(),
+            actual: actual.into(),
+            reference: None,
+        }
+    }
+}

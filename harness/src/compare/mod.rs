@@ -21,15 +21,17 @@
 //!
 //! The catalog is not in the spec: it is never a violation.
 
+pub mod cause;
 pub mod differential;
 pub mod divergence;
 pub mod rules;
 
+pub use cause::{symptom_of, Cause};
 pub use divergence::{Divergence, Signature};
-pub use rules::{rule, Class, Rule, RULES, SPEC_ERROR_CODES};
+pub use rules::{rule, Class, Level, Rule, LEGACY_ERROR_CODES, RULES, SPEC_ERROR_CODES};
 
 use crate::model::ModelState;
-use crate::ops::expect::{Exp, ExpectCx, Found, TargetFacts};
+use crate::ops::expect::{Exp, ExpectCx, Found, TargetFacts, TargetMemo, QUIET};
 use crate::ops::{Sequence, Sym};
 use crate::vocab::content::Content;
 use crate::vocab::exchange::{BodyFacts, CaseOutcome, Exchange};
@@ -81,54 +83,84 @@ fn target_facts(outcome: &CaseOutcome, t: usize) -> TargetFacts {
     f
 }
 
-/// What does not hold of one exchange against its expectation.
-fn eval(exp: &Exp, ex: &Exchange) -> Vec<Found> {
+/// What one exchange showed against its expectation.
+#[derive(Default)]
+struct Judged {
+    found: Vec<Found>,
+    /// The answer left the target's state off the model's (a status outside `ok` that the
+    /// plan does not make good, or a step that could not be sent).
+    off_model: bool,
+}
+
+/// Judges one exchange. On the reference, every answer outside `ok` is reported (it is the
+/// oracle: it must answer as the model does), even a quiet one.
+fn eval(exp: &Exp, ex: &Exchange, is_reference: bool) -> Judged {
     let o = &ex.observation;
     let s = o.status;
-    let mut out = Vec::new();
+    let mut j = Judged::default();
     if o.is_skipped() {
-        // The executor did not send it (an earlier step failed): a consequence, not a finding.
-        return out;
+        // The executor could not send it (an earlier step failed): a consequence, not a
+        // finding, but the op did not do what the model assumes.
+        j.off_model = true;
+        return j;
     }
     if s == 0 && exp.tolerate_transport {
-        return out;
+        return j;
     }
     if s == 0 {
-        out.push(Found::new(
+        // No answer: under the exchange's MUST when it has one, else HTTP semantics.
+        let rule = if rule(exp.fail).level == Level::Must {
+            exp.fail
+        } else {
+            "http/transport"
+        };
+        j.found.push(Found::new(
             "status",
-            "http/transport",
-            "no HTTP response",
+            rule,
+            format!(
+                "{} {}: no HTTP response ({})",
+                ex.request.method,
+                ex.endpoint,
+                o.transport_error.as_deref().unwrap_or("")
+            ),
             exp.ok_text(),
             o.field_value("status"),
         ));
-        return out;
+        j.off_model = true;
+        return j;
     }
     if !exp.is_ok(s) {
-        out.push(Found::new(
-            "status",
-            exp.rule_for(s),
-            format!(
-                "{} {} answered {s}, expected {}",
-                ex.request.method,
-                ex.endpoint,
-                exp.ok_text()
-            ),
-            exp.ok_text(),
-            s.to_string(),
-        ));
+        j.off_model = !exp.continues.contains(&s);
+        let r = match exp.rule_for(s) {
+            QUIET if is_reference => Some("model/reference"),
+            QUIET => None,
+            r => Some(r),
+        };
+        if let Some(r) = r {
+            j.found.push(Found::new(
+                "status",
+                r,
+                format!(
+                    "{} {} answered {s}, expected {}",
+                    ex.request.method,
+                    ex.endpoint,
+                    exp.ok_text()
+                ),
+                exp.ok_text(),
+                s.to_string(),
+            ));
+        }
     }
-    for (code, check) in &exp.checks {
-        if *code == s {
-            check.eval(o, &mut out);
+    for (lo, hi, check) in &exp.checks {
+        if (*lo..=*hi).contains(&s) {
+            check.eval(o, &mut j.found);
         }
     }
     if (400..500).contains(&s) {
         if let BodyFacts::Errors { codes } = &o.body {
-            if let Some(bad) = codes
-                .iter()
-                .find(|c| !SPEC_ERROR_CODES.contains(&c.as_str()))
-            {
-                out.push(Found::body(
+            let known = |c: &str| SPEC_ERROR_CODES.contains(&c) || LEGACY_ERROR_CODES.contains(&c);
+            if let Some(bad) = codes.iter().find(|c| !known(c)) {
+                j.found.push(Found::body(
                     "errors/code",
                     format!("error code {bad} is not one of the spec's codes"),
                     "one of code-1 ... code-14",
@@ -137,7 +169,7 @@ fn eval(exp: &Exp, ex: &Exchange) -> Vec<Found> {
             }
         }
     }
-    out
+    j
 }
 
 /// Runs both oracles over one case. Output order is deterministic (op, target, label order).
@@ -148,6 +180,7 @@ pub fn check_case(seq: &Sequence, content: &Content, outcome: &CaseOutcome) -> V
     // Per target: the previous op may have left a dropped connection behind (an oversized
     // manifest answered early), so a transport error on this op is not the target's fault.
     let mut after_drop = vec![false; nt];
+    let mut memo: Vec<TargetMemo> = vec![TargetMemo::default(); nt];
     let mut st = ModelState::new();
     st.learn(content);
     let mut out = Vec::new();
@@ -179,12 +212,15 @@ pub fn check_case(seq: &Sequence, content: &Content, outcome: &CaseOutcome) -> V
             if model_silent {
                 continue;
             }
+            memo[t].op_chunk_min = None;
+            memo[t].op_undefined = false;
             let mut cx = ExpectCx {
                 st: &st,
                 content,
                 facts: &facts[t],
                 is_reference: t == 0,
                 sent: 0,
+                memo: &mut memo[t],
             };
             let exs = exs_of(t);
             for ex in exs {
@@ -195,7 +231,9 @@ pub fn check_case(seq: &Sequence, content: &Content, outcome: &CaseOutcome) -> V
                     continue;
                 };
                 drops |= exp.tolerate_transport;
-                for f in eval(&exp, ex) {
+                let j = eval(&exp, ex, t == 0);
+                state_diverged[t] |= j.off_model;
+                for f in j.found {
                     diverged[t] = true;
                     state_diverged[t] |= changes_state(&f.field);
                     out.push(make(outcome, t, i, ex, f, exs_of(0)));

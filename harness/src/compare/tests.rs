@@ -22,6 +22,7 @@ fn ex(label: &str, endpoint: &str, method: &str, status: u16) -> Exchange {
             transport_error: None,
             headers: BTreeMap::new(),
             body: BodyFacts::Empty,
+            redirect: None,
         },
     }
 }
@@ -232,7 +233,7 @@ fn wrong_body_and_header_are_violations() {
 }
 
 #[test]
-fn mount_202_is_variation() {
+fn mount_202_is_unsupported_and_continues() {
     let d = run(|o| {
         o[6][0].observation.status = 202;
         o[6][0]
@@ -241,10 +242,10 @@ fn mount_202_is_variation() {
             .insert("location".into(), "/v2/ns/r1/blobs/uploads/<upload>".into());
     });
     assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].class, Class::Variation);
+    assert_eq!(d[0].class, Class::Unsupported);
     assert_eq!(d[0].rule, "end-11/mount-202");
     assert_eq!(d[0].endpoint, "end-11");
-    // The HEAD of the (unmounted) blob in r1 (op 8) is suppressed: r1/b0 is tainted.
+    // The fallback upload follows a 202: the blob is there, the HEAD (op 8) is judged.
     assert!(d.iter().all(|d| d.op_index == 6));
 }
 
@@ -367,10 +368,14 @@ fn transport_error_and_skipped() {
             transport_error: Some("connection reset".into()),
             headers: BTreeMap::new(),
             body: BodyFacts::Empty,
+            redirect: None,
         };
     });
+    // No answer to a GET of an existing blob breaks that GET's MUST.
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].rule, "http/transport");
+    assert_eq!(d[0].rule, "end-2/get-200");
+    assert_eq!(d[0].class, Class::Violation);
+    assert!(d[0].summary.contains("no HTTP response"), "{d:#?}");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::vocab::exchange::{
     BodyFacts, CaseOutcome, Exchange, Observation, OpOutcome, RequestRecord,
 };
 use crate::vocab::plan::{
-    name_segments, path_segment, Body, Effect, Method, Plan, Seg, Step, Url as PlanUrl, Val, When,
+    name_segments, path_segment, Body, Effect, Method, Plan, Seg, Step, Url as PlanUrl, Val,
     OCTET_STREAM,
 };
 use crate::vocab::redact::redact;
@@ -116,7 +116,8 @@ impl Executor {
             let mut builder = reqwest::Client::builder()
                 .timeout(opts.request_timeout)
                 .connect_timeout(opts.request_timeout)
-                .redirect(reqwest::redirect::Policy::limited(10))
+                // Redirects are followed by `send`, which keeps the registry's own answer.
+                .redirect(reqwest::redirect::Policy::none())
                 .pool_max_idle_per_host(8);
             if target.options.insecure {
                 builder = builder.danger_accept_invalid_certs(true);
@@ -250,6 +251,26 @@ fn with_query(mut url: Url, pairs: &[(&str, String)]) -> Url {
         }
     }
     url
+}
+
+/// `url` with `n` and `last` set (other query pairs kept, `n` / `last` replaced).
+fn with_last(url: &Url, n: u32, last: &str) -> Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "n" && k != "last")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut u = url.clone();
+    u.set_query(None);
+    {
+        let mut q = u.query_pairs_mut();
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+        q.append_pair("n", &n.to_string());
+        q.append_pair("last", last);
+    }
+    u
 }
 
 /// `bytes[start..end]`, clamped.
@@ -395,10 +416,8 @@ impl TargetRun<'_> {
         let mut location: Option<Url> = None;
         let mut prev: Option<u16> = None;
         for step in &plan.steps {
-            if let When::PrevStatus(s) = step.when {
-                if prev != Some(s) {
-                    break;
-                }
+            if !step.when.holds(prev) {
+                continue;
             }
             let base = match &step.url {
                 PlanUrl::Path(segs) => Some(self.path_url(segs)),
@@ -426,8 +445,8 @@ impl TargetRun<'_> {
                 .collect();
             let url = with_query(base, &query);
             let (headers, body) = self.request_parts(step, content);
-            if step.paged {
-                out.extend(self.pages(step, url).await);
+            if let Some(n) = step.page_size {
+                out.extend(self.pages(step, url, n).await);
                 break;
             }
             let body_len = body.as_ref().map(|b| b.len() as u32).unwrap_or(0);
@@ -489,8 +508,8 @@ impl TargetRun<'_> {
         }
     }
 
-    /// A paged step: `<label>#1`, `#2`, ... following `rel="next"` while the answer is 200.
-    async fn pages(&self, step: &Step, first: Url) -> Vec<Exchange> {
+    /// A paged step: `<label>#1`, `#2`, ... while the answer is 200 (see `vocab::plan`).
+    async fn pages(&self, step: &Step, first: Url, n: u32) -> Vec<Exchange> {
         let mut url = first;
         let mut out = Vec::new();
         for page in 1..=self.opts.max_pages.max(1) {
@@ -505,10 +524,18 @@ impl TargetRun<'_> {
                 })
                 .await;
             let ok = sent.status() == 200;
-            let next = sent.link_next.clone();
+            let next = sent
+                .link_next
+                .clone()
+                .or_else(|| match &sent.exchange.observation.body {
+                    BodyFacts::Tags { tags, .. } if n > 0 && tags.len() == n as usize => {
+                        tags.last().map(|last| with_last(&url, n, last))
+                    }
+                    _ => None,
+                });
             out.push(sent.exchange);
             match next {
-                Some(n) if ok && n != url => url = n,
+                Some(next) if ok && next != url => url = next,
                 _ => break,
             }
         }
@@ -527,17 +554,31 @@ impl TargetRun<'_> {
     }
 
     fn build(&self, req: &Req, token: Option<&str>) -> reqwest::RequestBuilder {
-        let mut b = self.tc.client.request(req.method.clone(), req.url.clone());
+        self.build_to(req, req.method.clone(), &req.url, token, true)
+    }
+
+    /// `req` sent as `method` to `url`, with credentials only when `auth` (they never cross to
+    /// another host).
+    fn build_to(
+        &self,
+        req: &Req,
+        method: reqwest::Method,
+        url: &Url,
+        token: Option<&str>,
+        auth: bool,
+    ) -> reqwest::RequestBuilder {
+        let mut b = self.tc.client.request(method.clone(), url.clone());
         for (k, v) in &req.headers {
             b = b.header(*k, v);
         }
-        if let Some(t) = token {
-            b = b.bearer_auth(t);
-        } else if let Some(u) = &self.tc.target.username {
-            b = b.basic_auth(u, self.tc.target.password.as_ref());
+        match (auth, token, &self.tc.target.username) {
+            (false, _, _) => {}
+            (true, Some(t), _) => b = b.bearer_auth(t),
+            (true, None, Some(u)) => b = b.basic_auth(u, self.tc.target.password.as_ref()),
+            (true, None, None) => {}
         }
         let sends_body = matches!(
-            req.method,
+            method,
             reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
         );
         let body = req.body.clone().unwrap_or_default();
@@ -615,6 +656,12 @@ impl TargetRun<'_> {
                 }
             }
         }
+        let mut redirect: Option<(String, Url, reqwest::header::HeaderMap)> = None;
+        if let Ok(resp) = result {
+            let (r, first) = self.follow_redirects(&req, resp, token.as_deref()).await;
+            result = r;
+            redirect = first;
+        }
         let (observation, location, link_next) = match result {
             Ok(resp) => {
                 let final_url = resp.url().clone();
@@ -627,6 +674,10 @@ impl TargetRun<'_> {
                 let mut obs =
                     observe::observe(req.endpoint, &req.method, resp, self.opts.max_body_bytes)
                         .await;
+                if let Some((what, first_url, own)) = &redirect {
+                    observe::keep_registry_headers(&mut obs, first_url, own);
+                    obs.redirect = Some(what.clone());
+                }
                 strip_repo_prefix(&mut obs, &self.tc.target.options.repo_prefix);
                 (obs, location, link_next)
             }
@@ -642,6 +693,77 @@ impl TargetRun<'_> {
             location,
             link_next,
         }
+    }
+}
+
+/// At most this many redirects are followed per request.
+const MAX_REDIRECTS: usize = 5;
+
+impl TargetRun<'_> {
+    /// Follows redirects ("Registries MAY respond to any request with a redirect"): 307 / 308
+    /// keep the method and body, 303 (and 301 / 302 of a non-GET) become a GET without a body;
+    /// credentials are sent only to the target's own host. Returns the final answer and, when
+    /// there was a redirect, its description and the registry's own answer (URL, headers).
+    async fn follow_redirects(
+        &self,
+        req: &Req,
+        mut resp: reqwest::Response,
+        token: Option<&str>,
+    ) -> (
+        Result<reqwest::Response, reqwest::Error>,
+        Option<(String, Url, reqwest::header::HeaderMap)>,
+    ) {
+        let mut first = None;
+        let mut method = req.method.clone();
+        for _ in 0..MAX_REDIRECTS {
+            let status = resp.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                break;
+            }
+            let Some(next) = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| resp.url().join(l.trim()).ok())
+            else {
+                break;
+            };
+            if first.is_none() {
+                let (norm, _) = observe::normalize_location(resp.url(), next.as_str());
+                first = Some((
+                    format!("{status} -> {norm}"),
+                    resp.url().clone(),
+                    resp.headers().clone(),
+                ));
+            }
+            if status == 303
+                || (matches!(status, 301 | 302)
+                    && method != reqwest::Method::GET
+                    && method != reqwest::Method::HEAD)
+            {
+                method = reqwest::Method::GET;
+            }
+            let same_host = next.host_str() == self.tc.target.base_url.host_str()
+                && next.port_or_known_default() == self.tc.target.base_url.port_or_known_default();
+            let keep_body = matches!(status, 307 | 308);
+            let follow = Req {
+                label: req.label.clone(),
+                endpoint: req.endpoint,
+                method: method.clone(),
+                url: next.clone(),
+                headers: req.headers.clone(),
+                body: if keep_body { req.body.clone() } else { None },
+            };
+            match self
+                .build_to(&follow, method.clone(), &next, token, same_host)
+                .send()
+                .await
+            {
+                Ok(r) => resp = r,
+                Err(e) => return (Err(e), first),
+            }
+        }
+        (Ok(resp), first)
     }
 }
 

@@ -215,7 +215,9 @@ end = 10
         BodyFacts::Errors { codes } if codes == &vec!["DIGEST_INVALID".to_string()]
     ));
     assert_eq!(statuses(&out, 12), vec![s("get", 206)]);
-    assert_eq!(statuses(&out, 13), vec![s("page#1", 200)]);
+    // A full page without Link: the next one is asked for with `last`, as a client does.
+    assert_eq!(statuses(&out, 13), vec![s("page#1", 200), s("page#2", 200)]);
+    assert!(out.ops[13].per_target[0][1].request.url.contains("last=v1"));
     // The session was completed: its old location is gone.
     assert_eq!(statuses(&out, 14)[0].1, 404);
     let rec = &out.ops[1].per_target[0][1].request;

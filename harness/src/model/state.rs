@@ -36,6 +36,9 @@ struct RepoState {
     manifests: BTreeMap<String, ManifestId>,
     /// Tag -> manifest digest.
     tags: BTreeMap<String, String>,
+    /// Tags whose manifest was deleted by digest: a registry may keep listing them (the spec
+    /// says only that pulls by them answer 404).
+    dangling: BTreeSet<String>,
 }
 
 /// What a spec-exact registry holds after each op.
@@ -108,9 +111,9 @@ impl ModelState {
 
     /// Points `tag` at the manifest stored under `digest`.
     pub fn set_tag(&mut self, repo: Repo, tag: &str, digest: &str) {
-        self.repo_mut(repo)
-            .tags
-            .insert(tag.to_string(), digest.to_string());
+        let r = self.repo_mut(repo);
+        r.dangling.remove(tag);
+        r.tags.insert(tag.to_string(), digest.to_string());
     }
 
     /// Deletes the manifest stored under `digest` and the tags pointing to it; `false` when it
@@ -122,15 +125,25 @@ impl ModelState {
         if r.manifests.remove(digest).is_none() {
             return false;
         }
-        r.tags.retain(|_, v| v != digest);
+        let gone: Vec<String> = r
+            .tags
+            .iter()
+            .filter(|(_, v)| *v == digest)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for t in gone {
+            r.tags.remove(&t);
+            r.dangling.insert(t);
+        }
         true
     }
 
     /// Deletes a tag; `false` when it was not there.
     pub fn delete_tag(&mut self, repo: Repo, tag: &str) -> bool {
-        self.repos
-            .get_mut(&repo)
-            .is_some_and(|r| r.tags.remove(tag).is_some())
+        self.repos.get_mut(&repo).is_some_and(|r| {
+            r.dangling.remove(tag);
+            r.tags.remove(tag).is_some()
+        })
     }
 
     /// Opens (or reopens) a session slot.
@@ -249,6 +262,14 @@ impl ModelState {
         self.repos
             .get(&repo)
             .map(|r| r.tags.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Tags whose manifest was deleted, which a registry may still list (ASCIIbetical).
+    pub fn dangling_tags(&self, repo: Repo) -> Vec<String> {
+        self.repos
+            .get(&repo)
+            .map(|r| r.dangling.iter().cloned().collect())
             .unwrap_or_default()
     }
 

@@ -379,6 +379,28 @@ pub async fn observe(
         transport_error,
         headers,
         body: body_facts(endpoint, method.as_str(), status, &body),
+        redirect: None,
+    }
+}
+
+/// Headers a registry answers for itself: when a redirect's final answer (a storage service)
+/// lacks them, the registry's own redirect answer gives them.
+const REGISTRY_OWNED: [&str; 5] = [
+    "docker-content-digest",
+    "oci-subject",
+    "oci-tag",
+    "oci-filters-applied",
+    "oci-chunk-min-length",
+];
+
+/// Copies the registry-owned headers of the registry's redirect answer (`url`, `headers`)
+/// into `obs` where the final answer lacks them.
+pub fn keep_registry_headers(obs: &mut Observation, url: &url::Url, headers: &http::HeaderMap) {
+    let own = normalize_headers(url, headers);
+    for name in REGISTRY_OWNED {
+        if let (false, Some(v)) = (obs.headers.contains_key(name), own.get(name)) {
+            obs.headers.insert(name.to_string(), v.clone());
+        }
     }
 }
 
@@ -389,6 +411,7 @@ pub fn transport_failure(error: impl Into<String>) -> Observation {
         transport_error: Some(error.into()),
         headers: BTreeMap::new(),
         body: BodyFacts::Empty,
+        redirect: None,
     }
 }
 

@@ -236,7 +236,7 @@ impl Operation for GetBlob {
                 } else if a >= len {
                     self.full(
                         cx,
-                        Exp::new(&[416], "end-2/range-206").alt(&[200], "end-2/range-ignored"),
+                        Exp::new(&[416], "end-2/get-200").alt(&[200], "end-2/range-ignored"),
                     )
                 } else {
                     let last = b.unwrap_or(len - 1).min(len - 1);
@@ -247,7 +247,7 @@ impl Operation for GetBlob {
                         .unwrap_or_default();
                     self.full(
                         cx,
-                        Exp::new(&[206], "end-2/range-206")
+                        Exp::new(&[206], "end-2/get-200")
                             .alt(&[200], "end-2/range-ignored")
                             .check(
                                 206,
@@ -311,10 +311,9 @@ impl Operation for GetBlobRaw {
                     rule: "end-2/get-body",
                 },
             ),
-            None if is_valid_digest(&self.digest) => {
-                Exp::new(&[404], "end-2/404").alt(&[400], "end-2/invalid-digest")
-            }
-            None => Exp::new(&[400, 404], "end-2/404"),
+            None if is_valid_digest(&self.digest) => Exp::new(&[404], "end-2/404"),
+            // Not a digest: a request the spec does not define.
+            None => Exp::client_error(),
         })
     }
 

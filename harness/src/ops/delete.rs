@@ -92,23 +92,30 @@ impl Operation for DeleteManifest {
     }
 
     fn expect(&self, cx: &mut ExpectCx<'_>, _: &Exchange) -> Option<Exp> {
-        let (st, content) = (cx.st, cx.content);
+        let (st, content, repo) = (cx.st, cx.content, self.repo);
         let e = match classify_reference(&self.reference, content) {
-            RefKind::Digest(_) => if st.resolve(self.repo, &self.reference).is_some() {
-                Exp::new(&[202], "end-9/202")
-            } else {
-                Exp::new(&[404], "end-9/404")
+            // "The `<tag-or-digest>` MUST NOT be in any other format": a client MUST.
+            RefKind::Invalid(_) => Exp::client_error(),
+            RefKind::Digest(_) if st.resolve(repo, &self.reference).is_some() => {
+                Exp::new(&[202], "end-9/202").alt(&[400, 405], "end-9/delete-disabled")
             }
-            .alt(&[400, 405], "end-9/delete-disabled"),
-            RefKind::Tag(t) => if st.tags(self.repo).contains(&t) {
-                Exp::new(&[202], "end-9/202")
-            } else {
-                Exp::new(&[404], "end-9/404")
+            RefKind::Tag(t) if st.tags(repo).contains(&t) => {
+                Exp::new(&[202], "end-9/tag-202").alt(&[400, 405], "end-9/tag-delete-unsupported")
             }
-            .alt(&[400, 405], "end-9/tag-delete-unsupported"),
-            RefKind::Invalid(_) => {
-                Exp::new(&[400, 404], "end-9/404").alt(&[405], "end-9/delete-disabled")
+            _ if !st.repo_exists(repo) => {
+                Exp::new(&[404], "end-9/repo-404").alt(&[400, 405], "end-9/delete-disabled")
             }
+            RefKind::Tag(t) if st.dangling_tags(repo).contains(&t) => {
+                // A tag whose manifest was deleted: gone, or still there to be deleted.
+                Exp::new(&[404], "http/server-error")
+                    .alt(&[202], "end-9/unknown")
+                    .continuing(202)
+                    .alt(&[400, 405], "end-9/tag-delete-unsupported")
+                    .tolerating_client_error()
+            }
+            RefKind::Digest(_) | RefKind::Tag(_) => Exp::new(&[404], "http/server-error")
+                .alt(&[400, 405], "end-9/delete-disabled")
+                .alt_range(200, 499, "end-9/unknown"),
         };
         Some(e.sha512_declinable(is_sha512(&self.reference, content)))
     }
@@ -165,10 +172,11 @@ impl Operation for DeleteBlob {
 
     fn expect(&self, cx: &mut ExpectCx<'_>, _: &Exchange) -> Option<Exp> {
         let exists = cx.st.has_blob(self.repo, self.blob);
-        let e = Exp::new(
-            &[if exists { 202 } else { 404 }],
-            if exists { "end-10/202" } else { "end-10/404" },
-        )
+        let e = if exists {
+            Exp::new(&[202], "end-10/202")
+        } else {
+            Exp::new(&[404], "end-10/404")
+        }
         .alt(&[400, 405], "end-10/delete-disabled");
         let sha512 = cx.content.blob_algo(self.blob) == Some(DigestAlgo::Sha512);
         Some(e.sha512_declinable(sha512))

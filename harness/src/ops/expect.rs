@@ -7,9 +7,13 @@ use crate::model::ModelState;
 use crate::vocab::content::{digest_of, sha256_hex, Content};
 use crate::vocab::exchange::{BodyFacts, Exchange, Observation};
 use crate::vocab::{DigestAlgo, Session};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
+
+/// The rule of an expectation's alternative that is allowed and not reported (a request the
+/// spec tells clients not to send, answered with any 2xx or 4xx).
+pub const QUIET: &str = "quiet";
 
 /// A divergence before the target / endpoint / op fields are filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,9 +92,10 @@ pub enum Check {
         sha256: String,
         rule: &'static str,
     },
-    /// Error body contains this code.
+    /// A JSON error body contains one of these codes (the first is the one expected; the others
+    /// are reasons a registry may report first).
     ErrorCode {
-        code: &'static str,
+        codes: Vec<&'static str>,
         rule: &'static str,
     },
     /// A family's own body check.
@@ -106,11 +111,15 @@ pub struct Exp {
     pub fail: &'static str,
     /// Tolerated status ranges, each with the rule (and so the class) it is reported under.
     pub alts: Vec<(u16, u16, &'static str)>,
-    /// Checks, each applied when the observed status equals its code.
-    pub checks: Vec<(u16, Check)>,
+    /// Checks, each applied when the observed status is in its range (inclusive).
+    pub checks: Vec<(u16, u16, Check)>,
     /// A dropped connection is acceptable (a server may answer 413 and close the connection
     /// before reading an oversized body).
     pub tolerate_transport: bool,
+    /// Statuses outside `ok` after which the plan goes on to a step that still achieves the
+    /// op (a single POST or a mount declined with 202, then the PUT): no state divergence by
+    /// themselves.
+    pub continues: Vec<u16>,
 }
 
 impl Exp {
@@ -121,6 +130,7 @@ impl Exp {
             alts: Vec::new(),
             checks: Vec::new(),
             tolerate_transport: false,
+            continues: Vec::new(),
         }
     }
 
@@ -152,7 +162,13 @@ impl Exp {
     }
 
     pub fn check(mut self, status: u16, c: Check) -> Exp {
-        self.checks.push((status, c));
+        self.checks.push((status, status, c));
+        self
+    }
+
+    /// A check applied to every status in `lo..=hi`.
+    pub fn check_range(mut self, lo: u16, hi: u16, c: Check) -> Exp {
+        self.checks.push((lo, hi, c));
         self
     }
 
@@ -181,6 +197,27 @@ impl Exp {
                 rule,
             },
         )
+    }
+
+    /// A request the spec tells clients not to send (or leaves undefined): any 2xx or 4xx
+    /// answer other than the listed ones is allowed and not reported (the state may differ
+    /// afterwards); only a 5xx or no answer is a finding.
+    pub fn tolerating_client_error(mut self) -> Exp {
+        self.alts.push((200, 499, QUIET));
+        self.fail = "http/server-error";
+        self
+    }
+
+    /// The answer to a request the spec tells clients not to send: rejected (4xx) as the model
+    /// assumes, or anything but a 5xx.
+    pub fn client_error() -> Exp {
+        Exp::range(400, 499, "http/server-error").tolerating_client_error()
+    }
+
+    /// After `status`, the plan goes on to a step that achieves the op.
+    pub fn continuing(mut self, status: u16) -> Exp {
+        self.continues.push(status);
+        self
     }
 
     pub fn tolerating_transport(mut self) -> Exp {
@@ -215,14 +252,20 @@ impl Exp {
             .join("/")
     }
 
-    /// For an op naming sha512 content: a registry that does not know the algorithm may answer
-    /// 400 (an unsupported feature).
-    pub fn sha512_declinable(self, sha512: bool) -> Exp {
-        if sha512 && !self.is_ok(400) {
-            self.alt_first(&[400], "end-4c/algo-unsupported")
-        } else {
-            self
+    /// For an op naming sha512 content: a registry that does not know the algorithm may decline
+    /// it with any 4xx (an unsupported feature).
+    /// (After the op's own alternatives: a 404 of an API the target does not have, a 405 of a
+    /// disabled delete, keep their meaning.)
+    pub fn sha512_declinable(mut self, sha512: bool) -> Exp {
+        if sha512 {
+            let at = self
+                .alts
+                .iter()
+                .position(|a| a.2 == QUIET)
+                .unwrap_or(self.alts.len());
+            self.alts.insert(at, (400, 499, "end-4c/algo-unsupported"));
         }
+        self
     }
 }
 
@@ -233,8 +276,29 @@ pub struct TargetFacts {
     pub referrers: Option<bool>,
     /// The case namespace, from the first request URL (`/v2/<ns>/r<k>/...`).
     pub namespace: Option<String>,
-    /// `OCI-Chunk-Min-Length` advertised per upload session.
+}
+
+/// What the checks of earlier ops learned about a target, for later ops of the same case.
+#[derive(Clone, Debug, Default)]
+pub struct TargetMemo {
+    /// `OCI-Chunk-Min-Length` advertised when each upload session was opened.
     pub chunk_min: BTreeMap<Session, u64>,
+    /// The same, for the session of the composite push being checked.
+    pub op_chunk_min: Option<u64>,
+    /// Sessions that were sent a request the spec does not define (a chunk below the minimum,
+    /// a PATCH without `Content-Range`): what they do after it is not defined either.
+    pub undefined: BTreeSet<Session>,
+    /// The same, for the composite push being checked.
+    pub op_undefined: bool,
+}
+
+impl TargetMemo {
+    /// Reads `OCI-Chunk-Min-Length` from a session-opening answer.
+    pub fn advertised_min(ex: &Exchange) -> Option<u64> {
+        ex.observation
+            .header("oci-chunk-min-length")
+            .and_then(|v| v.trim().parse().ok())
+    }
 }
 
 /// Everything an expectation may look at.
@@ -247,6 +311,7 @@ pub struct ExpectCx<'a> {
     pub is_reference: bool,
     /// Bytes acknowledged so far in a composite push (for the PATCH `Range`).
     pub sent: u64,
+    pub memo: &'a mut TargetMemo,
 }
 
 impl ExpectCx<'_> {
@@ -282,11 +347,31 @@ pub fn digest_check(
 
 /// An op on an upload session the model does not know (closed or never opened).
 pub fn unknown_session() -> Exp {
-    Exp::new(&[404], "upload/unknown-session").alt_range(400, 499, "upload/unknown-session")
+    Exp::new(&[404], "upload/unknown-session")
+        .alt_range(200, 499, "upload/unknown-session")
+        .alt_range(500, 599, "http/server-error")
 }
 
-/// A PATCH of a composite or single chunk op: 202, Location, `Range: 0-<end>`.
-pub fn patch_exp(ex: &Exchange, cx: &mut ExpectCx<'_>) -> Exp {
+/// How a chunk relates to what the spec defines: a `Content-Range` chunk of at least the
+/// advertised minimum (or the final one) is defined; one without `Content-Range` (streamed) or
+/// below an advertised `OCI-Chunk-Min-Length` is a request the spec tells clients not to send.
+pub fn chunk_is_defined(ex: &Exchange, blob_size: u64, min: Option<u64>) -> bool {
+    let Some(end) = ex
+        .request
+        .headers
+        .get("content-range")
+        .and_then(|r| r.rsplit('-').next())
+        .and_then(|e| e.trim().parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let final_chunk = end + 1 >= blob_size;
+    final_chunk || min.is_none_or(|m| ex.request.body_len >= m)
+}
+
+/// A PATCH of a composite or single chunk op: 202, Location, `Range: 0-<end>`; a chunk the spec
+/// does not define (see `chunk_is_defined`) may be answered with any 2xx or 4xx.
+pub fn patch_exp(ex: &Exchange, cx: &mut ExpectCx<'_>, defined: bool) -> Exp {
     let req_end = ex
         .request
         .headers
@@ -301,6 +386,10 @@ pub fn patch_exp(ex: &Exchange, cx: &mut ExpectCx<'_>) -> Exp {
         cx.sent = end + 1;
     }
     let mut e = Exp::new(&[202], "end-5/patch-202").location(202, "end-5/location");
+    if !defined {
+        cx.memo.op_undefined = true;
+        return e.tolerating_client_error();
+    }
     if end + 1 > 0 && (req_end.is_some() || ex.request.body_len > 0) {
         e = e.header_eq(202, "range", format!("0-{end}"), "end-5/range");
     }
@@ -407,13 +496,14 @@ impl Check {
                     ));
                 }
             }
-            Check::ErrorCode { code, rule } => {
+            Check::ErrorCode { codes: want, rule } => {
                 if let BodyFacts::Errors { codes } = &o.body {
-                    if !codes.iter().any(|c| c == code) {
+                    if !codes.iter().any(|c| want.contains(&c.as_str())) {
+                        let first = want.first().copied().unwrap_or_default();
                         out.push(Found::body(
                             rule,
-                            format!("error body lacks {code}"),
-                            format!("errors containing {code}"),
+                            format!("error body lacks {first}"),
+                            format!("errors containing {}", want.join(" or ")),
                             o.body.describe(),
                         ));
                     }

@@ -132,9 +132,8 @@ fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> E
     let sha512 = is_sha512(reference, content);
     let Some(m) = st.resolve(repo, reference) else {
         let e = match classify_reference(reference, content) {
-            RefKind::Invalid(_) => {
-                Exp::new(&[400, 404], "end-3/404").alt_range(401, 499, "end-3/invalid-reference")
-            }
+            // "The `<tag-or-digest>` MUST NOT be in any other format": a client MUST.
+            RefKind::Invalid(_) => Exp::client_error(),
             _ => Exp::new(&[404], "end-3/404"),
         };
         return e.sha512_declinable(sha512);

@@ -1,4 +1,6 @@
-//! end-11: mounting a blob from another repository (or from anywhere, without `from`).
+//! end-11: mounting a blob from another repository (or from anywhere, without `from`), as a
+//! client does it: a mount declined with 202 opens an upload session, and the blob is then
+//! uploaded through it (end-6); a mount answered 201 is checked to have made the blob pullable.
 
 use super::expect::{Exp, ExpectCx, Found};
 use super::gen::Transition;
@@ -6,7 +8,7 @@ use super::{Footprint, Ids, Op, Operation, Renumber, Sym};
 use crate::model::ModelState;
 use crate::vocab::content::Content;
 use crate::vocab::exchange::Exchange;
-use crate::vocab::plan::{Method, Plan, Step, Url, Val};
+use crate::vocab::plan::{Body, Method, Plan, Step, Url, Val, When};
 use crate::vocab::{BlobId, DigestAlgo, Repo};
 use serde::{Deserialize, Serialize};
 
@@ -54,16 +56,15 @@ impl Operation for MountBlob {
     }
 
     fn apply(&self, st: &mut ModelState, content: &Content) {
-        if self.succeeds(st) {
-            if let Some(d) = content.blob_digest(self.blob) {
-                st.link_blob(self.repo, d);
-            }
+        // Mounted, or uploaded through the session a declined mount opens.
+        if let Some(d) = content.blob_digest(self.blob) {
+            st.link_blob(self.repo, d);
         }
     }
 
     fn plan(&self, content: &Content) -> Plan {
         let d = content.blob_digest(self.blob).unwrap_or("sha256:unknown");
-        let mut step = Step::new(
+        let mut post = Step::new(
             "post",
             "end-11",
             Method::Post,
@@ -71,30 +72,53 @@ impl Operation for MountBlob {
         )
         .query("mount", d);
         if let Some(f) = self.from {
-            step = step.query("from", Val::Repo(f));
+            post = post.query("from", Val::Repo(f));
         }
-        Plan::one(step)
+        Plan::one(post)
+            .then(
+                Step::new("put-fallback", "end-6", Method::Put, Url::Location)
+                    .query("digest", d)
+                    .octets(Body::Blob {
+                        blob: self.blob,
+                        start: 0,
+                        end: None,
+                    })
+                    .when(When::PrevStatus(202)),
+            )
+            .then(
+                Step::new("verify", "end-2", Method::Head, Url::Location)
+                    .when(When::PrevStatus(201)),
+            )
     }
 
     fn expect(&self, cx: &mut ExpectCx<'_>, ex: &Exchange) -> Option<Exp> {
-        if ex.request.method != "POST" {
-            return None;
+        let sha512 = cx.content.blob_algo(self.blob) == Some(DigestAlgo::Sha512);
+        match ex.label.as_str() {
+            "put-fallback" => {
+                return Some(
+                    Exp::new(&[201], "end-6/put-201")
+                        .location(201, "end-6/location")
+                        .sha512_declinable(sha512),
+                )
+            }
+            // The Location of a 201 (the mount's, or the fallback PUT's) is a pullable blob.
+            "verify" => return Some(Exp::new(&[200], "end-11/location")),
+            _ => {}
         }
         let st = cx.st;
         let e = if self.succeeds(st) && self.from.is_some() {
-            Exp::new(&[201], "end-11/mount-201").alt(&[202], "end-11/mount-202")
+            Exp::new(&[201], "end-11/decline-202").alt(&[202], "end-11/mount-202")
         } else if self.succeeds(st) {
-            Exp::new(&[201, 202], "end-11/mount-201")
-        } else if st.has_blob_anywhere(self.blob) {
-            Exp::new(&[202], "end-11/mount-201")
-                .alt(&[201], "end-11/cross-mount")
-                .alt(&[404], "end-11/mount-404")
+            Exp::new(&[201, 202], "end-11/decline-202")
         } else {
-            Exp::new(&[202], "end-11/phantom-mount").alt(&[404], "end-11/mount-404")
+            // Mounted from elsewhere (MAY); a 201 for a blob no repository holds is judged by
+            // the `verify` step.
+            Exp::new(&[202], "end-11/decline-202").alt(&[201], "end-11/cross-mount")
         };
-        let sha512 = cx.content.blob_algo(self.blob) == Some(DigestAlgo::Sha512);
         Some(
-            e.location(201, "end-11/location")
+            e.continuing(202)
+                .continuing(201)
+                .location(201, "end-11/location")
                 .location(202, "end-4a/location")
                 .sha512_declinable(sha512),
         )

@@ -78,16 +78,26 @@ fn offer(d: &mut Draw<'_>) -> Vec<Op> {
 /// A referrers response, checked against the model.
 #[derive(Clone, Debug)]
 pub struct ReferrersCheck {
+    /// What a spec-exact registry lists (filtered when `filtered`).
     pub expected: Vec<ReferrerFacts>,
     pub unfiltered: Vec<ReferrerFacts>,
     pub filtered: bool,
+    /// Digests of referrers that are indexes (the spec's MUST names image manifests only).
+    pub indexes: Vec<String>,
+}
+
+fn describe(v: &[ReferrerFacts]) -> String {
+    BodyFacts::Referrers {
+        manifests: v.to_vec(),
+    }
+    .describe()
 }
 
 impl BodyCheck for ReferrersCheck {
     fn check(&self, o: &Observation, out: &mut Vec<Found>) {
         let BodyFacts::Referrers { manifests } = &o.body else {
             out.push(Found::body(
-                "end-12a/content",
+                "end-12a/json",
                 "referrers response is not an image index",
                 "referrers index",
                 o.body.describe(),
@@ -99,12 +109,6 @@ impl BodyCheck for ReferrersCheck {
         let applied = o
             .header("oci-filters-applied")
             .is_some_and(|h| h.split(',').any(|f| f.trim() == "artifactType"));
-        let fmt = |v: &[ReferrerFacts]| {
-            BodyFacts::Referrers {
-                manifests: v.to_vec(),
-            }
-            .describe()
-        };
         if self.filtered && !applied && self.unfiltered != self.expected {
             if got == self.unfiltered {
                 out.push(Found::new(
@@ -127,12 +131,53 @@ impl BodyCheck for ReferrersCheck {
                 return;
             }
         }
-        if got != self.expected {
-            out.push(Found::body(
-                "end-12a/content",
-                "referrers list differs from the model",
-                fmt(&self.expected),
-                fmt(&got),
+        if got == self.expected {
+            return;
+        }
+        let by_digest = |v: &[ReferrerFacts], d: &str| v.iter().find(|x| x.digest == d).cloned();
+        let found = |rule: &'static str, summary: String| {
+            Found::body(rule, summary, describe(&self.expected), describe(&got))
+        };
+        for want in &self.expected {
+            match by_digest(&got, &want.digest) {
+                None if self.indexes.contains(&want.digest) => out.push(found(
+                    "end-12a/missing-index",
+                    format!("the index {} is not listed", want.digest),
+                )),
+                None => out.push(found(
+                    "end-12a/missing",
+                    format!("the image manifest {} is not listed", want.digest),
+                )),
+                Some(g) if g.artifact_type != want.artifact_type => out.push(found(
+                    "end-12a/artifact-type",
+                    format!(
+                        "{} is listed with artifactType {:?}, expected {:?}",
+                        want.digest, g.artifact_type, want.artifact_type
+                    ),
+                )),
+                Some(g) if g.annotations != want.annotations => out.push(found(
+                    "end-12a/annotations",
+                    format!("{} is listed without its annotations", want.digest),
+                )),
+                Some(g) if g != *want => out.push(found(
+                    "end-12a/descriptor",
+                    format!(
+                        "{} is listed with mediaType {:?} / size {}, expected {:?} / {}",
+                        want.digest, g.media_type, g.size, want.media_type, want.size
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        let extra: Vec<&str> = got
+            .iter()
+            .filter(|g| by_digest(&self.expected, &g.digest).is_none())
+            .map(|g| g.digest.as_str())
+            .collect();
+        if !extra.is_empty() && out.is_empty() {
+            out.push(found(
+                "end-12a/extra",
+                format!("listed but not a referrer of the subject here: {extra:?}"),
             ));
         }
     }
@@ -162,7 +207,7 @@ impl Operation for ListReferrers {
     fn expect(&self, cx: &mut ExpectCx<'_>, _: &Exchange) -> Option<Exp> {
         let (st, content) = (cx.st, cx.content);
         let unsupported_404 = if cx.facts.referrers == Some(true) || cx.is_reference {
-            "end-12a/200"
+            "end-12a/not-404"
         } else {
             "end-12a/unsupported"
         };
@@ -171,6 +216,12 @@ impl Operation for ListReferrers {
                 let at = self.artifact_type.as_deref();
                 let expected = st.referrers_by_digest(self.repo, &d, at, content);
                 let unfiltered = st.referrers_by_digest(self.repo, &d, None, content);
+                let indexes: Vec<String> = expected
+                    .iter()
+                    .chain(&unfiltered)
+                    .filter(|f| f.media_type == OCI_INDEX)
+                    .map(|f| f.digest.clone())
+                    .collect();
                 let e = if st.repo_exists(self.repo) {
                     Exp::new(&[200], "end-12a/200").alt(&[404], unsupported_404)
                 } else {
@@ -183,10 +234,12 @@ impl Operation for ListReferrers {
                             expected,
                             unfiltered,
                             filtered: at.is_some(),
+                            indexes,
                         })),
                     )
             }
             _ => Exp::new(&[400], "end-12a/invalid-400").alt(&[404], unsupported_404),
+            // ^ a malformed subject digest: 400 is a MUST of the referrers API.
         };
         Some(e.sha512_declinable(is_sha512(&self.subject, content)))
     }

@@ -45,7 +45,7 @@ pub fn check_id(target: &str, workflow: &str, index: usize) -> String {
     format!("check-{}-{}-{index}", slug(target), slug(workflow))
 }
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root{--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--skip:#6e7781;--info:#0969da;--bg:#fff;--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--soft:#f6f8fa}
 *{box-sizing:border-box}
 body{font:14px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;color:var(--fg);background:var(--bg);margin:0;padding:24px 32px;max-width:1400px}
@@ -81,7 +81,7 @@ body.hide-pass details.check.pass{display:none}
 :target{outline:2px solid var(--info)}
 "#;
 
-const SCRIPT: &str = r#"
+pub(crate) const SCRIPT: &str = r#"
 (function(){
   document.documentElement.className += ' js';
   function openHash(){

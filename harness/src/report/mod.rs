@@ -4,6 +4,8 @@
 
 pub mod conformance;
 pub mod conformance_html;
+pub mod fuzz_html;
+pub mod probe;
 pub mod repro;
 pub mod results;
 
@@ -125,17 +127,46 @@ impl FindingsWriter {
             "minimal_ops_len": f.ops.ops.len(),
             "confirmed": f.confirmed,
             "shrink_runs": f.shrink_runs,
+            "shrink_skipped": f.shrink_skipped,
             "reproducer": rel.join("scenario.toml").to_string_lossy(),
             "repro_sh": rel.join("repro.sh").to_string_lossy(),
             "report": rel.join("report.md").to_string_lossy(),
             "seed": f.seed,
             "case_seed": f.case_seed,
             "first_seen_case": f.first_seen_case,
+            "occurrences": f.occurrences,
+            "seen_at": f.seen_at,
+            "symptoms": f.symptoms,
         });
         self.entries.retain(|e| e["id"] != entry["id"]);
         self.entries.push(entry);
         self.write_json()?;
         Ok(dir)
+    }
+
+    /// Rewrites what changes as a known finding is seen again (its counts, places and
+    /// symptoms): its `findings.json` entry and `report.md`; the reproducer stays.
+    pub fn update(&mut self, f: &Finding) -> anyhow::Result<()> {
+        let Some(entry) = self.entries.iter_mut().find(|e| e["id"] == f.id.as_str()) else {
+            self.add(f)?;
+            return Ok(());
+        };
+        entry["occurrences"] = f.occurrences.into();
+        entry["seen_at"] = serde_json::json!(f.seen_at);
+        entry["symptoms"] = serde_json::json!(f.symptoms);
+        let dir = self.out.join("findings").join(&f.id);
+        write_atomic(&dir.join("report.md"), render_report_md(f).as_bytes())?;
+        self.write_json()
+    }
+
+    /// Drops a finding that turned out to be a symptom of another: its entry and directory.
+    pub fn remove(&mut self, id: &str) -> anyhow::Result<()> {
+        self.entries.retain(|e| e["id"] != id);
+        let dir = self.out.join("findings").join(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        self.write_json()
     }
 
     fn write_json(&self) -> anyhow::Result<()> {
@@ -176,17 +207,7 @@ pub fn render_repro_sh(
         },
         dir,
     )?;
-    let _ = writeln!(
-        s,
-        "\necho \"expected divergence: {} at op #{} ({}), field {}: expected {}, {} answered {}\"",
-        d.rule.replace('"', "'"),
-        d.op_index,
-        d.label.replace('"', "'"),
-        d.field.replace('"', "'"),
-        d.expected.replace(['"', '$', '`'], "'"),
-        d.target.replace('"', "'"),
-        d.actual.replace(['"', '$', '`'], "'")
-    );
+    s.push_str(&probe::render_verdict(f));
     Ok(s)
 }
 
@@ -232,7 +253,29 @@ pub fn render_report_md(f: &Finding) -> String {
             ", NOT re-confirmed"
         }
     );
+    if f.occurrences > 1 {
+        let _ = writeln!(
+            s,
+            "| seen | {} times: {} |",
+            f.occurrences,
+            f.seen_at.join(", ")
+        );
+    }
     let _ = writeln!(s, "\n{}\n", d.summary);
+    if !f.symptoms.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Symptoms\n\nDivergences that follow from this finding:\n"
+        );
+        for sym in &f.symptoms {
+            let _ = writeln!(
+                s,
+                "- `{}` on `{}`, {} times, e.g. {}",
+                sym.rule, sym.endpoint, sym.count, sym.example
+            );
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## Spec\n\n> {}\n", d.spec);
     let _ = writeln!(s, "## Minimal sequence\n");
     let _ = writeln!(s, "```toml");
@@ -247,36 +290,64 @@ pub fn render_report_md(f: &Finding) -> String {
         s,
         "Replay: `ocidiff replay scenario.toml`; standalone: `REGISTRY=http://host:port ./repro.sh`.\n"
     );
-    if let Some(o) = &f.outcome {
-        let ti = o.targets.iter().position(|t| *t == d.target);
-        if let (Some(ti), Some(op)) = (ti, o.ops.get(d.op_index)) {
-            let tgt = op.per_target.get(ti).cloned().unwrap_or_default();
-            let refx = op.per_target.first().cloned().unwrap_or_default();
-            let ref_name = o
-                .targets
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "reference".into());
-            let tj = serde_json::to_string_pretty(&tgt).unwrap_or_default();
-            let rj = serde_json::to_string_pretty(&refx).unwrap_or_default();
-            let _ = writeln!(s, "## Op #{} observations\n", d.op_index);
-            if ti != 0 {
-                let _ = writeln!(s, "### Diff (`{ref_name}` → `{}`)\n\n```diff", d.target);
-                let diff = similar::TextDiff::from_lines(&rj, &tj);
-                let _ = write!(
-                    s,
-                    "{}",
-                    diff.unified_diff()
-                        .context_radius(4)
-                        .header(&ref_name, &d.target)
-                );
-                let _ = writeln!(s, "```\n");
-                let _ = writeln!(s, "### `{ref_name}`\n\n```json\n{rj}\n```\n");
-            }
-            let _ = writeln!(s, "### `{}`\n\n```json\n{tj}\n```", d.target);
+    if let Some(v) = observations(f) {
+        let _ = writeln!(s, "## Op #{} observations\n", d.op_index);
+        if let Some(diff) = &v.diff {
+            let _ = writeln!(
+                s,
+                "### Diff (`{}` → `{}`)\n\n```diff",
+                v.reference, d.target
+            );
+            let _ = write!(s, "{diff}");
+            let _ = writeln!(s, "```\n");
+            let _ = writeln!(
+                s,
+                "### `{}`\n\n```json\n{}\n```\n",
+                v.reference, v.reference_json
+            );
         }
+        let _ = writeln!(s, "### `{}`\n\n```json\n{}\n```", d.target, v.target_json);
     }
     s
+}
+
+/// The diverging op's exchanges on the target and on the reference, as JSON, with the
+/// unified diff between them (none when the target is the reference).
+pub struct OpObservations {
+    pub reference: String,
+    pub reference_json: String,
+    pub target_json: String,
+    pub diff: Option<String>,
+}
+
+/// The observations of `f`'s diverging op, when the finding holds its run.
+pub fn observations(f: &Finding) -> Option<OpObservations> {
+    let d = &f.divergence;
+    let o = f.outcome.as_ref()?;
+    let ti = o.targets.iter().position(|t| *t == d.target)?;
+    let op = o.ops.get(d.op_index)?;
+    let tgt = op.per_target.get(ti).cloned().unwrap_or_default();
+    let refx = op.per_target.first().cloned().unwrap_or_default();
+    let reference = o
+        .targets
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "reference".into());
+    let target_json = serde_json::to_string_pretty(&tgt).unwrap_or_default();
+    let reference_json = serde_json::to_string_pretty(&refx).unwrap_or_default();
+    let diff = (ti != 0).then(|| {
+        similar::TextDiff::from_lines(&reference_json, &target_json)
+            .unified_diff()
+            .context_radius(4)
+            .header(&reference, &d.target)
+            .to_string()
+    });
+    Some(OpObservations {
+        reference,
+        reference_json,
+        target_json,
+        diff,
+    })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -355,23 +426,20 @@ pub fn summary_table(targets: &[String], findings: &[Finding]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<24} {:>10} {:>10} {:>11}",
-        "target", "violations", "variations", "unsupported"
+        "{:<24} {:>10} {:>10} {:>11} {:>9}",
+        "target", "violations", "variations", "unsupported", "symptoms"
     );
     for t in targets {
-        let count = |c: Class| {
-            findings
-                .iter()
-                .filter(|f| f.divergence.target == *t && f.divergence.class == c)
-                .count()
-        };
+        let mine = || findings.iter().filter(|f| f.divergence.target == *t);
+        let count = |c: Class| mine().filter(|f| f.divergence.class == c).count();
         let _ = writeln!(
             s,
-            "{:<24} {:>10} {:>10} {:>11}",
+            "{:<24} {:>10} {:>10} {:>11} {:>9}",
             t,
             count(Class::Violation),
             count(Class::Variation),
-            count(Class::Unsupported)
+            count(Class::Unsupported),
+            mine().map(|f| f.symptom_count()).sum::<u32>()
         );
     }
     if !findings.is_empty() {
@@ -387,9 +455,14 @@ pub fn summary_table(targets: &[String], findings: &[Finding]) -> String {
     });
     for f in sorted {
         let d = &f.divergence;
+        let seen = if f.occurrences > 1 {
+            format!(" (seen {}x: {})", f.occurrences, f.seen_at.join(", "))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "{} {:<11} {:<16} {:<8} {:<34} {}",
+            "{} {:<11} {:<16} {:<8} {:<34} {}{seen}",
             f.id,
             d.class.to_string(),
             d.target,
@@ -397,6 +470,16 @@ pub fn summary_table(targets: &[String], findings: &[Finding]) -> String {
             d.rule,
             d.summary.chars().take(100).collect::<String>()
         );
+        for sym in &f.symptoms {
+            let _ = writeln!(
+                s,
+                "    symptom {:<8} {:<34} {}x, e.g. {}",
+                sym.endpoint,
+                sym.rule,
+                sym.count,
+                sym.example.chars().take(80).collect::<String>()
+            );
+        }
     }
     s
 }
@@ -430,7 +513,11 @@ mod tests {
             first_seen_case: 3,
             case_seed: 10,
             shrink_runs: 4,
+            shrink_skipped: 2,
             confirmed: true,
+            occurrences: 1,
+            seen_at: vec!["end-2 status".into()],
+            symptoms: Vec::new(),
             outcome: None,
         }
     }

@@ -45,10 +45,12 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 AUTH=()
 if [ -n "${REGISTRY_USER:-}" ]; then AUTH=(-u "${REGISTRY_USER}:${REGISTRY_PASS:-}"); fi
-STATUS=""; LOC=""; LINK=""; RUN=1; OPLOC=""; URL=""; BLEN=0
+STATUS=""; LOC=""; LINK=""; RUN=1; LAST=""; OPLOC=""; URL=""; BLEN=0
+ANSWERED=0; REACHED=0; DIVSTATUS=""; DIVURL=""
+command -v curl >/dev/null || { echo "CANNOT RUN: curl not found" >&2; exit 2; }
 
 # req LABEL METHOD URL [curl args...]: prints the response head, sets STATUS, LOC (absolute) and
-# LINK (the rel="next" target, absolute).
+# LINK (the rel="next" target, absolute); keeps the diverging exchange's response for the verdict.
 req() {
   local label="$1" method="$2" url="$3"; shift 3
   case "$url" in http://*|https://*) ;; *) url="$REGISTRY$url" ;; esac
@@ -56,8 +58,12 @@ req() {
   local -a m=(-X "$method")
   if [ "$method" = HEAD ]; then m=(-I); fi
   : > "$head"; : > "$body"
-  curl -sS "${AUTH[@]+"${AUTH[@]}"}" "${m[@]}" -D "$head" -o "$body" --max-time 30 "$@" "$url" || true
+  curl -sS -L --max-redirs 5 "${AUTH[@]+"${AUTH[@]}"}" "${m[@]}" -D "$head" -o "$body" --max-time 30 "$@" "$url" || true
   STATUS="$(grep -E '^HTTP/' "$head" 2>/dev/null | tail -n1 | awk '{print $2}')"
+  if [ -n "$STATUS" ]; then ANSWERED=1; fi
+  if [ "$label" = "${DIVERGING:-}" ]; then
+    REACHED=1; DIVSTATUS="$STATUS"; DIVURL="$url"; cp "$head" "$WORK/div.head"; cp "$body" "$WORK/div.body"
+  fi
   LOC="$(grep -i '^location:' "$head" 2>/dev/null | tail -n1 | cut -d' ' -f2- | tr -d '\r')"
   LINK="$(grep -i '^link:' "$head" 2>/dev/null | grep -i 'rel="\{0,1\}next' | head -n1 | sed -e 's/^[^<]*<//' -e 's/>.*$//' | tr -d '\r')"
   local origin; origin="$(printf '%s' "$url" | sed -E 's#^(https?://[^/]+).*#\1#')"
@@ -78,6 +84,22 @@ addq() { case "$1" in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac; }
 
 # slice FILE OFFSET LEN OUT
 slice() { tail -c +"$(( $2 + 1 ))" "$1" | head -c "$3" > "$4"; }
+
+# withlast URL N LAST: URL with n=N and last=LAST (other query pairs kept).
+withlast() {
+  local base="${1%%\?*}" q="" out="" p
+  case "$1" in *\?*) q="${1#*\?}" ;; esac
+  local -a ps=()
+  IFS='&' read -ra ps <<< "$q"
+  for p in ${ps[@]+"${ps[@]}"}; do case "$p" in n=*|last=*|"") ;; *) out="$out&$p" ;; esac; done
+  out="${out#&}"
+  echo "$base?${out}${out:+&}n=$2&last=$3"
+}
+
+# pagetags: the tags of the last tag-list body, one per line.
+pagetags() {
+  tr -d ' \n\r\t' < "$WORK/body" | sed -n 's/.*"tags":\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | sed -e 's/^"//' -e 's/"$//' | grep -v '^$'
+}
 "#;
 
 /// The URL without user / password (they come from `REGISTRY_USER` / `REGISTRY_PASS`).
@@ -261,11 +283,12 @@ fn render_plan(
     s: &mut String,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let _ = writeln!(s, "RUN=1; OPLOC=\"\"; STATUS=\"\"");
+    let _ = writeln!(s, "RUN=1; OPLOC=\"\"; LAST=\"\"");
     for (k, step) in plan.steps.iter().enumerate() {
         let when = match step.when {
             When::Always => String::new(),
-            When::PrevStatus(st) => format!(" && [ \"$STATUS\" = {st} ]"),
+            When::PrevStatus(st) => format!(" && [ \"$LAST\" = {st} ]"),
+            When::PrevSuccess => " && [ \"${LAST:0:1}\" = 2 ]".to_string(),
         };
         let _ = writeln!(s, "if [ \"$RUN\" = 1 ]{when}; then");
         let label = shq(&format!("op{op}:{}", step.label));
@@ -294,17 +317,17 @@ fn render_plan(
         for (key, v) in &step.query {
             let _ = writeln!(s, "    URL=\"$(addq \"$URL\" {})\"", query_word(key, v));
         }
-        if step.paged {
+        if let Some(n) = step.page_size {
             let _ = writeln!(
                 s,
-                "    for p in $(seq 1 {MAX_PAGES}); do req \"op{op}:{}#$p\" {} \"$URL\"; [ \"$STATUS\" = 200 ] && [ -n \"$LINK\" ] && [ \"$LINK\" != \"$URL\" ] || break; URL=\"$LINK\"; done",
+                "    for p in $(seq 1 {MAX_PAGES}); do\n      req \"op{op}:{}#$p\" {} \"$URL\"; LAST=\"$STATUS\"; NEXT=\"$LINK\"\n      if [ -z \"$NEXT\" ] && [ \"$STATUS\" = 200 ] && [ {n} -gt 0 ] && [ \"$(pagetags | grep -c .)\" = {n} ]; then NEXT=\"$(withlast \"$URL\" {n} \"$(pagetags | tail -n1)\")\"; fi\n      [ \"$STATUS\" = 200 ] && [ -n \"$NEXT\" ] && [ \"$NEXT\" != \"$URL\" ] || break\n      URL=\"$NEXT\"\n    done",
                 step.label,
                 step.method.as_str()
             );
         } else {
             render_request(step, &label, op, k, content, bodies, s, dir)?;
         }
-        let _ = writeln!(s, "  fi\nelse\n  RUN=0\nfi");
+        let _ = writeln!(s, "  fi\nfi");
     }
     Ok(())
 }
@@ -416,6 +439,9 @@ fn render_request(
         };
         let _ = writeln!(s, "    {line}");
     }
-    let _ = writeln!(s, "    if [ -n \"$LOC\" ]; then OPLOC=\"$LOC\"; fi");
+    let _ = writeln!(
+        s,
+        "    LAST=\"$STATUS\"; if [ -n \"$LOC\" ]; then OPLOC=\"$LOC\"; fi"
+    );
     Ok(())
 }

@@ -15,7 +15,7 @@
 use crate::compare::{Class, Divergence};
 use crate::scenario::{Expect, Level, Scenario};
 use crate::vocab::content::{sha256_hex, Content};
-use crate::vocab::exchange::{BodyFacts, Exchange};
+use crate::vocab::exchange::{BodyFacts, Exchange, ReferrerFacts};
 use crate::vocab::redact::redact;
 use crate::vocab::{BlobId, ManifestId};
 use serde::{Deserialize, Serialize};
@@ -360,6 +360,34 @@ fn failures(
                     got.iter().map(|d| short(d)).collect::<Vec<_>>(),
                     want_d.iter().map(|d| short(d)).collect::<Vec<_>>()
                 ));
+            }
+        }
+        if b.referrer_descriptors || b.referrer_annotations {
+            let want: Vec<ReferrerFacts> = (0..content.manifest_count())
+                .filter_map(|i| content.referrer_descriptor(ManifestId(i as u16)))
+                .collect();
+            for g in referrers.into_iter().flatten() {
+                let Some(w) = want.iter().find(|w| w.digest == g.digest) else {
+                    continue;
+                };
+                if b.referrer_descriptors && (g.media_type != w.media_type || g.size != w.size) {
+                    out.push(format!(
+                        "{} listed with mediaType {:?} / size {} (expected {:?} / {})",
+                        short(&g.digest),
+                        g.media_type,
+                        g.size,
+                        w.media_type,
+                        w.size
+                    ));
+                }
+                if b.referrer_annotations && g.annotations != w.annotations {
+                    out.push(format!(
+                        "{} listed with annotations {:?} (expected {:?})",
+                        short(&g.digest),
+                        g.annotations,
+                        w.annotations
+                    ));
+                }
             }
         }
         if let Some(want) = &b.artifact_types {

@@ -97,6 +97,14 @@ pub struct BodyExpect {
     /// The tags of all the op's exchanges (every page of `list_tags_paged`), concatenated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_tags: Option<Vec<String>>,
+    /// Every referrers descriptor that names a manifest of the content has that manifest's
+    /// `mediaType` and `size`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub referrer_descriptors: bool,
+    /// Every referrers descriptor that names a manifest of the content carries that manifest's
+    /// annotations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub referrer_annotations: bool,
 }
 
 /// How binding a check is: `must` failures fail; `should` / `may` failures are warnings.

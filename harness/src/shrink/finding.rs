@@ -1,15 +1,17 @@
-//! Findings: a divergence with its minimal reproducer, deduplicated by signature.
+//! Findings: one per cause (see `compare::cause`), with the minimal reproducer of its first
+//! divergence, where else it showed, and the symptoms that follow from it.
 
-use crate::compare::{Divergence, Signature};
+use crate::compare::{symptom_of, Cause, Divergence};
 use crate::ops::Sequence;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A deduplicated divergence with its minimal reproducer.
+/// One bug (or one variation / unsupported feature): a cause with its minimal reproducer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Finding {
-    /// Short stable hash of the signature.
+    /// Short stable hash of the cause.
     pub id: String,
+    /// The divergence the reproducer shows.
     pub divergence: Divergence,
     /// The minimal sequence.
     pub ops: Sequence,
@@ -20,24 +22,123 @@ pub struct Finding {
     pub case_seed: u64,
     /// Predicate runs spent shrinking (0 when not shrunk).
     pub shrink_runs: u32,
-    /// Whether the minimal sequence was confirmed to still show the signature.
+    /// Shrink candidates dropped by the preconditions without a run.
+    #[serde(default)]
+    pub shrink_skipped: u32,
+    /// Whether the minimal sequence was confirmed to still show the cause.
     pub confirmed: bool,
+    /// Divergences of this cause the run saw (every op of every case; at least 1).
+    #[serde(default = "one")]
+    pub occurrences: u32,
+    /// Where it showed: `endpoint field`, sorted, each once.
+    #[serde(default)]
+    pub seen_at: Vec<String>,
+    /// Divergences that follow from this finding rather than being findings of their own.
+    #[serde(default)]
+    pub symptoms: Vec<Symptom>,
     /// The minimal sequence's run (for reports: target vs reference side by side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<crate::vocab::exchange::CaseOutcome>,
 }
 
-/// Short stable id of a signature: the first 12 hex digits of its sha256.
-pub fn finding_id(sig: &Signature) -> String {
+fn one() -> u32 {
+    1
+}
+
+/// A divergence that is a consequence of a finding (a paging check failing because the tags
+/// are misordered, ...): counted and exemplified, not reported on its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Symptom {
+    pub rule: String,
+    pub endpoint: String,
+    pub count: u32,
+    /// The first one's summary.
+    pub example: String,
+}
+
+impl Finding {
+    /// A finding for `d`, seen first in `case` with sequence `seq`, not shrunk.
+    pub fn new(d: &Divergence, seq: &Sequence, seed: u64, case: u64, case_seed: u64) -> Finding {
+        Finding {
+            id: finding_id(&d.cause()),
+            divergence: d.clone(),
+            ops: seq.clone(),
+            original_ops_len: seq.ops.len(),
+            seed,
+            first_seen_case: case,
+            case_seed,
+            shrink_runs: 0,
+            shrink_skipped: 0,
+            confirmed: true,
+            occurrences: 1,
+            seen_at: vec![seen_at(d)],
+            symptoms: Vec::new(),
+            outcome: None,
+        }
+    }
+
+    /// One more divergence of this finding's cause.
+    pub fn note(&mut self, d: &Divergence) {
+        self.occurrences += 1;
+        let at = seen_at(d);
+        if let Err(i) = self.seen_at.binary_search(&at) {
+            self.seen_at.insert(i, at);
+        }
+    }
+
+    /// One more symptom of this finding.
+    pub fn note_symptom(&mut self, rule: &str, endpoint: &str, count: u32, example: &str) {
+        match self
+            .symptoms
+            .iter_mut()
+            .find(|s| s.rule == rule && s.endpoint == endpoint)
+        {
+            Some(s) => s.count += count,
+            None => {
+                self.symptoms.push(Symptom {
+                    rule: rule.to_string(),
+                    endpoint: endpoint.to_string(),
+                    count,
+                    example: example.to_string(),
+                });
+                self.symptoms
+                    .sort_by(|a, b| (&a.rule, &a.endpoint).cmp(&(&b.rule, &b.endpoint)));
+            }
+        }
+    }
+
+    /// Symptoms in total.
+    pub fn symptom_count(&self) -> u32 {
+        self.symptoms.iter().map(|s| s.count).sum()
+    }
+}
+
+fn seen_at(d: &Divergence) -> String {
+    format!("{} {}", d.endpoint, d.field)
+}
+
+/// Short stable id of a cause: the first 12 hex digits of its sha256.
+pub fn finding_id(c: &Cause) -> String {
     use sha2::Digest as _;
-    let text = format!("{}|{}|{}|{}|{}", sig.0, sig.1, sig.2, sig.3, sig.4);
+    let text = format!("{}|{}|{}", c.target, c.class, c.key);
     hex::encode(sha2::Sha256::digest(text.as_bytes()))[..12].to_string()
 }
 
-/// Findings deduplicated by signature, in signature order.
+/// Findings by cause, in cause order.
 #[derive(Clone, Debug, Default)]
 pub struct FindingSet {
-    by_sig: BTreeMap<Signature, Finding>,
+    by_cause: BTreeMap<Cause, Finding>,
+}
+
+/// What [`FindingSet::absorb`] did with a divergence.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Absorbed {
+    /// Another occurrence of a known finding (its id).
+    Occurrence(String),
+    /// A symptom of a known finding (its id).
+    Symptom(String),
+    /// Neither: a new finding.
+    New,
 }
 
 impl FindingSet {
@@ -45,82 +146,175 @@ impl FindingSet {
         FindingSet::default()
     }
 
-    pub fn contains(&self, sig: &Signature) -> bool {
-        self.by_sig.contains_key(sig)
+    pub fn contains(&self, c: &Cause) -> bool {
+        self.by_cause.contains_key(c)
     }
 
-    /// Adds a finding; `false` (and nothing changes) when its signature is already known.
-    pub fn insert(&mut self, f: Finding) -> bool {
-        let sig = f.divergence.signature();
-        if self.by_sig.contains_key(&sig) {
-            return false;
+    /// Counts `d` against the finding it belongs to: its cause's, or the finding it is a
+    /// symptom of.
+    pub fn absorb(&mut self, d: &Divergence) -> Absorbed {
+        if let Some(f) = self.by_cause.get_mut(&d.cause()) {
+            f.note(d);
+            return Absorbed::Occurrence(f.id.clone());
         }
-        self.by_sig.insert(sig, f);
-        true
+        if let Some(root) = self.root_of(&d.target, &d.rule, &d.endpoint) {
+            let f = self.by_cause.get_mut(&root).expect("root exists");
+            f.note_symptom(&d.rule, &d.endpoint, 1, &d.summary);
+            return Absorbed::Symptom(f.id.clone());
+        }
+        Absorbed::New
+    }
+
+    /// The finding a divergence of `rule` on `endpoint` of `target` is a symptom of.
+    fn root_of(&self, target: &str, rule: &str, endpoint: &str) -> Option<Cause> {
+        let roots = symptom_of(rule, endpoint);
+        self.by_cause
+            .keys()
+            .find(|c| c.target == target && roots.contains(&c.rule()))
+            .cloned()
+    }
+
+    /// Adds a new finding and folds the findings that are symptoms of it under it; returns the
+    /// ids of the findings folded (no longer findings of their own). A finding whose cause is
+    /// already known is merged into the known one.
+    pub fn insert(&mut self, f: Finding) -> Vec<String> {
+        let cause = f.divergence.cause();
+        if let Some(known) = self.by_cause.get_mut(&cause) {
+            known.note(&f.divergence);
+            return Vec::new();
+        }
+        let folded: Vec<Cause> = self
+            .by_cause
+            .iter()
+            .filter(|(c, known)| {
+                c.target == cause.target
+                    && symptom_of(c.rule(), &known.divergence.endpoint).contains(&cause.rule())
+            })
+            .map(|(c, _)| c.clone())
+            .collect();
+        let mut root = f;
+        let mut ids = Vec::new();
+        for c in folded {
+            let s = self.by_cause.remove(&c).expect("listed");
+            root.note_symptom(
+                &s.divergence.rule,
+                &s.divergence.endpoint,
+                s.occurrences,
+                &s.divergence.summary,
+            );
+            for sym in &s.symptoms {
+                root.note_symptom(&sym.rule, &sym.endpoint, sym.count, &sym.example);
+            }
+            ids.push(s.id);
+        }
+        self.by_cause.insert(cause, root);
+        ids
+    }
+
+    pub fn get(&self, c: &Cause) -> Option<&Finding> {
+        self.by_cause.get(c)
     }
 
     pub fn len(&self) -> usize {
-        self.by_sig.len()
+        self.by_cause.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_sig.is_empty()
+        self.by_cause.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Finding> {
-        self.by_sig.values()
+        self.by_cause.values()
     }
 
     pub fn into_vec(self) -> Vec<Finding> {
-        self.by_sig.into_values().collect()
+        self.by_cause.into_values().collect()
     }
+}
+
+/// Divergences of a case in the order findings should see them: causes before the symptoms
+/// that follow from them, otherwise as found.
+pub fn roots_first(divs: &mut [Divergence]) {
+    divs.sort_by_key(|d| !symptom_of(&d.rule, &d.endpoint).is_empty());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::Class;
+
+    fn div(rule: &str, endpoint: &str, field: &str) -> Divergence {
+        Divergence::sample(rule, endpoint, field, "500")
+    }
+
+    fn finding(d: &Divergence) -> Finding {
+        Finding::new(d, &Sequence::default(), 1, 0, 1)
+    }
 
     #[test]
-    fn finding_ids_are_stable_and_dedup_works() {
-        let sig: Signature = (
-            "t".into(),
-            "end-2".into(),
-            "status".into(),
-            Class::Violation,
-            "end-2/get-200".into(),
-        );
-        assert_eq!(finding_id(&sig), finding_id(&sig.clone()));
-        assert_eq!(finding_id(&sig).len(), 12);
-        let d = Divergence {
-            class: Class::Violation,
-            target: "t".into(),
-            op_index: 0,
-            label: "get".into(),
-            endpoint: "end-2".into(),
-            field: "status".into(),
-            rule: "end-2/get-200".into(),
-            spec: String::new(),
-            summary: String::new(),
-            expected: "200".into(),
-            actual: "500".into(),
-            reference: None,
-        };
-        let f = Finding {
-            id: finding_id(&d.signature()),
-            divergence: d,
-            ops: Sequence::default(),
-            original_ops_len: 3,
-            seed: 1,
-            first_seen_case: 0,
-            case_seed: 1,
-            shrink_runs: 0,
-            confirmed: true,
-            outcome: None,
-        };
+    fn ids_are_stable_and_one_cause_is_one_finding() {
+        let d = div("http/server-error", "end-2", "status");
+        assert_eq!(finding_id(&d.cause()), finding_id(&d.cause().clone()));
+        assert_eq!(finding_id(&d.cause()).len(), 12);
         let mut set = FindingSet::new();
-        assert!(set.insert(f.clone()));
-        assert!(!set.insert(f));
+        assert!(set.insert(finding(&d)).is_empty());
+        // The same rule on another endpoint: an occurrence, not a finding.
+        let other = div("http/server-error", "end-7", "status");
+        assert_eq!(
+            set.absorb(&other),
+            Absorbed::Occurrence(finding_id(&d.cause()))
+        );
+        assert_eq!(set.absorb(&d), Absorbed::Occurrence(finding_id(&d.cause())));
         assert_eq!(set.len(), 1);
+        let f = set.iter().next().unwrap();
+        assert_eq!(f.occurrences, 3);
+        assert_eq!(f.seen_at, vec!["end-2 status", "end-7 status"]);
+        // Another rule: a new finding.
+        assert_eq!(
+            set.absorb(&div("end-2/get-body", "end-2", "body")),
+            Absorbed::New
+        );
+    }
+
+    #[test]
+    fn symptoms_are_counted_under_their_cause_in_either_order() {
+        // Cause first: the paging check that follows is a symptom.
+        let order = div("end-8a/order", "end-8a", "body");
+        let fewer = div("end-8b/n-fewer", "end-8b", "body");
+        let mut set = FindingSet::new();
+        set.insert(finding(&order));
+        assert!(matches!(set.absorb(&fewer), Absorbed::Symptom(_)));
+        assert!(matches!(set.absorb(&fewer), Absorbed::Symptom(_)));
+        assert_eq!(set.len(), 1);
+        let f = set.iter().next().unwrap();
+        assert_eq!(f.symptom_count(), 2);
+        assert_eq!(f.symptoms[0].rule, "end-8b/n-fewer");
+
+        // Symptom first: it is folded under the cause once the cause shows.
+        let mut set = FindingSet::new();
+        set.insert(finding(&fewer));
+        set.absorb(&fewer);
+        let folded = set.insert(finding(&order));
+        assert_eq!(folded, vec![finding_id(&fewer.cause())]);
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.iter().next().unwrap().symptom_count(), 2);
+
+        // Another target's misordering explains nothing here.
+        let mut set = FindingSet::new();
+        let mut elsewhere = order.clone();
+        elsewhere.target = "u".into();
+        set.insert(finding(&elsewhere));
+        assert_eq!(set.absorb(&fewer), Absorbed::New);
+    }
+
+    #[test]
+    fn causes_sort_before_symptoms() {
+        let mut divs = vec![
+            div("end-8b/n-fewer", "end-8b", "body"),
+            div("end-8a/order", "end-8a", "body"),
+            div("end-2/get-body", "end-2", "body"),
+        ];
+        roots_first(&mut divs);
+        assert_eq!(divs[2].rule, "end-8b/n-fewer");
+        assert_eq!(divs[0].rule, "end-8a/order");
     }
 }

@@ -18,7 +18,7 @@
 
 pub mod finding;
 
-pub use finding::{finding_id, Finding, FindingSet};
+pub use finding::{finding_id, roots_first, Absorbed, Finding, FindingSet, Symptom};
 
 use crate::ops::{Renumber, Sequence};
 use crate::vocab::content::Content;

@@ -67,6 +67,11 @@ pub struct Observation {
     /// Selected headers, lower-case names, normalized values (see module docs).
     pub headers: BTreeMap<String, String>,
     pub body: BodyFacts,
+    /// The registry answered with a redirect, followed to here: `<status> -> <location>`
+    /// (the status and body above are the final ones; the registry's own headers are kept
+    /// where the final answer lacks them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<String>,
 }
 
 /// One request/response pair within an operation. `label` names the step within the op
@@ -127,6 +132,7 @@ impl Exchange {
                 transport_error: Some(format!("skipped: {why}")),
                 headers: BTreeMap::new(),
                 body: BodyFacts::Empty,
+                redirect: None,
             },
         }
     }

@@ -6,17 +6,21 @@
 //! reproducer (`report::repro`) renders the same plan as bash + curl. Nothing else writes HTTP.
 //!
 //! Semantics every renderer follows:
-//! - Steps run in order. A step whose [`When`] does not hold ends the plan (nothing is sent
-//!   and no exchange is recorded). A step whose URL cannot be formed (no `Location` yet, an
-//!   unopened session, an unknown symbol) is recorded as *skipped* and ends the plan.
+//! - Steps run in order. A step whose [`When`] does not hold is not sent (and records nothing);
+//!   each later step's condition is judged against the last step that was sent. A step whose
+//!   URL cannot be formed (no `Location` yet, an unopened session, an unknown symbol) is
+//!   recorded as *skipped* and ends the plan.
 //! - [`Url::Location`] is the latest `Location` answered within the op, resolved against the
 //!   URL of the response that carried it.
 //! - `Content-Length` is sent for every body and for every `POST` / `PUT` / `PATCH` (0 when
 //!   empty); a [`Body::SessionRest`] that is not empty adds `Content-Type:
 //!   application/octet-stream` and `Content-Range: <sent>-<size-1>`.
-//! - A paged step ([`Step::paged`]) is repeated with labels `<label>#1`, `#2`, ... following
-//!   the `rel="next"` `Link` of each `200` answer, up to the executor's page limit, and stops
-//!   when there is no next link or it points at the page just fetched.
+//! - A paged step ([`Step::page_size`]) is repeated with labels `<label>#1`, `#2`, ... while
+//!   the answer is `200`, up to the executor's page limit: to the `rel="next"` target of its
+//!   `Link` header when there is one (used as given: registries may put opaque tokens there);
+//!   without one, when the page is full (exactly `n` tags), to the same path with `n` and
+//!   `last=<the page's last tag>`, as a client does; it stops when the next URL is the page just
+//!   fetched.
 
 use super::ids::{BlobId, ManifestId, Repo, Session};
 use super::spec::DigestChoice;
@@ -153,8 +157,21 @@ pub enum Body {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {
     Always,
-    /// Only when the previous step of the op answered this status.
+    /// Only when the last step sent in the op answered this status.
     PrevStatus(u16),
+    /// Only when the last step sent in the op answered with a 2xx status.
+    PrevSuccess,
+}
+
+impl When {
+    /// Whether the step is sent after `prev` (the last sent step's status).
+    pub fn holds(self, prev: Option<u16>) -> bool {
+        match self {
+            When::Always => true,
+            When::PrevStatus(s) => prev == Some(s),
+            When::PrevSuccess => prev.is_some_and(|s| (200..300).contains(&s)),
+        }
+    }
 }
 
 /// What a step's answer does to the target's upload sessions.
@@ -186,8 +203,8 @@ pub struct Step {
     pub body: Body,
     pub when: When,
     pub effects: Vec<Effect>,
-    /// Repeated, following `Link: <...>; rel="next"` (see the module docs).
-    pub paged: bool,
+    /// Repeated page by page, `n` tags a page (see the module docs).
+    pub page_size: Option<u32>,
 }
 
 impl Step {
@@ -202,7 +219,7 @@ impl Step {
             body: Body::Empty,
             when: When::Always,
             effects: Vec::new(),
-            paged: false,
+            page_size: None,
         }
     }
 
@@ -236,8 +253,9 @@ impl Step {
         self
     }
 
-    pub fn paged(mut self) -> Step {
-        self.paged = true;
+    /// Pages of `n` tags (see the module docs).
+    pub fn paged(mut self, n: u32) -> Step {
+        self.page_size = Some(n);
         self
     }
 }

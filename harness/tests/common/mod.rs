@@ -7,7 +7,9 @@ use ocidiff::shrink::Finding;
 use ocidiff::targets::TargetSpec;
 use reference_registry::{Config, Faults};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+use std::time::Instant;
 
 /// The correct reference registry.
 pub fn reference() -> TargetSpec {
@@ -40,6 +42,7 @@ pub fn fuzz_config(
         out: out.to_path_buf(),
         shard: (0, 1),
         shrink,
+        shrink_variations: false,
         progress: false,
     }
 }
@@ -87,4 +90,56 @@ pub fn skip_external(what: &str) {
         panic!("required external tool missing: {what}");
     }
     eprintln!("skip: {what}");
+}
+
+/// Debian's chromium (or `OCIDIFF_CHROMIUM`), when installed.
+pub fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("OCIDIFF_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Runs chromium headless with a hard timeout; returns stdout.
+pub fn run_chromium(bin: &Path, profile: &Path, extra: &[&str], url: &str) -> String {
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--virtual-time-budget=5000",
+        "--run-all-compositor-stages-before-draw",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
+    .arg(url)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let out_path = profile.join("stdout.txt");
+    let file = std::fs::File::create(&out_path).unwrap();
+    cmd.stdout(file);
+    let mut child = cmd.spawn().expect("chromium starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match child.try_wait().unwrap() {
+            Some(_) => break,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium did not finish within 120 s");
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    std::fs::read_to_string(out_path).unwrap_or_default()
 }

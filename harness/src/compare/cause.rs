@@ -1,0 +1,126 @@
+//! One bug, one finding: what makes divergences the same finding (`Cause`), and which rules'
+//! divergences are consequences of another finding of the same target (`symptom_of`).
+//!
+//! A cause is the target, the class and the rule: the same wrong behaviour seen on several
+//! exchanges, ops or endpoints is one finding that counts where it showed. Two rules say more
+//! than their id: `errors/code` (one finding per unknown code) and `diff/header` (one per
+//! header). Once a target is shown to misorder tags or to ignore `n`, the paging checks that
+//! follow from it are symptoms of that finding, not findings of their own; a referrers filter
+//! that finds nothing because descriptors lack `artifactType` is a symptom of that.
+
+use super::divergence::Divergence;
+use super::rules::Class;
+use serde::{Deserialize, Serialize};
+
+/// What makes divergences one finding.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cause {
+    pub target: String,
+    pub class: Class,
+    /// The rule id, refined for `errors/code` (`errors/code:<CODE>`) and `diff/header`
+    /// (`diff/header:<name>`).
+    pub key: String,
+}
+
+impl Cause {
+    /// The rule this cause is about.
+    pub fn rule(&self) -> &str {
+        self.key.split(':').next().unwrap_or(&self.key)
+    }
+}
+
+impl Divergence {
+    /// The finding this divergence belongs to.
+    pub fn cause(&self) -> Cause {
+        let key = match self.rule.as_str() {
+            "errors/code" => format!("errors/code:{}", self.actual),
+            "diff/header" => format!(
+                "diff/header:{}",
+                self.field.strip_prefix("header:").unwrap_or(&self.field)
+            ),
+            r => r.to_string(),
+        };
+        Cause {
+            target: self.target.clone(),
+            class: self.class,
+            key,
+        }
+    }
+}
+
+/// (symptom rule, endpoint it applies on or `*`, the rules it follows from).
+const SYMPTOMS: &[(&str, &str, &[&str])] = &[
+    ("end-8b/n-zero", "*", &["end-8b/n-max"]),
+    (
+        "end-8b/n-fewer",
+        "*",
+        &["end-8a/order", "end-8b/n-max", "end-8b/n-more-with-link"],
+    ),
+    (
+        "end-8b/content",
+        "*",
+        &[
+            "end-8a/order",
+            "end-8b/n-max",
+            "end-8b/n-more-with-link",
+            "end-8b/n-fewer",
+        ],
+    ),
+    (
+        "end-8b/pagination",
+        "*",
+        &[
+            "end-8a/order",
+            "end-8b/n-max",
+            "end-8b/n-more-with-link",
+            "end-8b/n-fewer",
+            "end-8b/content",
+        ],
+    ),
+    ("end-12a/missing", "end-12b", &["end-12a/artifact-type"]),
+    (
+        "end-12b/filter-not-applied",
+        "end-12b",
+        &["end-12a/artifact-type"],
+    ),
+];
+
+/// The rules a divergence of `rule` on `endpoint` follows from, when it is a symptom.
+pub fn symptom_of(rule: &str, endpoint: &str) -> &'static [&'static str] {
+    SYMPTOMS
+        .iter()
+        .find(|(r, ep, _)| *r == rule && (*ep == "*" || *ep == endpoint))
+        .map(|(_, _, roots)| *roots)
+        .unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_and_symptoms() {
+        let d = Divergence::sample;
+        // The same code on two endpoints: one cause; another code: another.
+        assert_eq!(
+            d("errors/code", "end-2", "body", "UNKNOWN").cause(),
+            d("errors/code", "end-7a", "body", "UNKNOWN").cause()
+        );
+        assert_ne!(
+            d("errors/code", "end-2", "body", "UNKNOWN").cause(),
+            d("errors/code", "end-2", "body", "OOPS").cause()
+        );
+        assert_eq!(
+            d("diff/location", "end-4a", "header:location", "x").cause(),
+            d("diff/location", "end-6", "header:location-form", "y").cause()
+        );
+        assert_ne!(
+            d("diff/header", "end-2", "header:range", "").cause(),
+            d("diff/header", "end-2", "header:oci-subject", "").cause()
+        );
+        assert!(symptom_of("end-8b/n-fewer", "end-8b").contains(&"end-8b/n-max"));
+        assert!(symptom_of("end-12a/missing", "end-12a").is_empty());
+        assert!(!symptom_of("end-12a/missing", "end-12b").is_empty());
+        assert!(symptom_of("end-8a/order", "end-8a").is_empty());
+    }
+}

@@ -1,0 +1,101 @@
+//! The false-alarm suite: every quirk of the reference registry is a behaviour the spec allows
+//! (and a real registry has), so fuzzing the reference against the reference with a quirk, with
+//! every quirk at once, or with a real registry's profile must give zero violations, on either
+//! side. Variations and unsupported features are expected (that is how the quirk shows); each
+//! quirk must have changed at least one answer (the registry counts them), or the suite would
+//! prove nothing about it.
+
+mod common;
+
+use common::{describe, fuzz_config, reference};
+use ocidiff::compare::Class;
+use ocidiff::drivers::fuzz::{run_fuzz, FuzzSummary};
+use ocidiff::targets::TargetSpec;
+use reference_registry::{Config, Quirks};
+use std::time::Duration;
+
+fn quirky(q: Quirks) -> TargetSpec {
+    TargetSpec::Reference(Box::new(Config {
+        quirks: q,
+        ..Config::default()
+    }))
+}
+
+/// Fuzzes reference vs `q` for `cases` cases per seed (no shrinking: only the verdicts count).
+async fn fuzz(what: &str, q: Quirks, seeds: &[u64], cases: u64) -> Vec<FuzzSummary> {
+    let mut out = Vec::new();
+    for &seed in seeds {
+        let dir = tempfile::tempdir().unwrap();
+        let s = run_fuzz(fuzz_config(
+            vec![
+                ("reference".into(), reference()),
+                ("quirky".into(), quirky(q.clone())),
+            ],
+            seed,
+            cases,
+            Duration::from_secs(30),
+            false,
+            dir.path(),
+        ))
+        .await
+        .unwrap();
+        let violations: Vec<_> = s
+            .findings
+            .iter()
+            .filter(|f| f.divergence.class == Class::Violation)
+            .cloned()
+            .collect();
+        assert!(
+            violations.is_empty(),
+            "{what} (seed {seed}): a spec-allowed behaviour was reported as a violation:\n{}",
+            describe(&violations)
+        );
+        println!(
+            "{what:<28} seed {seed:>4}: {:>3} cases, {:>2} variations, {:>2} unsupported",
+            s.cases_run, s.variations, s.unsupported
+        );
+        out.push(s);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_quirk_alone_gives_no_violation() {
+    let mut names: Vec<String> = Quirks::ALL.iter().map(|q| q.name.to_string()).collect();
+    // A minimum the generated chunk sizes straddle (the default 1 MiB is above every chunk).
+    names.push("chunk_min:4096".into());
+    for (i, name) in names.iter().enumerate() {
+        let mut q = Quirks::default();
+        q.enable(name).unwrap();
+        let hits = q.hits.clone();
+        let seeds = [100 + i as u64, 7000 + i as u64];
+        fuzz(name, q, &seeds, 40).await;
+        assert!(
+            hits.get(name) > 0,
+            "{name}: the quirk changed no answer in {} seeds x 40 cases; it is not exercised",
+            seeds.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_quirks_at_once_give_no_violation() {
+    let q = Quirks::all();
+    let hits = q.hits.clone();
+    let runs = fuzz("all quirks", q, &[1, 2, 3], 80).await;
+    assert!(runs.iter().all(|s| s.cases_run >= 40), "too few cases ran");
+    let idle: Vec<&str> = Quirks::ALL
+        .iter()
+        .map(|i| i.name)
+        .filter(|n| hits.get(n) == 0)
+        .collect();
+    println!("quirks that changed no answer with all on: {idle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_registry_profiles_give_no_violation() {
+    for p in Quirks::PROFILES {
+        let q = Quirks::profile(p.name).unwrap();
+        fuzz(p.name, q, &[11, 12], 40).await;
+    }
+}

@@ -1,0 +1,347 @@
+//! Quirks: behaviours the spec allows and real registries have, which the reference can take
+//! on (`reference-registry --quirk NAME` or `--profile NAME`). They are the counterpart of the
+//! test-only [`crate::Faults`]: a fault is a bug, a quirk is allowed. ocidiff's false-alarm suite
+//! fuzzes the reference against the reference with each quirk (and all of them) and requires
+//! zero violations; client authors can test against behaviours of registries they cannot run.
+//!
+//! Every check lives here as a small function; handlers call these instead of reading fields.
+
+/// Which spec-allowed behaviours are on. `Quirks::default()` is the reference's own choice
+/// for every alternative (see README "Spec choices").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// Manifests whose blobs or child manifests are missing are rejected with
+    /// `MANIFEST_BLOB_UNKNOWN` ("A registry MAY reject ..."). Default: accepted.
+    pub reject_missing_refs: bool,
+    /// Tags in lexical (case-insensitive) order, ties lowercase first; `last` in that order.
+    pub tags_lexical: bool,
+    /// Full tag pages without a `Link` header (clients continue with `last`).
+    pub tags_no_link: bool,
+    /// `Link` with an opaque `next_page` token instead of `last`.
+    pub link_opaque: bool,
+    /// Blob `GET` / `HEAD` answered with a 307 to a storage URL whose answer has no
+    /// `Docker-Content-Digest` (S3-backed registries).
+    pub redirect_blobs: bool,
+    /// sha512 is not supported: uploads and manifests naming it are declined with 400.
+    pub no_sha512: bool,
+    /// Single-POST uploads are declined with 202 and an upload session (the body is ignored).
+    pub single_post_202: bool,
+    /// Cross-repository mounts are declined with 202 and an upload session.
+    pub mount_202: bool,
+    /// Deletes of manifests, tags and blobs are disabled (405).
+    pub no_delete: bool,
+    /// No referrers API (404) and no `OCI-Subject` header.
+    pub no_referrers: bool,
+    /// Upload `Location`s are absolute and carry opaque state (`?_state=`) that later requests
+    /// must send back.
+    pub absolute_location: bool,
+    /// `?tag=` on manifest pushes by digest is ignored (no `OCI-Tag`).
+    pub no_tag_param: bool,
+    /// `OCI-Chunk-Min-Length` is advertised; an upload with a non-final chunk below it is
+    /// rejected when closed (400 `BLOB_UPLOAD_INVALID`).
+    pub chunk_min: Option<u64>,
+    /// Tags outlive the manifest they point to when it is deleted by digest (still listed;
+    /// pulls by them answer 404).
+    pub dangling_tags: bool,
+    /// A manifest push without `Content-Type` is rejected (400 `MANIFEST_INVALID`).
+    pub require_content_type: bool,
+    /// `PATCH` without `Content-Range` (a streamed upload, not defined by the spec) is rejected
+    /// (400 `BLOB_UPLOAD_INVALID`).
+    pub no_streamed_patch: bool,
+    /// How often each quirk changed an answer (shared by clones; not part of equality).
+    pub hits: QuirkHits,
+}
+
+/// Counts of answers each quirk changed, shared by every clone of a [`Quirks`]: a test can
+/// check that a quirk was exercised at all.
+#[derive(Clone, Debug, Default)]
+pub struct QuirkHits(
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>>,
+);
+
+impl PartialEq for QuirkHits {
+    fn eq(&self, _: &QuirkHits) -> bool {
+        true
+    }
+}
+impl Eq for QuirkHits {}
+
+impl QuirkHits {
+    /// Answers quirk `name` changed so far.
+    pub fn get(&self, name: &str) -> u64 {
+        let base = name.split(':').next().unwrap_or(name);
+        self.0
+            .lock()
+            .map(|m| m.get(base).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+/// One quirk: its name, what it does and where real registries do it.
+pub struct QuirkInfo {
+    pub name: &'static str,
+    pub what: &'static str,
+}
+
+/// A named set of quirks modelled on a real registry, with the public sources.
+pub struct Profile {
+    pub name: &'static str,
+    pub quirks: &'static [&'static str],
+    pub sources: &'static [&'static str],
+}
+
+impl Quirks {
+    /// Every quirk (`chunk_min` is named `chunk_min:<bytes>`; `chunk_min` alone means 1 MiB).
+    pub const ALL: &'static [QuirkInfo] = &[
+        QuirkInfo { name: "reject_missing_refs", what: "manifests with missing blobs / children rejected with MANIFEST_BLOB_UNKNOWN" },
+        QuirkInfo { name: "tags_lexical", what: "tags in case-insensitive order (ties lowercase first), `last` in that order" },
+        QuirkInfo { name: "tags_no_link", what: "full tag pages without Link" },
+        QuirkInfo { name: "link_opaque", what: "tag Link with an opaque next_page token" },
+        QuirkInfo { name: "redirect_blobs", what: "blob GET/HEAD redirected (307) to storage without Docker-Content-Digest" },
+        QuirkInfo { name: "no_sha512", what: "sha512 declined with 400" },
+        QuirkInfo { name: "single_post_202", what: "single-POST uploads declined with 202 + session" },
+        QuirkInfo { name: "mount_202", what: "mounts declined with 202 + session" },
+        QuirkInfo { name: "no_delete", what: "deletes disabled (405)" },
+        QuirkInfo { name: "no_referrers", what: "no referrers API (404), no OCI-Subject" },
+        QuirkInfo { name: "absolute_location", what: "absolute upload Locations with opaque ?_state=" },
+        QuirkInfo { name: "no_tag_param", what: "?tag= ignored on pushes by digest" },
+        QuirkInfo { name: "chunk_min", what: "OCI-Chunk-Min-Length advertised (chunk_min:<bytes>, default 1 MiB); smaller non-final chunks fail the close" },
+        QuirkInfo { name: "dangling_tags", what: "tags outlive their manifest's deletion" },
+        QuirkInfo { name: "require_content_type", what: "manifest push without Content-Type rejected" },
+        QuirkInfo { name: "no_streamed_patch", what: "PATCH without Content-Range rejected" },
+    ];
+
+    /// Profiles of real registries.
+    pub const PROFILES: &'static [Profile] = &[
+        Profile {
+            name: "distribution-2.8",
+            quirks: &[
+                "reject_missing_refs",
+                "single_post_202",
+                "absolute_location",
+                "no_referrers",
+                "no_tag_param",
+                "require_content_type",
+                "no_delete",
+            ],
+            sources: &[
+                "CNCF distribution 2.8.2 (Debian docker-registry), observed by ocidiff's tests: single POST ?digest= answered 202 with a session, Location absolute with ?_state=, manifest PUT without Content-Type 400 MANIFEST_INVALID, missing blobs 400 MANIFEST_BLOB_UNKNOWN, /referrers 404",
+                "distribution/distribution#3859: the referrers API is not part of distribution 2.x",
+                "distribution docs, storage.delete.enabled: deletes are off unless configured",
+            ],
+        },
+        Profile {
+            name: "ghcr",
+            quirks: &["no_referrers"],
+            sources: &[
+                "rtvkiz/minimal#7 (2026): GHCR answers 404 to the referrers API",
+                "actions/attest-build-provenance#71: GHCR does not support the referrers API; clients use the tag schema",
+            ],
+        },
+        Profile {
+            name: "ecr",
+            quirks: &["chunk_min:5242880"],
+            sources: &[
+                "Amazon ECR API, UploadLayerPart / InitiateLayerUpload: layers are uploaded in parts, non-final parts at least 5 MiB (partSize)",
+            ],
+        },
+        Profile {
+            name: "quay",
+            quirks: &["link_opaque", "tags_lexical"],
+            sources: &[
+                "deitch/docker_registry2#56, TritonDataCenter/node-docker-registry-client#12: quay.io's tag Link carries an opaque next_page token",
+                "quay/quay#2884 (PROJQUAY-6931): tags are returned in lexical order",
+            ],
+        },
+    ];
+
+    /// Turns one quirk on by name; `Err` names the unknown quirk.
+    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+        let (base, arg) = match name.split_once(':') {
+            Some((b, a)) => (b, Some(a)),
+            None => (name, None),
+        };
+        let flag = match base {
+            "reject_missing_refs" => &mut self.reject_missing_refs,
+            "tags_lexical" => &mut self.tags_lexical,
+            "tags_no_link" => &mut self.tags_no_link,
+            "link_opaque" => &mut self.link_opaque,
+            "redirect_blobs" => &mut self.redirect_blobs,
+            "no_sha512" => &mut self.no_sha512,
+            "single_post_202" => &mut self.single_post_202,
+            "mount_202" => &mut self.mount_202,
+            "no_delete" => &mut self.no_delete,
+            "no_referrers" => &mut self.no_referrers,
+            "absolute_location" => &mut self.absolute_location,
+            "no_tag_param" => &mut self.no_tag_param,
+            "dangling_tags" => &mut self.dangling_tags,
+            "require_content_type" => &mut self.require_content_type,
+            "no_streamed_patch" => &mut self.no_streamed_patch,
+            "chunk_min" => {
+                let n = match arg {
+                    None => 1 << 20,
+                    Some(a) => a
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("chunk_min needs a positive size, got {a:?}"))?,
+                };
+                self.chunk_min = Some(n);
+                return Ok(());
+            }
+            _ => {
+                let known: Vec<&str> = Quirks::ALL.iter().map(|q| q.name).collect();
+                return Err(format!(
+                    "unknown quirk {name:?} (known: {})",
+                    known.join(", ")
+                ));
+            }
+        };
+        if arg.is_some() {
+            return Err(format!("quirk {base} takes no argument"));
+        }
+        *flag = true;
+        Ok(())
+    }
+
+    /// The quirks of a named profile.
+    pub fn profile(name: &str) -> Result<Quirks, String> {
+        let p = Quirks::PROFILES
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Quirks::PROFILES.iter().map(|p| p.name).collect();
+                format!("unknown profile {name:?} (known: {})", known.join(", "))
+            })?;
+        let mut q = Quirks::default();
+        for n in p.quirks {
+            q.enable(n)?;
+        }
+        Ok(q)
+    }
+
+    /// Every quirk at once.
+    pub fn all() -> Quirks {
+        let mut q = Quirks::default();
+        for info in Quirks::ALL {
+            let _ = q.enable(info.name);
+        }
+        q
+    }
+
+    /// Whether any quirk is on.
+    pub fn any(&self) -> bool {
+        *self != Quirks::default()
+    }
+
+    /// Records that quirk `name` changed an answer.
+    pub(crate) fn hit(&self, name: &'static str) {
+        if let Ok(mut m) = self.hits.0.lock() {
+            *m.entry(name).or_default() += 1;
+        }
+    }
+}
+
+// ---- checks the handlers call ----
+
+/// Whether manifests with missing references are rejected.
+pub(crate) fn rejects_missing_refs(q: &Quirks) -> bool {
+    if q.reject_missing_refs {
+        q.hit("reject_missing_refs");
+    }
+    q.reject_missing_refs
+}
+
+/// Whether the algorithm (`sha256`, `sha512`) is declined.
+pub(crate) fn declines_algorithm(q: &Quirks, algorithm: &str) -> bool {
+    let declined = q.no_sha512 && algorithm == "sha512";
+    if declined {
+        q.hit("no_sha512");
+    }
+    declined
+}
+
+/// Sort key of a tag in the registry's order.
+pub(crate) fn tag_key(q: &Quirks, t: &str) -> (String, std::cmp::Reverse<String>) {
+    if q.tags_lexical {
+        if t.to_lowercase() != t {
+            q.hit("tags_lexical");
+        }
+        (t.to_lowercase(), std::cmp::Reverse(t.to_string()))
+    } else {
+        (t.to_string(), std::cmp::Reverse(String::new()))
+    }
+}
+
+/// The `Link` of a full tag page, if one is sent: `last=` or an opaque token.
+pub(crate) fn tags_link(q: &Quirks, path: &str, n: usize, last: &str) -> Option<String> {
+    if q.tags_no_link {
+        q.hit("tags_no_link");
+        return None;
+    }
+    if q.link_opaque {
+        q.hit("link_opaque");
+        let token = token_of(last);
+        return Some(format!("<{path}?next_page={token}&n={n}>; rel=\"next\""));
+    }
+    let last: String = url::form_urlencoded::byte_serialize(last.as_bytes()).collect();
+    Some(format!("<{path}?n={n}&last={last}>; rel=\"next\""))
+}
+
+/// An opaque token for a tag (hex of its bytes, reversed, so it does not read as the tag).
+pub(crate) fn token_of(last: &str) -> String {
+    let mut h: String = last.bytes().map(|b| format!("{b:02x}")).collect();
+    h = h.chars().rev().collect();
+    format!("t{h}")
+}
+
+/// The tag a `next_page` token stands for.
+pub(crate) fn tag_of_token(token: &str) -> Option<String> {
+    let h: String = token.strip_prefix('t')?.chars().rev().collect();
+    if !h.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// The opaque `_state` of an upload session's absolute Location.
+pub(crate) fn upload_state(id: &str) -> String {
+    token_of(&format!("state:{id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_profiles_and_tokens() {
+        for q in Quirks::ALL {
+            let mut x = Quirks::default();
+            x.enable(q.name).unwrap();
+            assert!(x.any(), "{}", q.name);
+        }
+        assert!(Quirks::default().enable("nope").is_err());
+        assert!(Quirks::default().enable("chunk_min:0").is_err());
+        assert!(Quirks::default().enable("no_delete:3").is_err());
+        for p in Quirks::PROFILES {
+            assert!(Quirks::profile(p.name).unwrap().any(), "{}", p.name);
+            assert!(!p.sources.is_empty());
+        }
+        assert_eq!(Quirks::profile("ecr").unwrap().chunk_min, Some(5 << 20));
+        assert!(Quirks::profile("nope").is_err());
+        for t in ["v1", "a_b", "Z9", "1.2.3"] {
+            assert_eq!(tag_of_token(&token_of(t)).as_deref(), Some(t));
+        }
+        let q = Quirks {
+            tags_lexical: true,
+            ..Quirks::default()
+        };
+        let mut tags = vec!["V1", "a_b", "v1", "Z9"];
+        tags.sort_by_key(|t| tag_key(&q, t));
+        assert_eq!(tags, ["a_b", "v1", "V1", "Z9"]);
+    }
+}
