@@ -211,6 +211,9 @@ async fn fuzz_through_the_token_flow() {
         shrink: false,
         shrink_variations: false,
         progress: false,
+        jobs: 0,
+        max_inflight: None,
+        cleanup: true,
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.ops_run > 0);
@@ -270,6 +273,9 @@ async fn secrets_never_reach_findings() {
         shrink: true,
         shrink_variations: false,
         progress: false,
+        jobs: 0,
+        max_inflight: None,
+        cleanup: true,
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.violations > 0, "the fault was not found");
@@ -371,6 +377,9 @@ async fn repository_prefix_compares_clean() {
         shrink: false,
         shrink_variations: false,
         progress: false,
+        jobs: 0,
+        max_inflight: None,
+        cleanup: true,
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.ops_run > 0);

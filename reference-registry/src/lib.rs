@@ -67,21 +67,25 @@ pub enum Storage {
 
 /// Builds the registry as an in-process router.
 pub fn router(config: Config) -> anyhow::Result<axum::Router> {
+    Ok(routes::router(state(config)?))
+}
+
+fn state(config: Config) -> anyhow::Result<Arc<routes::AppState>> {
     let backend: Box<dyn store::Backend> = match &config.storage {
         Storage::Memory => Box::new(store::MemoryBackend::new()?),
         Storage::Dir(dir) => Box::new(store::DiskBackend::open(dir)?),
     };
-    let state = routes::AppState {
+    Ok(Arc::new(routes::AppState {
         store: store::Store::open(backend)?,
         auth: auth::Auth::new(config.auth.clone()),
         config,
-    };
-    Ok(routes::router(Arc::new(state)))
+    }))
 }
 
 /// A registry served on a socket. Dropping it stops the server.
 pub struct RunningRegistry {
     addr: SocketAddr,
+    state: Arc<routes::AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -93,7 +97,8 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningRegistry> {
 
 /// Serves a registry on `addr` (port 0 picks a free port).
 pub async fn spawn_on(config: Config, addr: SocketAddr) -> anyhow::Result<RunningRegistry> {
-    let app = router(config)?;
+    let state = state(config)?;
+    let app = routes::router(state.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -109,6 +114,7 @@ pub async fn spawn_on(config: Config, addr: SocketAddr) -> anyhow::Result<Runnin
     });
     Ok(RunningRegistry {
         addr,
+        state,
         stop: Some(tx),
         task: Some(task),
     })
@@ -123,6 +129,13 @@ impl RunningRegistry {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Forgets every repository whose name starts with `prefix` (with its upload sessions and,
+    /// in memory, the content nothing else refers to): how a long fuzz run stays in bounded
+    /// memory. Not reachable over HTTP.
+    pub fn purge(&self, prefix: &str) -> std::io::Result<store::Purged> {
+        self.state.store.purge(prefix)
     }
 
     /// Stops the server: graceful for up to 5 s (open connections), then aborted.

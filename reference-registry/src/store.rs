@@ -118,11 +118,23 @@ pub trait Backend: Send + Sync + 'static {
     fn save_repo(&self, name: &str, repo: &Repo) -> io::Result<()>;
     /// Loads all repositories (empty in memory).
     fn load(&self) -> io::Result<HashMap<String, Repo>>;
+    /// Removes a repository's persisted metadata (no-op in memory).
+    fn remove_repo(&self, _name: &str) -> io::Result<()> {
+        Ok(())
+    }
+    /// Drops the content of blobs `keep` does not name that are older than the previous call
+    /// (a blob committed but not linked yet survives one round); returns how many went.
+    /// Content on disk stays (it is not what bounds a long run).
+    fn forget_blobs(&self, _keep: &HashSet<String>) -> usize {
+        0
+    }
 }
 
 /// Everything in memory; uploads in a private temp dir.
 pub struct MemoryBackend {
-    blobs: RwLock<HashMap<String, Bytes>>,
+    /// Content by digest, with the `forget_blobs` round it arrived in.
+    blobs: RwLock<HashMap<String, (Bytes, u64)>>,
+    round: std::sync::atomic::AtomicU64,
     tmp: tempfile::TempDir,
 }
 
@@ -130,6 +142,7 @@ impl MemoryBackend {
     pub fn new() -> io::Result<MemoryBackend> {
         Ok(MemoryBackend {
             blobs: RwLock::default(),
+            round: std::sync::atomic::AtomicU64::new(0),
             tmp: tempfile::Builder::new()
                 .prefix("reference-registry-")
                 .tempdir()?,
@@ -144,15 +157,17 @@ impl Backend for MemoryBackend {
     fn commit_blob(&self, digest: &Digest, temp: &Path) -> io::Result<()> {
         let data = Bytes::from(blocking(|| std::fs::read(temp))?);
         let _ = std::fs::remove_file(temp);
+        let round = self.round.load(std::sync::atomic::Ordering::SeqCst);
         write_lock(&self.blobs)
             .entry(digest.as_str().to_owned())
-            .or_insert(data);
+            .and_modify(|(_, r)| *r = round)
+            .or_insert((data, round));
         Ok(())
     }
     fn blob(&self, digest: &str) -> Option<BlobContent> {
         read_lock(&self.blobs)
             .get(digest)
-            .map(|b| BlobContent::Bytes(b.clone()))
+            .map(|(b, _)| BlobContent::Bytes(b.clone()))
     }
     fn put_manifest(&self, _: &Digest, _: &Bytes) -> io::Result<()> {
         Ok(())
@@ -162,6 +177,13 @@ impl Backend for MemoryBackend {
     }
     fn load(&self) -> io::Result<HashMap<String, Repo>> {
         Ok(HashMap::new())
+    }
+    fn forget_blobs(&self, keep: &HashSet<String>) -> usize {
+        let round = self.round.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut blobs = write_lock(&self.blobs);
+        let before = blobs.len();
+        blobs.retain(|d, (_, r)| keep.contains(d) || *r >= round);
+        before - blobs.len()
     }
 }
 
@@ -371,6 +393,13 @@ impl Backend for DiskBackend {
         let mut out = HashMap::new();
         self.load_dir(&self.root.join("repositories"), "", &mut out);
         Ok(out)
+    }
+    fn remove_repo(&self, name: &str) -> io::Result<()> {
+        let path = self.root.join("repositories").join(name).join(META_FILE);
+        match blocking(|| std::fs::remove_file(&path)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -722,6 +751,14 @@ impl Sessions {
     }
 }
 
+/// What [`Store::purge`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub repos: usize,
+    pub uploads: usize,
+    pub blobs: usize,
+}
+
 /// The whole store: metadata, backend, upload sessions.
 pub struct Store {
     meta: RwLock<Meta>,
@@ -841,6 +878,45 @@ impl Store {
         self.link_blob(&up.repo, digest)
     }
 
+    /// Removes every repository whose name starts with `prefix`, their upload sessions, and the
+    /// content (memory storage) no remaining repository refers to.
+    pub fn purge(&self, prefix: &str) -> io::Result<Purged> {
+        let mut out = Purged::default();
+        let keep: HashSet<String> = {
+            let mut meta = write_lock(&self.meta);
+            let gone: Vec<String> = meta
+                .repos
+                .keys()
+                .filter(|n| n.starts_with(prefix))
+                .cloned()
+                .collect();
+            for name in &gone {
+                meta.repos.remove(name);
+                self.backend.remove_repo(name)?;
+            }
+            out.repos = gone.len();
+            meta.repos
+                .values()
+                .flat_map(|r| r.blobs.iter().cloned())
+                .collect()
+        };
+        {
+            let mut sessions = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+            sessions
+                .map
+                .retain(|_, (handle, _)| match handle.try_lock() {
+                    Ok(mut up) if up.repo.starts_with(prefix) => {
+                        up.discard();
+                        out.uploads += 1;
+                        false
+                    }
+                    _ => true,
+                });
+        }
+        out.blobs = self.backend.forget_blobs(&keep);
+        Ok(out)
+    }
+
     /// Makes a blob visible in a repository (creating the repository).
     pub fn link_blob(&self, repo: &str, digest: &Digest) -> io::Result<()> {
         self.update(repo, true, |r| {
@@ -857,6 +933,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purge_drops_repositories_sessions_and_unreferenced_content() {
+        let store = Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap();
+        let d = |s: &str| Digest::parse(&format!("sha256:{}", s.repeat(64))).unwrap();
+        let (a, b) = (d("a"), d("b"));
+        for (digest, repo) in [(&a, "ns1/r1"), (&b, "ns2/r1")] {
+            let tmp = store.backend.upload_dir().join(digest.hex());
+            std::fs::write(&tmp, b"x").unwrap();
+            store.backend.commit_blob(digest, &tmp).unwrap();
+            store.link_blob(repo, digest).unwrap();
+        }
+        let open = store.start_upload("ns1/r2", Algorithm::Sha256).unwrap();
+        // The first round keeps content committed since the previous one (none before).
+        let p = store.purge("ns1/").unwrap();
+        assert_eq!((p.repos, p.uploads, p.blobs), (1, 1, 0));
+        assert!(store.upload(&open).is_none());
+        assert!(store.read().repos.contains_key("ns2/r1"));
+        // The next round drops what no repository refers to any more.
+        let p = store.purge("ns1/").unwrap();
+        assert_eq!((p.repos, p.blobs), (0, 1));
+        assert!(store.blob(a.as_str()).is_none());
+        assert!(store.blob(b.as_str()).is_some());
+    }
 
     #[test]
     fn idle_sessions_are_swept() {

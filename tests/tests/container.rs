@@ -143,6 +143,9 @@ fn fuzz_against_a_container_target() {
         shrink: false,
         shrink_variations: false,
         progress: false,
+        jobs: 0,
+        max_inflight: None,
+        cleanup: true,
     };
     let mut targets = cfg.targets.clone();
     ocidiff::targets::external::set_log_dir(&mut targets, &out.path().join("logs"));

@@ -141,6 +141,16 @@ struct FuzzArgs {
     /// Shrink variations and unsupported findings too (default: only violations).
     #[arg(long)]
     shrink_variations: bool,
+    /// Cases in flight at once (default: 4 per core, 4..=32). Findings do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: Option<u16>,
+    /// At most this many requests in flight to one target (protects small registries).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    max_inflight: Option<u16>,
+    /// Keep each case's repositories on the embedded registries (default: forgotten once the
+    /// case is judged, so memory stays bounded).
+    #[arg(long)]
+    no_cleanup: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -343,6 +353,9 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         shrink: !a.no_shrink,
         shrink_variations: a.shrink_variations,
         progress: !a.quiet,
+        jobs: a.jobs.map_or(0, usize::from),
+        max_inflight: a.max_inflight.map(usize::from),
+        cleanup: !a.no_cleanup,
     };
     match run_fuzz(cfg).await {
         Ok(s) => {

@@ -96,6 +96,7 @@ rules! {
     // ---- generic ----
     "http/server-error", "any", V, S, HTTP_SEMANTICS;
     "http/transport", "any", V, S, HTTP_SEMANTICS;
+    "target/unresponsive", "any", V, S, HTTP_SEMANTICS;
     "errors/code", "any", X, M, "The `code` field MUST be one of the following:";
     "model/reference", "any", V, N, "(ocidiff's model of a spec-exact registry)";
     // ---- end-1 ----

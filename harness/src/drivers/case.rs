@@ -53,6 +53,14 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn launch(targets: &[(String, TargetSpec)]) -> anyhow::Result<Fleet> {
+        Fleet::launch_with(targets, ExecOptions::default()).await
+    }
+
+    /// Launches with executor options of the caller's.
+    pub async fn launch_with(
+        targets: &[(String, TargetSpec)],
+        opts: ExecOptions,
+    ) -> anyhow::Result<Fleet> {
         let mut launched: Vec<LaunchedTarget> = Vec::new();
         for (name, spec) in targets {
             match launch(name, spec).await {
@@ -65,11 +73,15 @@ impl Fleet {
                 }
             }
         }
-        let executor = Executor::new(
-            launched.iter().map(|t| t.exec_target()).collect(),
-            ExecOptions::default(),
-        )?;
+        let executor = Executor::new(launched.iter().map(|t| t.exec_target()).collect(), opts)?;
         Ok(Fleet { launched, executor })
+    }
+
+    /// Forgets case namespace `ns` on every target that can (see `LaunchedTarget::cleanup`).
+    pub fn cleanup(&self, ns: &str) {
+        for t in &self.launched {
+            t.cleanup(ns);
+        }
     }
 
     pub fn names(&self) -> Vec<String> {

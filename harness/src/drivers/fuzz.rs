@@ -1,29 +1,33 @@
 //! The fuzz loop: seeds, cases, duration and shard bounds; generate -> exec -> oracle -> shrink ->
-//! report. Also `replay` of one scenario file.
+//! report.
 //!
 //! Determinism: case `i` uses seed `seed + i` (wrapping); generation, rendering, the oracle and the
-//! finding order depend only on it (no hash-map iteration reaches the output). Each run gets a
-//! random run id so that namespaces (`ocidiff<run>c<case>`, shrink attempts `...s<k>`) never
-//! collide on a persistent registry.
+//! finding order depend only on it (no hash-map iteration reaches the output). Cases run `jobs`
+//! at a time but are judged in case order, so the same seed gives the same findings whatever
+//! `jobs` is (on targets that behave the same under load). Each run gets a random run id so that
+//! namespaces (`ocidiff<run>c<case>`, shrink attempts `...s<k>`) never collide on a persistent
+//! registry; embedded registries forget each namespace once judged (bounded memory).
 //!
-//! Bounds: no new case starts after `duration`; every shrink has its own run / time budget and no
-//! shrink starts after the deadline (findings found late are written unshrunk).
+//! Bounds: no new case starts after `duration`, and the cases and shrinks in flight are cut at
+//! it (a hanging target cannot stretch the run); every shrink has its own run / time budget and
+//! runs beside the case stream (findings are written unshrunk first, then replaced). A target
+//! that stops answering is dropped by the executor and reported once (`target/unresponsive`).
 
 use super::case::{case_seed, run_checked, run_id, with_reference_first, Fleet};
-use crate::compare::{symptom_of, Cause, Class, Divergence};
+use super::fuzz_shrink::{shrink_finding, ShrinkCx, ShrinkJob};
+use crate::compare::{rule, symptom_of, Cause, Class, Divergence};
 use crate::execute::{ExecOptions, Executor};
 use crate::generate::{generate_sequence, GenConfig};
 use crate::ops::Sequence;
 use crate::report::fuzz_html::{self, RunInfo};
 use crate::report::repro::strip_credentials;
 use crate::report::{FindingsWriter, Progress};
-use crate::shrink::{
-    finding_id, roots_first, shrink_counted, Absorbed, Finding, FindingSet, ShrinkBudget,
-};
+use crate::shrink::{roots_first, Absorbed, Finding, FindingSet};
 use crate::targets::TargetSpec;
 use crate::vocab::exchange::CaseOutcome;
 use anyhow::bail;
-use std::collections::{BTreeMap, BTreeSet};
+use futures::stream::{FuturesUnordered, StreamExt as _};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,40 @@ pub struct FuzzConfig {
     /// time goes to exploring).
     pub shrink_variations: bool,
     pub progress: bool,
+    /// Cases in flight at once (0: `default_jobs()`).
+    pub jobs: usize,
+    /// Requests in flight to one target at most (`None`: no limit).
+    pub max_inflight: Option<usize>,
+    /// Forget each case's namespace on the embedded registries once it is judged.
+    pub cleanup: bool,
+}
+
+impl FuzzConfig {
+    /// A configuration with the defaults of `ocidiff fuzz` for everything but the targets.
+    pub fn new(targets: Vec<(String, TargetSpec)>, out: PathBuf) -> FuzzConfig {
+        FuzzConfig {
+            targets,
+            seed: 0,
+            duration: Duration::from_secs(60),
+            cases: 1000,
+            gen: GenConfig::default(),
+            out,
+            shard: (0, 1),
+            shrink: true,
+            shrink_variations: false,
+            progress: false,
+            jobs: 0,
+            max_inflight: None,
+            cleanup: true,
+        }
+    }
+}
+
+/// Cases in flight by default: the engine is latency-bound (one op at a time per case), so a
+/// few cases per core keep the cores busy.
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).clamp(4, 32)
 }
 
 /// What a fuzz run did.
@@ -63,11 +101,8 @@ pub struct FuzzSummary {
     pub completed: bool,
 }
 
-/// Per-shrink bounds: violations get the full budget, variations / unsupported a smaller one.
-const SHRINK_MAX_RUNS: u32 = 120;
-const SHRINK_MAX_TIME: Duration = Duration::from_secs(30);
-const SHRINK_MINOR_RUNS: u32 = 40;
-const SHRINK_MINOR_TIME: Duration = Duration::from_secs(10);
+/// Shrinks running beside the case stream at most.
+const SHRINK_SLOTS: usize = 2;
 
 /// The fuzz loop.
 pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
@@ -76,120 +111,201 @@ pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
         bail!("invalid shard {shard_index}/{shard_count}");
     }
     let targets = with_reference_first(cfg.targets.clone())?;
-    let fleet = Fleet::launch(&targets).await?;
+    let opts = ExecOptions {
+        max_inflight: cfg.max_inflight,
+        ..ExecOptions::default()
+    };
+    let fleet = Fleet::launch_with(&targets, opts).await?;
     let result = fuzz_with(&cfg, &fleet).await;
     fleet.shutdown().await;
     result
 }
 
-/// The state of one run: what has been found, where it is written, who runs shrinks.
+/// A case run and judged, waiting to be counted in case order.
+struct CaseRun {
+    i: u64,
+    seed: u64,
+    seq: Sequence,
+    outcome: CaseOutcome,
+    divs: Vec<Divergence>,
+}
+
+/// The bookkeeping of one run: what has been found, where it is written, what the page says.
 struct Run<'a> {
     cfg: &'a FuzzConfig,
     id: String,
     deadline: Instant,
-    ex: &'a Executor,
-    /// Shrinking runs only the reference and the diverging target (the oracle's verdict on a
-    /// target depends on nothing else).
-    subsets: BTreeMap<String, Executor>,
     findings: FindingSet,
     /// Findings seen again since they were last written.
     dirty: BTreeSet<Cause>,
+    /// Targets already reported unresponsive.
+    dropped: BTreeSet<String>,
     writer: FindingsWriter,
     progress: Progress,
     /// For the page: targets with their URLs (credentials stripped), what ran so far.
     page: RunInfo,
     start: Instant,
+    /// New findings waiting for a shrink slot.
+    queue: VecDeque<ShrinkJob>,
 }
 
 async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummary> {
     let start = Instant::now();
-    let urls: BTreeMap<String, String> = fleet
-        .launched
-        .iter()
-        .map(|t| (t.name.clone(), t.base_url.to_string()))
-        .collect();
     let (shard_index, shard_count) = cfg.shard;
-    let mine = |i: &u64| i % shard_count as u64 == shard_index as u64;
-    let mut subsets = BTreeMap::new();
-    for (i, t) in fleet.launched.iter().enumerate() {
-        let mut members = vec![fleet.launched[0].exec_target()];
-        if i > 0 {
-            members.push(t.exec_target());
-        }
-        subsets.insert(
-            t.name.clone(),
-            Executor::new(members, ExecOptions::default())?,
-        );
-    }
-    let mut run = Run {
-        cfg,
-        id: run_id(),
-        deadline: start + cfg.duration,
-        ex: &fleet.executor,
-        subsets,
-        findings: FindingSet::new(),
-        dirty: BTreeSet::new(),
-        page: RunInfo {
-            seed: cfg.seed,
-            targets: fleet
-                .launched
-                .iter()
-                .map(|t| (t.name.clone(), strip_credentials(t.base_url.as_str())))
-                .collect(),
-            running: true,
-            ..RunInfo::default()
-        },
-        writer: FindingsWriter::new(&cfg.out)?.with_target_urls(urls),
-        progress: Progress::new((0..cfg.cases).filter(mine).count() as u64, cfg.progress),
-        start,
+    let mine: Vec<u64> = (0..cfg.cases)
+        .filter(|i| i % shard_count as u64 == shard_index as u64)
+        .collect();
+    let mut run = Run::new(cfg, fleet, start, mine.len() as u64)?;
+    let ex = &fleet.executor;
+    // Shrinking runs only the reference and the diverging target (the oracle's verdict on a
+    // target depends on nothing else).
+    let subsets: BTreeMap<String, Executor> = (0..fleet.launched.len())
+        .map(|i| {
+            let members = if i == 0 { vec![0] } else { vec![0, i] };
+            (fleet.launched[i].name.clone(), ex.subset(&members))
+        })
+        .collect();
+    let jobs = if cfg.jobs == 0 {
+        default_jobs()
+    } else {
+        cfg.jobs
     };
-    run.page.run_id = run.id.clone();
+    let (deadline, run_id) = (run.deadline, run.id.clone());
+    let mut cases = futures::stream::iter(mine)
+        .take_while(|_| std::future::ready(Instant::now() < deadline))
+        .map(|i| execute_case(cfg, fleet, &run_id, deadline, i))
+        .buffered(jobs);
+    let shrink_cx = ShrinkCx {
+        fleet,
+        run: &run_id,
+        seed: cfg.seed,
+        cleanup: cfg.cleanup,
+        deadline,
+    };
+    let mut shrinks = FuturesUnordered::new();
     let mut completed = true;
-    for i in (0..cfg.cases).filter(mine) {
-        if Instant::now() >= run.deadline {
-            completed = false;
-            break;
+    loop {
+        tokio::select! {
+            biased;
+            Some((cause, f)) = shrinks.next(), if !shrinks.is_empty() => {
+                run.shrunk(&cause, f)?;
+            }
+            next = cases.next() => match next {
+                Some(Some(c)) => run.judge(c, ex, &subsets).await?,
+                Some(None) => completed = false,
+                None => break,
+            },
         }
-        if let Some(ops) = run.case(i).await? {
-            run.page.cases_run += 1;
-            run.page.ops_run += ops;
+        while shrinks.len() < SHRINK_SLOTS {
+            let Some(job) = run.queue.pop_front() else {
+                break;
+            };
+            let sx = subsets.get(&job.d.target).unwrap_or(ex);
+            shrinks.push(shrink_finding(sx, &shrink_cx, job));
         }
     }
-    run.page.running = false;
-    run.flush()?;
-    run.progress.finish();
-    let (cases_run, ops_run) = (run.page.cases_run, run.page.ops_run);
-    let findings = run.findings.into_vec();
-    let count = |c: Class| findings.iter().filter(|f| f.divergence.class == c).count();
-    Ok(FuzzSummary {
-        run_id: run.id,
-        targets: fleet.names(),
-        cases_run,
-        ops_run,
-        violations: count(Class::Violation),
-        variations: count(Class::Variation),
-        unsupported: count(Class::Unsupported),
-        findings,
-        elapsed: start.elapsed(),
-        out: cfg.out.clone(),
-        completed,
-    })
+    if Instant::now() >= deadline {
+        completed = false;
+    }
+    // Shrinks still running stop at the deadline (their budget is capped by it); queued ones
+    // that never got a slot stay unshrunk.
+    while let Some((cause, f)) = shrinks.next().await {
+        run.shrunk(&cause, f)?;
+    }
+    // Requests given up at the deadline count too.
+    run.unresponsive(None, ex)?;
+    run.finish(fleet, start, completed)
 }
 
-impl Run<'_> {
-    /// Generates, runs and judges case `i`; `None` when its content does not render.
-    async fn case(&mut self, i: u64) -> anyhow::Result<Option<u64>> {
-        let cs = case_seed(self.cfg.seed, i);
-        let seq = generate_sequence(cs, &self.cfg.gen);
-        let ns = format!("ocidiff{}c{i}", self.id);
-        let Some((_content, outcome, mut divs)) = run_checked(self.ex, &seq, &ns).await else {
+/// Runs and judges case `i`, cut at the deadline; `None` when cut (or content won't render).
+async fn execute_case(
+    cfg: &FuzzConfig,
+    fleet: &Fleet,
+    run: &str,
+    deadline: Instant,
+    i: u64,
+) -> Option<CaseRun> {
+    let seed = case_seed(cfg.seed, i);
+    let seq = generate_sequence(seed, &cfg.gen);
+    let ns = format!("ocidiff{run}c{i}");
+    let result = tokio::time::timeout_at(
+        tokio::time::Instant::from_std(deadline),
+        run_checked(&fleet.executor, &seq, &ns),
+    )
+    .await;
+    if cfg.cleanup {
+        fleet.cleanup(&ns);
+    }
+    match result {
+        Ok(Some((_content, outcome, divs))) => Some(CaseRun {
+            i,
+            seed,
+            seq,
+            outcome,
+            divs,
+        }),
+        Ok(None) => {
             tracing::warn!(case = i, "generated content does not render; skipped");
-            return Ok(None);
-        };
-        roots_first(&mut divs);
-        for d in &divs {
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        cfg: &'a FuzzConfig,
+        fleet: &Fleet,
+        start: Instant,
+        cases: u64,
+    ) -> anyhow::Result<Run<'a>> {
+        let urls: BTreeMap<String, String> = fleet
+            .launched
+            .iter()
+            .map(|t| (t.name.clone(), t.base_url.to_string()))
+            .collect();
+        let id = run_id();
+        Ok(Run {
+            cfg,
+            page: RunInfo {
+                run_id: id.clone(),
+                seed: cfg.seed,
+                targets: fleet
+                    .launched
+                    .iter()
+                    .map(|t| (t.name.clone(), strip_credentials(t.base_url.as_str())))
+                    .collect(),
+                running: true,
+                ..RunInfo::default()
+            },
+            id,
+            deadline: start + cfg.duration,
+            findings: FindingSet::new(),
+            dirty: BTreeSet::new(),
+            dropped: BTreeSet::new(),
+            writer: FindingsWriter::new(&cfg.out)?.with_target_urls(urls),
+            progress: Progress::new(cases, cfg.progress),
+            start,
+            queue: VecDeque::new(),
+        })
+    }
+
+    /// Counts a finished case: its divergences against the findings, new causes as findings.
+    async fn judge(
+        &mut self,
+        mut c: CaseRun,
+        ex: &Executor,
+        subsets: &BTreeMap<String, Executor>,
+    ) -> anyhow::Result<()> {
+        self.page.cases_run += 1;
+        self.page.ops_run += c.seq.ops.len() as u64;
+        roots_first(&mut c.divs);
+        for d in &c.divs {
             match self.findings.absorb(d) {
-                Absorbed::New => self.new_finding(i, cs, &seq, d, &outcome).await?,
+                Absorbed::New => {
+                    let sx = subsets.get(&d.target).unwrap_or(ex);
+                    self.new_finding(&c, d, sx).await?;
+                }
                 Absorbed::Occurrence(_) | Absorbed::Symptom(_) => {
                     if let Some(root) = self.root_cause(d) {
                         self.dirty.insert(root);
@@ -197,12 +313,13 @@ impl Run<'_> {
                 }
             }
         }
-        self.progress.case_done(seq.ops.len() as u64);
+        self.unresponsive(Some(&c), ex)?;
+        self.progress.case_done(c.seq.ops.len() as u64);
         // Known findings seen again are rewritten now and then, not after every case.
-        if i % 16 == 15 {
+        if self.page.cases_run.is_multiple_of(16) {
             self.flush()?;
         }
-        Ok(Some(seq.ops.len() as u64))
+        Ok(())
     }
 
     /// The cause of the finding `d` was counted against.
@@ -219,78 +336,126 @@ impl Run<'_> {
     }
 
     /// A divergence of a cause not seen before: confirmed when it could be the network's
-    /// doing, shrunk when it is a violation (or when asked), written.
+    /// doing, written unshrunk, queued for shrinking when it is a violation (or when asked).
     async fn new_finding(
         &mut self,
-        i: u64,
-        cs: u64,
-        seq: &Sequence,
+        c: &CaseRun,
         d: &Divergence,
-        outcome: &CaseOutcome,
+        sx: &Executor,
     ) -> anyhow::Result<()> {
-        let cause = d.cause();
-        let sx = self.subsets.get(&d.target).unwrap_or(self.ex);
         // A dropped connection can be the network's doing (or a race: a registry that answers
         // early and closes while the body is still being written): a finding on an exchange
         // that got no response must show again on a re-run, and once more after shrinking,
         // before it counts.
-        let transport = got_no_response(d, outcome);
+        let transport = got_no_response(d, &c.outcome);
         if transport {
-            let ns = format!("ocidiff{}c{i}t", self.id);
-            let again = run_checked(sx, seq, &ns)
+            let ns = format!("ocidiff{}c{}t", self.id, c.i);
+            let cause = d.cause();
+            let again = run_checked(sx, &c.seq, &ns)
                 .await
                 .is_some_and(|(_, _, divs)| divs.iter().any(|x| x.cause() == cause));
             if !again {
-                tracing::warn!(case = i, target = %d.target, "transport error did not reproduce; ignored");
+                tracing::warn!(case = c.i, target = %d.target, "transport error did not reproduce; ignored");
                 return Ok(());
             }
         }
-        let shrink = self.cfg.shrink
-            && (d.class == Class::Violation || self.cfg.shrink_variations)
-            && Instant::now() < self.deadline;
-        let mut finding = if shrink {
-            shrink_finding(
-                sx,
-                &self.id,
-                i,
-                cs,
-                self.cfg.seed,
-                seq,
-                d,
-                outcome,
-                self.deadline,
-            )
-            .await
-        } else {
-            let mut f = Finding::new(d, seq, self.cfg.seed, i, cs);
-            f.outcome = Some(outcome.clone());
-            f
-        };
-        if transport && !finding.confirmed {
-            tracing::warn!(case = i, target = %d.target, "transport error did not reproduce; ignored");
-            return Ok(());
-        }
-        // The minimal sequence may show the cause on another op than the case did.
-        finding.seen_at = vec![format!("{} {}", d.endpoint, d.field)];
+        let mut finding = Finding::new(d, &c.seq, self.cfg.seed, c.i, c.seed);
+        finding.outcome = Some(c.outcome.clone());
         self.progress.message(&format!(
             "new {}: {} {} on {} ({})",
-            finding.divergence.class,
+            d.class,
             finding.id,
-            finding.divergence.rule,
-            finding.divergence.target,
-            finding
-                .divergence
-                .summary
-                .chars()
-                .take(90)
-                .collect::<String>()
+            d.rule,
+            d.target,
+            d.summary.chars().take(90).collect::<String>()
         ));
         self.writer.add(&finding)?;
         for folded in self.findings.insert(finding) {
             self.writer.remove(&folded)?;
         }
-        self.dirty.insert(cause);
+        self.dirty.insert(d.cause());
         self.progress.set_findings(self.findings.len());
+        if self.cfg.shrink && (d.class == Class::Violation || self.cfg.shrink_variations) {
+            self.queue.push_back(ShrinkJob {
+                case: c.i,
+                case_seed: c.seed,
+                seq: c.seq.clone(),
+                d: d.clone(),
+                outcome: c.outcome.clone(),
+                transport,
+            });
+        }
+        Ok(())
+    }
+
+    /// A shrink finished: its finding takes the known one's place (or, for a transport error
+    /// that did not show again, the finding goes).
+    fn shrunk(&mut self, cause: &Cause, f: Option<Finding>) -> anyhow::Result<()> {
+        match f {
+            Some(f) => {
+                let id = f.id.clone();
+                if self.findings.replace_shrunk(cause, f) {
+                    if let Some(f) = self.findings.get(cause) {
+                        self.writer.add(f)?;
+                    }
+                    self.dirty.remove(cause);
+                } else {
+                    tracing::debug!(%id, "shrunk finding was folded meanwhile");
+                }
+            }
+            None => {
+                if let Some(gone) = self.findings.remove(cause) {
+                    tracing::warn!(id = %gone.id, "transport error did not reproduce after shrinking; dropped");
+                    self.writer.remove(&gone.id)?;
+                }
+            }
+        }
+        self.progress.set_findings(self.findings.len());
+        Ok(())
+    }
+
+    /// Reports, once, each target the executor dropped for not answering (with the case that
+    /// showed it, when there is one); stops the run when the reference itself stopped
+    /// answering.
+    fn unresponsive(&mut self, c: Option<&CaseRun>, ex: &Executor) -> anyhow::Result<()> {
+        let reference = ex.target_names().into_iter().next();
+        for (name, why) in ex.unresponsive() {
+            if !self.dropped.insert(name.clone()) {
+                continue;
+            }
+            if reference.as_ref() == Some(&name) {
+                bail!("the reference registry stopped answering: {why}");
+            }
+            let r = rule("target/unresponsive");
+            let d = Divergence {
+                class: r.class,
+                target: name.clone(),
+                op_index: 0,
+                label: String::new(),
+                endpoint: "any".into(),
+                field: "exchange".into(),
+                rule: r.id.into(),
+                spec: r.spec.into(),
+                summary: format!("{why}; dropped from the rest of the run"),
+                expected: "answers".into(),
+                actual: "no answer".into(),
+                reference: None,
+            };
+            self.progress
+                .message(&format!("target {name} dropped: {why}"));
+            tracing::warn!(target = %name, "dropped from the run: {why}");
+            let mut f = match c {
+                Some(c) => {
+                    let mut f = Finding::new(&d, &c.seq, self.cfg.seed, c.i, c.seed);
+                    f.outcome = Some(c.outcome.clone());
+                    f
+                }
+                None => Finding::new(&d, &Sequence::default(), self.cfg.seed, 0, 0),
+            };
+            f.confirmed = true;
+            self.writer.add(&f)?;
+            self.findings.insert(f);
+        }
         Ok(())
     }
 
@@ -305,6 +470,32 @@ impl Run<'_> {
         let all: Vec<Finding> = self.findings.iter().cloned().collect();
         fuzz_html::write(&self.cfg.out, &self.page, &all)
     }
+
+    fn finish(
+        mut self,
+        fleet: &Fleet,
+        start: Instant,
+        completed: bool,
+    ) -> anyhow::Result<FuzzSummary> {
+        self.page.running = false;
+        self.flush()?;
+        self.progress.finish();
+        let findings = self.findings.into_vec();
+        let count = |c: Class| findings.iter().filter(|f| f.divergence.class == c).count();
+        Ok(FuzzSummary {
+            run_id: self.id,
+            targets: fleet.names(),
+            cases_run: self.page.cases_run,
+            ops_run: self.page.ops_run,
+            violations: count(Class::Violation),
+            variations: count(Class::Variation),
+            unsupported: count(Class::Unsupported),
+            findings,
+            elapsed: start.elapsed(),
+            out: self.cfg.out.clone(),
+            completed,
+        })
+    }
 }
 
 /// Whether the target got no response at all on the exchange `d` is about.
@@ -318,78 +509,6 @@ fn got_no_response(d: &Divergence, outcome: &CaseOutcome) -> bool {
         .and_then(|op| op.per_target.get(t))
         .and_then(|exs| exs.iter().find(|x| x.label == d.label))
         .is_some_and(|x| x.observation.status == 0 && !x.observation.is_skipped())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn shrink_finding(
-    ex: &Executor,
-    run: &str,
-    case: u64,
-    case_seed: u64,
-    seed: u64,
-    seq: &Sequence,
-    d: &Divergence,
-    outcome: &CaseOutcome,
-    deadline: Instant,
-) -> Finding {
-    let cause = d.cause();
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let (runs, time) = if d.class == Class::Violation {
-        (SHRINK_MAX_RUNS, SHRINK_MAX_TIME)
-    } else {
-        (SHRINK_MINOR_RUNS, SHRINK_MINOR_TIME)
-    };
-    let budget = ShrinkBudget {
-        max_runs: runs,
-        // Never past the run's deadline: `--duration` bounds the whole run, shrinking included
-        // (the shrinker checks its budget between runs, so one run at most goes over).
-        max_time: time.min(remaining),
-    };
-    let mut attempt = 0u32;
-    let id = finding_id(&cause);
-    let shrunk = shrink_counted(
-        seq,
-        |cand: Sequence| {
-            attempt += 1;
-            let ns = format!("ocidiff{run}c{case}s{}{attempt}", &id[..4]);
-            let cause = cause.clone();
-            async move {
-                match run_checked(ex, &cand, &ns).await {
-                    Some((_, _, divs)) => divs.iter().any(|x| x.cause() == cause),
-                    None => false,
-                }
-            }
-        },
-        budget,
-    )
-    .await;
-    // Confirm the minimal sequence once more and keep its observations for the report.
-    let ns = format!("ocidiff{run}c{case}s{}final", &id[..4]);
-    let confirmed = run_checked(ex, &shrunk.seq, &ns)
-        .await
-        .and_then(|(_, o, divs)| {
-            divs.into_iter()
-                .find(|x| x.cause() == cause)
-                .map(|x| (x, o))
-        });
-    let mut f = match confirmed {
-        Some((div, o)) => {
-            let mut f = Finding::new(&div, &shrunk.seq, seed, case, case_seed);
-            f.original_ops_len = seq.ops.len();
-            f.outcome = Some(o);
-            f
-        }
-        None => {
-            // Flaky or budget-limited: keep the original case, flagged.
-            let mut f = Finding::new(d, seq, seed, case, case_seed);
-            f.outcome = Some(outcome.clone());
-            f.confirmed = false;
-            f
-        }
-    };
-    f.shrink_runs = shrunk.runs;
-    f.shrink_skipped = shrunk.skipped;
-    f
 }
 
 #[cfg(test)]
@@ -418,6 +537,9 @@ mod tests {
             shrink: false,
             shrink_variations: false,
             progress: false,
+            jobs: 0,
+            max_inflight: None,
+            cleanup: true,
         };
         let s = run_fuzz(cfg).await.unwrap();
         assert_eq!(s.cases_run, 6);
@@ -472,6 +594,9 @@ mod tests {
                 shrink: true,
                 shrink_variations: false,
                 progress: false,
+                jobs: 0,
+                max_inflight: None,
+                cleanup: true,
             };
             let s = run_fuzz(cfg).await.unwrap();
             let body = s

@@ -5,4 +5,5 @@
 pub mod case;
 pub mod conformance;
 pub mod fuzz;
+pub mod fuzz_shrink;
 pub mod replay;

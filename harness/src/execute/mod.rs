@@ -20,6 +20,7 @@ use crate::vocab::content::{sha256_hex, Content};
 use crate::vocab::exchange::{
     BodyFacts, CaseOutcome, Exchange, Observation, OpOutcome, RequestRecord,
 };
+use crate::vocab::ids::DigestAlgo;
 use crate::vocab::plan::{
     name_segments, path_segment, Body, Effect, Method, Plan, Seg, Step, Url as PlanUrl, Val,
     OCTET_STREAM,
@@ -28,6 +29,7 @@ use crate::vocab::redact::redact;
 use crate::vocab::{BlobId, Repo, Session};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -75,6 +77,12 @@ pub struct ExecOptions {
     pub max_body_bytes: u64,
     /// A paged step follows at most this many pages.
     pub max_pages: u32,
+    /// At most this many requests in flight to one target (across every case sharing this
+    /// executor and its subsets); `None`: no limit.
+    pub max_inflight: Option<usize>,
+    /// A target whose last this-many requests all went unanswered (timeouts, refused or reset
+    /// connections) is dropped: later requests to it are not sent (skipped). `None`: never.
+    pub unresponsive_after: Option<u32>,
 }
 
 impl Default for ExecOptions {
@@ -83,6 +91,8 @@ impl Default for ExecOptions {
             request_timeout: Duration::from_secs(15),
             max_body_bytes: 16 << 20,
             max_pages: 50,
+            max_inflight: None,
+            unresponsive_after: Some(3),
         }
     }
 }
@@ -101,11 +111,71 @@ struct TargetClient {
     client: reqwest::Client,
     creds: Option<auth::Credentials>,
     bearer: auth::BearerState,
+    inflight: Option<Arc<tokio::sync::Semaphore>>,
+    health: Health,
+}
+
+/// A request given up (its case cut at the run's deadline) after waiting this long without an
+/// answer counts as unanswered.
+const ABANDONED_AFTER: Duration = Duration::from_secs(5);
+
+/// A request in flight: dropped before it completed, after `ABANDONED_AFTER`, it counts as
+/// unanswered.
+struct Pending<'a> {
+    health: &'a Health,
+    limit: Option<u32>,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let waited = self.started.elapsed();
+        if !self.done && waited >= ABANDONED_AFTER {
+            let why = format!(
+                "given up after {:.0} s without an answer",
+                waited.as_secs_f64()
+            );
+            self.health.record(Some(&why), self.limit);
+        }
+    }
+}
+
+/// Whether a target still answers: consecutive unanswered requests, and the verdict.
+#[derive(Default)]
+struct Health {
+    unanswered: std::sync::atomic::AtomicU32,
+    dropped: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    fn dropped(&self) -> Option<String> {
+        self.dropped.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Records an answer (or its absence, with why); returns true when this drops the target.
+    fn record(&self, failure: Option<&str>, limit: Option<u32>) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(why) = failure else {
+            self.unanswered.store(0, SeqCst);
+            return false;
+        };
+        let n = self.unanswered.fetch_add(1, SeqCst) + 1;
+        match (limit, self.dropped.lock()) {
+            (Some(limit), Ok(mut d)) if n >= limit && d.is_none() => {
+                *d = Some(format!(
+                    "{n} consecutive requests got no answer; the last: {why}"
+                ));
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Runs sequences against a fixed set of targets.
 pub struct Executor {
-    targets: Vec<TargetClient>,
+    targets: Vec<Arc<TargetClient>>,
     opts: ExecOptions,
 }
 
@@ -140,14 +210,46 @@ impl Executor {
                 username: u.clone(),
                 password: target.password.clone().unwrap_or_default(),
             });
-            out.push(TargetClient {
+            out.push(Arc::new(TargetClient {
                 target,
                 client,
                 creds,
                 bearer: auth::BearerState::default(),
-            });
+                inflight: opts
+                    .max_inflight
+                    .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+                health: Health::default(),
+            }));
         }
         Ok(Executor { targets: out, opts })
+    }
+
+    /// An executor for some of these targets (by index, in that order), sharing their
+    /// clients, tokens and in-flight limits.
+    pub fn subset(&self, indices: &[usize]) -> Executor {
+        Executor {
+            targets: indices
+                .iter()
+                .filter_map(|i| self.targets.get(*i).cloned())
+                .collect(),
+            opts: self.opts.clone(),
+        }
+    }
+
+    /// The targets dropped for not answering (see `ExecOptions::unresponsive_after`), with why.
+    pub fn unresponsive(&self) -> Vec<(String, String)> {
+        self.targets
+            .iter()
+            .filter_map(|t| t.health.dropped().map(|why| (t.target.name.clone(), why)))
+            .collect()
+    }
+
+    /// This executor without the target named `name`.
+    pub fn without(&self, name: &str) -> Executor {
+        let keep: Vec<usize> = (0..self.targets.len())
+            .filter(|i| self.targets[*i].target.name != name)
+            .collect();
+        self.subset(&keep)
     }
 
     pub fn target_names(&self) -> Vec<String> {
@@ -217,6 +319,8 @@ struct Req {
     url: Url,
     headers: Vec<(&'static str, String)>,
     body: Option<Bytes>,
+    /// The body's sha256 (hex) when known without hashing it (a whole blob or manifest).
+    body_sha256: Option<String>,
 }
 
 /// What a sent request gave back: the exchange plus the raw values the plan follows.
@@ -354,13 +458,14 @@ impl TargetRun<'_> {
             Val::Lit(s) => s.clone(),
             Val::Repo(r) => self.repo_name(*r),
             Val::SessionDigest(s, choice) => {
-                let blob = self.sessions.get(s).map(|x| x.blob);
-                let bytes = blob
-                    .and_then(|b| content.blob(b))
-                    .cloned()
-                    .unwrap_or_default();
-                let algo = blob.and_then(|b| content.blob_algo(b)).unwrap_or_default();
-                choice.digest_for(algo, &bytes)
+                let Some(blob) = self.sessions.get(s).map(|x| x.blob) else {
+                    return choice.digest_from(
+                        DigestAlgo::Sha256,
+                        &crate::vocab::content::digest_of(DigestAlgo::Sha256, b""),
+                    );
+                };
+                let algo = content.blob_algo(blob).unwrap_or_default();
+                content.blob_digest_choice(blob, *choice, algo)
             }
         }
     }
@@ -445,6 +550,7 @@ impl TargetRun<'_> {
                 .collect();
             let url = with_query(base, &query);
             let (headers, body) = self.request_parts(step, content);
+            let body_sha256 = known_sha256(&step.body, content);
             if let Some(n) = step.page_size {
                 out.extend(self.pages(step, url, n).await);
                 break;
@@ -458,6 +564,7 @@ impl TargetRun<'_> {
                     url,
                     headers,
                     body,
+                    body_sha256,
                 })
                 .await;
             self.apply_effects(step, &sent, body_len);
@@ -521,6 +628,7 @@ impl TargetRun<'_> {
                     url: url.clone(),
                     headers: Vec::new(),
                     body: None,
+                    body_sha256: None,
                 })
                 .await;
             let ok = sent.status() == 200;
@@ -632,11 +740,46 @@ impl TargetRun<'_> {
                 .body
                 .as_ref()
                 .filter(|b| !b.is_empty())
-                .map(|b| sha256_hex(b)),
+                .map(|b| req.body_sha256.clone().unwrap_or_else(|| sha256_hex(b))),
         }
     }
 
     async fn send(&self, req: Req) -> Sent {
+        if let Some(why) = self.tc.health.dropped() {
+            return Sent {
+                exchange: Exchange {
+                    request: Self::record(&req),
+                    label: req.label,
+                    endpoint: req.endpoint.to_string(),
+                    observation: observe::transport_failure(format!(
+                        "skipped: target dropped ({why})"
+                    )),
+                },
+                location: None,
+                link_next: None,
+            };
+        }
+        let mut pending = Pending {
+            health: &self.tc.health,
+            limit: self.opts.unresponsive_after,
+            started: std::time::Instant::now(),
+            done: false,
+        };
+        let sent = self.send_now(req).await;
+        pending.done = true;
+        let o = &sent.exchange.observation;
+        let failure = (o.status == 0).then(|| o.transport_error.as_deref().unwrap_or("no answer"));
+        if self.tc.health.record(failure, self.opts.unresponsive_after) {
+            tracing::warn!(target = %self.tc.target.name, "target dropped: it stopped answering");
+        }
+        sent
+    }
+
+    async fn send_now(&self, req: Req) -> Sent {
+        let _permit = match &self.tc.inflight {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let request = Self::record(&req);
         let token = self.proactive_token(&req).await;
         let mut result = self.build(&req, token.as_deref()).send().await;
@@ -693,6 +836,22 @@ impl TargetRun<'_> {
             location,
             link_next,
         }
+    }
+}
+
+/// The sha256 (hex) of a step's body when the content already knows it (a whole blob or
+/// manifest), so that recording the request does not hash it again.
+fn known_sha256(body: &Body, content: &Content) -> Option<String> {
+    match body {
+        Body::Blob {
+            blob,
+            start: 0,
+            end: None,
+        } => content.blob_sha256_hex(*blob).map(str::to_string),
+        Body::Manifest(m) => content
+            .manifest_sha256(*m)
+            .map(|d| d.trim_start_matches("sha256:").to_string()),
+        _ => None,
     }
 }
 
@@ -753,6 +912,11 @@ impl TargetRun<'_> {
                 url: next.clone(),
                 headers: req.headers.clone(),
                 body: if keep_body { req.body.clone() } else { None },
+                body_sha256: if keep_body {
+                    req.body_sha256.clone()
+                } else {
+                    None
+                },
             };
             match self
                 .build_to(&follow, method.clone(), &next, token, same_host)

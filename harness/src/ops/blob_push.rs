@@ -182,7 +182,7 @@ impl Operation for PushBlob {
             ));
         };
         let algo = content.blob_algo(self.blob).unwrap_or_default();
-        let digest = self.digest.digest_for(algo, bytes);
+        let digest = content.blob_digest_choice(self.blob, self.digest, algo);
         let whole = Body::Blob {
             blob: self.blob,
             start: 0,

@@ -4,7 +4,7 @@
 //! (`Found`). Rule ids name rows of the rule table (`compare::rules`).
 
 use crate::model::ModelState;
-use crate::vocab::content::{digest_of, sha256_hex, Content};
+use crate::vocab::content::{digest_of, Content};
 use crate::vocab::exchange::{BodyFacts, Exchange, Observation};
 use crate::vocab::{DigestAlgo, Session};
 use std::collections::{BTreeMap, BTreeSet};
@@ -321,28 +321,34 @@ impl ExpectCx<'_> {
 
     pub fn blob_sha(&self, b: crate::vocab::BlobId) -> String {
         self.content
-            .blob(b)
-            .map(|x| sha256_hex(x))
+            .blob_sha256_hex(b)
             .unwrap_or_default()
+            .to_string()
     }
 }
 
-/// The `Docker-Content-Digest` check of content whose bytes are `bytes`.
+/// The `Docker-Content-Digest` check of content whose digests (every algorithm) are
+/// `same_bytes`.
 pub fn digest_check(
     value: &str,
-    bytes: &[u8],
+    same_bytes: Vec<String>,
     rule: &'static str,
     alt_rule: &'static str,
 ) -> Check {
     Check::Digest {
         value: value.to_string(),
-        same_bytes: vec![
-            digest_of(DigestAlgo::Sha256, bytes),
-            digest_of(DigestAlgo::Sha512, bytes),
-        ],
+        same_bytes,
         rule,
         alt_rule,
     }
+}
+
+/// The digests of `bytes` with every algorithm.
+pub fn digests_of(bytes: &[u8]) -> Vec<String> {
+    vec![
+        digest_of(DigestAlgo::Sha256, bytes),
+        digest_of(DigestAlgo::Sha512, bytes),
+    ]
 }
 
 /// An op on an upload session the model does not know (closed or never opened).

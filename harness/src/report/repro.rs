@@ -203,7 +203,7 @@ fn session_helpers(content: &Content, bodies: &Bodies, s: &mut String) {
     let _ = write!(s, "sdigest() {{ case \"$1:$2\" in ");
     for i in bodies.blobs.keys() {
         let id = BlobId(*i);
-        let (Some(bytes), Some(algo)) = (content.blob(id), content.blob_algo(id)) else {
+        let (Some(_), Some(algo)) = (content.blob(id), content.blob_algo(id)) else {
             continue;
         };
         for (name, choice) in [
@@ -214,7 +214,7 @@ fn session_helpers(content: &Content, bodies: &Bodies, s: &mut String) {
             let _ = write!(
                 s,
                 "{name}:{i}) echo {};; ",
-                shq(&form(&choice.digest_for(algo, bytes)))
+                shq(&form(&content.blob_digest_choice(id, choice, algo)))
             );
         }
     }

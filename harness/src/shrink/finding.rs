@@ -211,6 +211,27 @@ impl FindingSet {
         ids
     }
 
+    /// Puts the shrunk version of a known finding in its place, keeping what the run counted
+    /// since (occurrences, places, symptoms); `false` when the finding is gone (folded under a
+    /// cause found meanwhile).
+    pub fn replace_shrunk(&mut self, c: &Cause, shrunk: Finding) -> bool {
+        let Some(known) = self.by_cause.get_mut(c) else {
+            return false;
+        };
+        let mut f = shrunk;
+        f.occurrences = known.occurrences;
+        f.seen_at = std::mem::take(&mut known.seen_at);
+        f.symptoms = std::mem::take(&mut known.symptoms);
+        f.first_seen_case = known.first_seen_case;
+        *known = f;
+        true
+    }
+
+    /// Drops a finding (a transport error that did not show again).
+    pub fn remove(&mut self, c: &Cause) -> Option<Finding> {
+        self.by_cause.remove(c)
+    }
+
     pub fn get(&self, c: &Cause) -> Option<&Finding> {
         self.by_cause.get(c)
     }

@@ -427,6 +427,21 @@ impl LaunchedTarget {
         }
     }
 
+    /// Forgets what case namespace `ns` left on a target this process owns (the embedded
+    /// reference: repositories, sessions and content); other targets keep it. Returns whether
+    /// anything could be cleaned.
+    pub fn cleanup(&self, ns: &str) -> bool {
+        match &self.guard {
+            Guard::Reference(running) => {
+                if let Err(e) = running.purge(&format!("{ns}/")) {
+                    tracing::warn!(target = %self.name, "cleaning up {ns}: {e}");
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Stops the target gracefully (bounded) and removes its temporary files.
     pub async fn shutdown(self) {
         match self.guard {

@@ -8,7 +8,7 @@
 pub use super::digest::{digest_of, sha256_hex};
 use super::exchange::ReferrerFacts;
 use super::ids::{BlobId, DigestAlgo, ManifestId};
-use super::spec::{ContentSpec, Flavor, ManifestSpec};
+use super::spec::{ContentSpec, DigestChoice, Flavor, ManifestSpec};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -48,6 +48,8 @@ pub enum ContentError {
 struct RenderedBlob {
     bytes: Bytes,
     digest: String,
+    /// The digest with the other algorithm, computed when first asked for.
+    other: std::sync::OnceLock<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +114,11 @@ impl Content {
             .map(|b| {
                 let bytes = blob_bytes(b.seed, b.size);
                 let digest = digest_of(b.algo, &bytes);
-                RenderedBlob { bytes, digest }
+                RenderedBlob {
+                    bytes,
+                    digest,
+                    other: std::sync::OnceLock::new(),
+                }
             })
             .collect();
         let mut content = Content {
@@ -286,7 +292,11 @@ impl Content {
         }
         let bytes = Bytes::from(serde_json::to_vec(&Value::Object(obj)).unwrap_or_default());
         let digest = digest_of(algo, &bytes);
-        let sha256 = digest_of(DigestAlgo::Sha256, &bytes);
+        let sha256 = if algo == DigestAlgo::Sha256 {
+            digest.clone()
+        } else {
+            digest_of(DigestAlgo::Sha256, &bytes)
+        };
         Ok(RenderedManifest {
             bytes,
             digest,
@@ -307,6 +317,35 @@ impl Content {
     /// The blob's digest, with the blob's own algorithm.
     pub fn blob_digest(&self, id: BlobId) -> Option<&str> {
         self.blobs.get(id.0 as usize).map(|b| b.digest.as_str())
+    }
+
+    /// The blob's digest with `algo` (its own, or computed once for the other algorithm).
+    pub fn blob_digest_as(&self, id: BlobId, algo: DigestAlgo) -> Option<&str> {
+        let b = self.blobs.get(id.0 as usize)?;
+        if self.blob_algo(id) == Some(algo) {
+            return Some(b.digest.as_str());
+        }
+        Some(b.other.get_or_init(|| digest_of(algo, &b.bytes)).as_str())
+    }
+
+    /// Hex sha256 of the blob's bytes.
+    pub fn blob_sha256_hex(&self, id: BlobId) -> Option<&str> {
+        self.blob_digest_as(id, DigestAlgo::Sha256)
+            .map(|d| d.trim_start_matches("sha256:"))
+    }
+
+    /// The blob's digests with every algorithm (what a registry may answer for its bytes).
+    pub fn blob_digests(&self, id: BlobId) -> Vec<String> {
+        [DigestAlgo::Sha256, DigestAlgo::Sha512]
+            .into_iter()
+            .filter_map(|a| self.blob_digest_as(id, a).map(str::to_string))
+            .collect()
+    }
+
+    /// The digest a client sends for blob `id` under `choice`, with `algo`.
+    pub fn blob_digest_choice(&self, id: BlobId, choice: DigestChoice, algo: DigestAlgo) -> String {
+        let correct = self.blob_digest_as(id, algo).unwrap_or_default();
+        choice.digest_from(algo, correct)
     }
 
     /// The blob's digest algorithm (from its digest prefix).

@@ -182,14 +182,13 @@ pub enum DigestChoice {
 }
 
 impl DigestChoice {
-    /// The digest string a client sends for `bytes` under this choice.
-    pub fn digest_for(self, algo: DigestAlgo, bytes: &[u8]) -> String {
+    /// The digest string a client sends for bytes whose digest (with `algo`) is `correct`:
+    /// itself, a well-formed digest of something else, or a malformed one.
+    pub fn digest_from(self, algo: DigestAlgo, correct: &str) -> String {
         match self {
-            DigestChoice::Correct => super::digest::digest_of(algo, bytes),
+            DigestChoice::Correct => correct.to_string(),
             DigestChoice::Wrong => {
-                let mut other = bytes.to_vec();
-                other.extend_from_slice(b"\0ocidiff-wrong");
-                super::digest::digest_of(algo, &other)
+                super::digest::digest_of(algo, format!("{correct}\0ocidiff-wrong").as_bytes())
             }
             DigestChoice::Malformed => match algo {
                 DigestAlgo::Sha256 => "sha256:NOT-A-HEX-DIGEST".to_string(),

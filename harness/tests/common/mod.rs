@@ -44,6 +44,9 @@ pub fn fuzz_config(
         shrink,
         shrink_variations: false,
         progress: false,
+        jobs: 0,
+        max_inflight: None,
+        cleanup: true,
     }
 }
 
