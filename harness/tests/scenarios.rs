@@ -69,7 +69,9 @@ fn every_check_is_named_and_cited_and_every_must_rule_is_covered() {
     // Every MUST rule a registry can break has a named check (transport errors are generic).
     let missing: Vec<&str> = RULES
         .iter()
-        .filter(|r| r.class == Class::Violation && r.id != "http/transport")
+        // Rules of every answer (endpoint "any": error bodies, Warning) are the oracle's, which
+        // `ocidiff conformance` runs on every exchange of every workflow.
+        .filter(|r| r.class == Class::Violation && r.endpoint != "any")
         .map(|r| r.id)
         .filter(|id| !used.contains(*id))
         .collect();
@@ -176,6 +178,50 @@ async fn a_faulty_registry_fails_with_citations() {
         .find(|c| c.name.starts_with("Range bytes=0-99"))
         .unwrap();
     assert_eq!(range.outcome, Outcome::Warn, "{range:#?}");
+}
+
+/// The faults the official suite catches and the fuzzer alone did not: a final chunk out of
+/// order accepted, a malformed `Link`. `ocidiff conformance` fails each with its rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_catches_final_chunk_order_and_malformed_link() {
+    for (fault, workflow, rule) in [
+        (
+            "final_chunk_order_ignored",
+            "push",
+            "end-6/out-of-order-416",
+        ),
+        ("link_malformed", "content-discovery", "end-8b/link-format"),
+    ] {
+        let faulty = reference_registry::Config {
+            faults: reference_registry::Faults::only(fault).unwrap(),
+            ..Default::default()
+        };
+        let wf: Vec<_> = builtin_workflows()
+            .unwrap()
+            .into_iter()
+            .filter(|w| w.id == workflow)
+            .collect();
+        let r = run_conformance(
+            vec![
+                reference(),
+                ("faulty".into(), TargetSpec::Reference(Box::new(faulty))),
+            ],
+            &wf,
+        )
+        .await
+        .unwrap();
+        assert!(!r.target_failed("reference"), "{fault}");
+        let cell = r.cell("faulty", workflow).unwrap();
+        let failed: Vec<_> = cell
+            .checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .collect();
+        assert!(
+            failed.iter().any(|c| c.rule.as_deref() == Some(rule)),
+            "{fault}: no failing {rule} check: {failed:#?}"
+        );
+    }
 }
 
 /// Delete declined (405): skip (unsupported), and the checks depending on it skip too.
@@ -587,6 +633,7 @@ fn schema_names_every_field_of_expect() {
     };
     e.headers.insert("h".into(), "v".into());
     e.matches.insert("h".into(), "v".into());
+    e.matches_if_present.insert("h".into(), "v".into());
     let v = serde_json::to_value(&e).unwrap();
     let root = schema();
     let props = |def: &str| -> BTreeSet<String> {

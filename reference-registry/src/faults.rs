@@ -27,6 +27,11 @@ pub struct Faults {
     pub range_ignored: bool,
     /// Referrers descriptors (end-12) lack `artifactType`.
     pub referrers_drop_artifact_type: bool,
+    /// The closing `PUT` (end-6) accepts a final chunk whose `Content-Range` does not start
+    /// at the session's offset (appended as if in order).
+    pub final_chunk_order_ignored: bool,
+    /// The tag list's `Link` (end-8b) is a bare URL: no `<...>`, no `rel="next"`.
+    pub link_malformed: bool,
 }
 
 impl Faults {
@@ -40,6 +45,8 @@ impl Faults {
         "manifest_delete_noop",
         "range_ignored",
         "referrers_drop_artifact_type",
+        "final_chunk_order_ignored",
+        "link_malformed",
     ];
 
     /// A `Faults` with exactly the named fault on; `None` for an unknown name.
@@ -54,6 +61,8 @@ impl Faults {
             "manifest_delete_noop" => &mut f.manifest_delete_noop,
             "range_ignored" => &mut f.range_ignored,
             "referrers_drop_artifact_type" => &mut f.referrers_drop_artifact_type,
+            "final_chunk_order_ignored" => &mut f.final_chunk_order_ignored,
+            "link_malformed" => &mut f.link_malformed,
             _ => return None,
         };
         *flag = true;
@@ -64,6 +73,23 @@ impl Faults {
     pub fn any(&self) -> bool {
         *self != Faults::default()
     }
+}
+
+/// Whether the closing `PUT` checks that its final chunk starts at the session's offset.
+pub(crate) fn checks_final_chunk_order(f: &Faults) -> bool {
+    !f.final_chunk_order_ignored
+}
+
+/// The tag list's `Link` as sent: as built, or (fault) the bare URL inside it.
+pub(crate) fn tags_link(f: &Faults, link: String) -> String {
+    if !f.link_malformed {
+        return link;
+    }
+    link.split('<')
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+        .map(str::to_string)
+        .unwrap_or(link)
 }
 
 /// Status of a successful completing upload `PUT`.

@@ -809,6 +809,16 @@ fn verify_and_commit(st: &St, up: &mut Upload, digest: &Digest) -> Result<(), Ap
 /// Checks an optional chunk `Content-Range` against the upload; returns the
 /// expected chunk length.
 fn check_content_range(up: &Upload, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    check_content_range_at(up, headers, true)
+}
+
+/// `check_content_range`, with the check that the range starts at the session's offset
+/// optional (fault `final_chunk_order_ignored`).
+fn check_content_range_at(
+    up: &Upload,
+    headers: &HeaderMap,
+    check_offset: bool,
+) -> Result<Option<u64>, ApiError> {
     let Some(cr) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
@@ -819,7 +829,7 @@ fn check_content_range(up: &Upload, headers: &HeaderMap) -> Result<Option<u64>, 
             json!("malformed Content-Range"),
         ));
     };
-    if a != up.size() || a > b {
+    if (check_offset && a != up.size()) || a > b {
         return Err(err(
             StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::BlobUploadInvalid,
@@ -882,7 +892,11 @@ async fn put_upload(st: &St, up: &mut Upload, query: &str, headers: &HeaderMap, 
     };
     let digest = parse_digest(&d)?;
     declined(st, &digest)?;
-    let expected = check_content_range(up, headers)?;
+    let expected = check_content_range_at(
+        up,
+        headers,
+        faults::checks_final_chunk_order(&st.config.faults),
+    )?;
     let before = up.checkpoint();
     let len = append(up, body, expected).await?;
     let (small, violated) = (up.last_chunk_small, up.min_violated);
@@ -1356,7 +1370,11 @@ fn tags_list(st: &St, name: &str, query: &str) -> Res {
     let mut resp = json_response(&json!({"name": name, "tags": tags}), spec::JSON);
     if let (true, Some(n), Some(last)) = (more, n, tags.last()) {
         if let Some(link) = quirks::tags_link(q, &format!("/v2/{name}/tags/list"), n, last) {
-            set(&mut resp, header::LINK, &link);
+            set(
+                &mut resp,
+                header::LINK,
+                &faults::tags_link(&st.config.faults, link),
+            );
         }
     }
     Ok(resp)
@@ -1473,6 +1491,10 @@ mod tests {
         after_delete: StatusCode,
         range_status: StatusCode,
         referrer_at: Option<String>,
+        /// The closing PUT of a final chunk that skips a byte.
+        gap_put: StatusCode,
+        /// The Link of `?n=1`.
+        link_n1: String,
     }
 
     async fn observe(faults: Faults) -> Obs {
@@ -1533,9 +1555,24 @@ mod tests {
             .iter()
             .map(|t| t.as_str().unwrap().to_owned())
             .collect();
-        let (_, _, b) = call(&app, "GET", "/v2/r/tags/list?n=1", &[], b"").await;
+        let (_, h, b) = call(&app, "GET", "/v2/r/tags/list?n=1", &[], b"").await;
         let v: Value = serde_json::from_slice(&b).unwrap();
         let tags_n1 = v["tags"].as_array().unwrap().len();
+        let link_n1 = h
+            .get(header::LINK)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let (_, h, _) = call(&app, "POST", "/v2/r/blobs/uploads/", &[], b"").await;
+        let gap_loc = h[header::LOCATION].to_str().unwrap().to_owned();
+        let (gap_put, _, _) = call(
+            &app,
+            "PUT",
+            &format!("{gap_loc}?digest={bd}"),
+            &[("content-range", "1-10")],
+            &blob[1..],
+        )
+        .await;
         let (_, _, blob_body) = call(&app, "GET", &format!("/v2/r/blobs/{bd}"), &[], b"").await;
         let (range_status, _, _) = call(
             &app,
@@ -1562,6 +1599,8 @@ mod tests {
             after_delete,
             range_status,
             referrer_at,
+            gap_put,
+            link_n1,
         }
     }
 
@@ -1670,6 +1709,8 @@ mod tests {
                 after_delete: StatusCode::NOT_FOUND,
                 range_status: StatusCode::PARTIAL_CONTENT,
                 referrer_at: Some("x/sig".into()),
+                gap_put: StatusCode::RANGE_NOT_SATISFIABLE,
+                link_n1: "</v2/r/tags/list?n=1&last=a>; rel=\"next\"".into(),
             }
         );
         for name in Faults::NAMES {
@@ -1678,17 +1719,24 @@ mod tests {
                 blob: good.blob.clone(),
                 tags: good.tags.clone(),
                 referrer_at: good.referrer_at.clone(),
+                link_n1: good.link_n1.clone(),
                 ..good
             };
             match *name {
                 "blob_put_status_200" => expected.put_status = StatusCode::OK,
                 "manifest_get_no_digest_header" => expected.manifest_digest = false,
                 "tags_unsorted" => expected.tags.reverse(),
-                "tags_ignore_n" => expected.tags_n1 = 4,
                 "blob_corrupt_byte" => expected.blob = faults::corrupt(good.blob.clone()),
                 "manifest_delete_noop" => expected.after_delete = StatusCode::OK,
                 "range_ignored" => expected.range_status = StatusCode::OK,
                 "referrers_drop_artifact_type" => expected.referrer_at = None,
+                // The skipped byte is not noticed; the digest then fails (400).
+                "final_chunk_order_ignored" => expected.gap_put = StatusCode::BAD_REQUEST,
+                "link_malformed" => expected.link_n1 = "/v2/r/tags/list?n=1&last=a".into(),
+                "tags_ignore_n" => {
+                    expected.tags_n1 = 4;
+                    expected.link_n1 = String::new();
+                }
                 other => panic!("untested fault {other}"),
             }
             assert_eq!(bad, expected, "{name}");

@@ -764,6 +764,9 @@ pub struct Store {
     meta: RwLock<Meta>,
     backend: Box<dyn Backend>,
     uploads: Mutex<Sessions>,
+    /// Held (shared) from a blob's commit to its link into a repository, and (exclusive) by
+    /// `purge`: content committed but not linked yet is never forgotten.
+    commits: RwLock<()>,
 }
 
 impl Store {
@@ -774,6 +777,7 @@ impl Store {
             meta: RwLock::new(Meta { repos }),
             backend,
             uploads: Mutex::default(),
+            commits: RwLock::default(),
         })
     }
 
@@ -870,6 +874,7 @@ impl Store {
         // Close the file; the backend decides about durability.
         up.file = None;
         up.closed = true;
+        let _committing = read_lock(&self.commits);
         let res = self.backend.commit_blob(digest, &up.path);
         if res.is_err() {
             let _ = std::fs::remove_file(&up.path);
@@ -881,6 +886,7 @@ impl Store {
     /// Removes every repository whose name starts with `prefix`, their upload sessions, and the
     /// content (memory storage) no remaining repository refers to.
     pub fn purge(&self, prefix: &str) -> io::Result<Purged> {
+        let _no_commits = write_lock(&self.commits);
         let mut out = Purged::default();
         let keep: HashSet<String> = {
             let mut meta = write_lock(&self.meta);

@@ -65,10 +65,11 @@ pub fn differential(
         let names: BTreeSet<&String> = ro.headers.keys().chain(to.headers.keys()).collect();
         for name in names {
             // Content-Length follows the body (compared below); error bodies MAY be any format;
-            // `Link` is optional and judged by the paging checks.
+            // `Link` is optional and judged by the paging checks; session ids by their rule.
             if IGNORED_HEADERS.contains(&name.as_str())
                 || name == "link"
                 || name == "link-form"
+                || name == "location-session-id"
                 || name == "content-type"
                 || name == "content-length"
                 || (name == "content-type-essence" && ro.status >= 400)

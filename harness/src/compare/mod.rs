@@ -156,7 +156,19 @@ fn eval(exp: &Exp, ex: &Exchange, is_reference: bool) -> Judged {
             check.eval(o, &mut j.found);
         }
     }
+    generic_checks(ex, &mut j.found);
     if (400..500).contains(&s) {
+        if let BodyFacts::Other { json: true, .. } = &o.body {
+            j.found.push(Found::body(
+                "errors/json-format",
+                format!(
+                    "a JSON error body without an `errors` list of `code`s: {}",
+                    o.body.describe()
+                ),
+                "{\"errors\": [{\"code\": ...}]}",
+                o.body.describe(),
+            ));
+        }
         if let BodyFacts::Errors { codes } = &o.body {
             let known = |c: &str| SPEC_ERROR_CODES.contains(&c) || LEGACY_ERROR_CODES.contains(&c);
             if let Some(bad) = codes.iter().find(|c| !known(c)) {
@@ -170,6 +182,91 @@ fn eval(exp: &Exp, ex: &Exchange, is_reference: bool) -> Judged {
         }
     }
     j
+}
+
+/// Checks every answer gets, whatever the op: the `Warning` headers' format and size; the
+/// `Link` of a tag list or referrers answer.
+fn generic_checks(ex: &Exchange, found: &mut Vec<Found>) {
+    let o = &ex.observation;
+    let link_rule = match ex.endpoint.as_str() {
+        "end-8a" | "end-8b" => Some("end-8b/link-format"),
+        "end-12a" | "end-12b" => Some("end-12a/link-format"),
+        _ => None,
+    };
+    if let (Some(rule), Some(link)) = (link_rule, o.header("link")) {
+        // `observe` writes a parsed Link as `<url>; rel="..."` (and `link-form`); an
+        // unparseable one stays raw, without `link-form`.
+        let parsed = o.header("link-form").is_some();
+        let next = link.split("rel=\"").skip(1).any(|r| {
+            r.split('"')
+                .next()
+                .is_some_and(|v| v.split_whitespace().any(|t| t.eq_ignore_ascii_case("next")))
+        });
+        if !parsed || !next {
+            found.push(Found::new(
+                "header:link",
+                rule,
+                format!("Link {link:?} is not an RFC 5988 link with rel=\"next\""),
+                "<url>; rel=\"next\"",
+                link,
+            ));
+        }
+    }
+    let Some(w) = o.header("warning") else {
+        return;
+    };
+    if !warning_format_ok(w) {
+        found.push(Found::new(
+            "header:warning",
+            "warning/format",
+            format!("Warning {w:?} is not `299 - \"<text>\"`"),
+            "299 - \"<text>\"",
+            w,
+        ));
+    }
+    if w.len() > 4096 {
+        found.push(Found::new(
+            "header:warning",
+            "warning/size",
+            format!("{} bytes of Warning headers", w.len()),
+            "at most 4096 bytes",
+            w.len().to_string(),
+        ));
+    }
+}
+
+/// `299 - "<text>"`, comma-separated when there are several (the joined form `observe` keeps);
+/// no `warn-date`.
+pub fn warning_format_ok(v: &str) -> bool {
+    let mut rest = v.trim();
+    loop {
+        let Some(r) = rest.strip_prefix("299 - \"") else {
+            return false;
+        };
+        // The quoted text, with backslash escapes.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in r.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else { return false };
+        rest = r[end + 1..].trim_start();
+        if rest.is_empty() {
+            return true;
+        }
+        match rest.strip_prefix(',') {
+            Some(r) => rest = r.trim_start(),
+            None => return false,
+        }
+    }
 }
 
 /// Runs both oracles over one case. Output order is deterministic (op, target, label order).

@@ -98,6 +98,9 @@ rules! {
     "http/transport", "any", V, S, HTTP_SEMANTICS;
     "target/unresponsive", "any", V, S, HTTP_SEMANTICS;
     "errors/code", "any", X, M, "The `code` field MUST be one of the following:";
+    "errors/json-format", "any", X, M, "A `4XX` response code from the registry MAY return a body in any format. … If the response body is in JSON format, it MUST have the following format:";
+    "warning/format", "any", X, M, "If included, `Warning` headers MUST specify a `warn-code` of `299` and a `warn-agent` of `-`, and MUST NOT specify a `warn-date` value.";
+    "warning/size", "any", X, M, "A registry MUST NOT send more than 4096 bytes of warning data from all headers combined.";
     "model/reference", "any", V, N, "(ocidiff's model of a spec-exact registry)";
     // ---- end-1 ----
     "end-1/200", "end-1", V, N, "If the response is `200 OK`, then the registry implements this specification.";
@@ -110,7 +113,7 @@ rules! {
     "end-2/head-digest", "end-2", X, M, "A successful response MUST contain the digest of the uploaded blob or manifest in the header `Docker-Content-Digest`.";
     "end-2/head-length", "end-2", X, M, "A successful response MUST contain the size in bytes of the uploaded blob or manifest in the header `Content-Length`.";
     "end-2/digest-algorithm", "end-2", V, M, "If present, the value of this header MUST be a digest matching that of the response body.";
-    "end-2/404", "end-2", X, M, "If the blob is not found in the repository, the response code MUST be `404 Not Found`.";
+    "end-2/404", "end-2", X, M, "If the blob is not found in the repository, the response code MUST be `404 Not Found`. … If the blob or manifest is not found in the repository, the response code MUST be `404 Not Found`.";
     "end-2/range-ignored", "end-2", V, S, "A registry SHOULD support the `Range` request header in accordance with [RFC 9110 (section 14)](https://www.rfc-editor.org/rfc/rfc9110#section-14).";
     // ---- end-3 ----
     "end-3/get-200", "end-3", X, M, MANIFEST_GET;
@@ -120,10 +123,11 @@ rules! {
     "end-3/head-200", "end-3", X, M, HEAD_200;
     "end-3/head-length", "end-3", X, M, "A successful response MUST contain the size in bytes of the uploaded blob or manifest in the header `Content-Length`.";
     "end-3/content-type", "end-3", V, S, "The `Content-Type` header SHOULD match what the client [pushed as the manifest's `Content-Type`](#pushing-manifests).";
-    "end-3/404", "end-3", X, M, "If the manifest is not found in the repository, the response code MUST be `404 Not Found`.";
+    "end-3/404", "end-3", X, M, "If the manifest is not found in the repository, the response code MUST be `404 Not Found`. … An attempt to pull a nonexistent repository MUST return response code `404 Not Found`.";
     // ---- end-4 ----
     "end-4a/post-202", "end-4a", X, M, "Upon success, the response MUST have a code of `202 Accepted`, and MUST include the following header:";
     "end-4a/location", "end-4a", X, M, "Upon success, the response MUST have a code of `202 Accepted`, and MUST include the following header:";
+    "end-4a/session-id", "end-4a", X, M, "The `<blob-push-location>` MUST contain a UUID representing a unique session ID for the upload to follow.";
     "end-4b/decline-202", "end-4b", V, S, "Registries that do not support single request monolithic uploads SHOULD return a `202 Accepted` status code and `Location` header and clients SHOULD proceed with a subsequent PUT request, as described by the [POST then PUT upload method](#post-then-put).";
     "end-4b/single-post-unsupported", "end-4b", U, Y, "Registries MAY support pushing blobs using a single POST request.";
     "end-4b/location", "end-4b", X, M, "Successful completion of the request MUST return a `201 Created` and MUST include the following header:";
@@ -139,6 +143,7 @@ rules! {
     "upload/unknown-session", "end-5", V, N, "The `<blob-push-location>` refers to the URL obtained from the preceding `POST` request.";
     // ---- end-6 ----
     "end-6/put-201", "end-6", X, M, "The response to a successful closing of the session MUST be `201 Created`, and MUST contain the following header:";
+    "end-6/out-of-order-416", "end-6", X, M, "If the final chunk is uploaded out of order, the registry MUST respond with a `416 Requested Range Not Satisfiable` code.";
     "end-6/location", "end-6", X, M, "Upon successful completion of the request, the response MUST have code `201 Created` and MUST have the following header:";
     // ---- end-7 ----
     "end-7/put-201", "end-7a", X, M, "Upon a successful upload, the registry MUST return response code `201 Created`, and MUST have the following header:";
@@ -160,7 +165,7 @@ rules! {
     "end-8a/unknown-repo", "end-8a", V, Y, "The list of tags MAY be empty if there are no tags on the repository.";
     "end-8a/json", "end-8a", X, M, "Upon success, the response MUST be a json body in the following format:";
     "end-8a/name", "end-8a", X, M, TAGS_FORMAT;
-    "end-8a/order", "end-8a", X, M, "If the list is not empty, the tags MUST be in lexical (i.e. case-insensitive alphanumeric order) or \"ASCIIbetical\" ([Go's `sort.Strings`](https://pkg.go.dev/sort#Strings)) order.";
+    "end-8a/order", "end-8a", X, M, "If the list is not empty, the tags MUST be in lexical (i.e. case-insensitive alphanumeric order) or \"ASCIIbetical\" ([Go's `sort.Strings`](https://pkg.go.dev/sort#Strings)) order. … As above, the tags MUST be in lexical or \"ASCIIbetical\" order. … The tags MUST be in lexical or \"ASCIIbetical\" order.";
     "end-8a/tags", "end-8a", X, M, TAGS_FORMAT;
     "end-8b/n-zero", "end-8b", X, M, "When `n` is zero, this endpoint MUST return an empty list, and MUST NOT include a `Link` header.";
     "end-8b/n-max", "end-8b", X, M, "Otherwise, the response MUST include `<int>` results.";
@@ -168,6 +173,7 @@ rules! {
     "end-8b/n-fewer", "end-8b", X, M, "The response to such a request MAY return fewer than `<int>` results, but only when the total number of tags attached to the repository is less than `<int>` or a `Link` header is provided. … Otherwise, the response MUST include `<int>` results.";
     "end-8b/content", "end-8b", V, N, "That is to say, `<tagname>` will not be included in the results, but up to `<int>` tags *after* `<tagname>` will be returned.";
     "end-8b/pagination", "end-8b", V, Y, "A `Link` header MAY be included in the response when additional tags are available.";
+    "end-8b/link-format", "end-8b", X, M, "If included, the `Link` header MUST be set according to [RFC 5988](https://www.rfc-editor.org/rfc/rfc5988) with the Relation Type `rel=\"next\"`.";
     // ---- end-9 / end-10 ----
     "end-9/202", "end-9", X, M, "Upon success, the registry MUST respond with a `202 Accepted` code. … If manifest deletion is disabled, the registry MUST respond with either a `400 Bad Request` or a `405 Method Not Allowed`.";
     "end-9/tag-202", "end-9", X, M, "Upon success, the registry MUST respond with a `202 Accepted` code. … If tag deletion is disabled, the registry MUST respond with either a `400 Bad Request` or a `405 Method Not Allowed`.";
@@ -185,17 +191,18 @@ rules! {
     "end-11/cross-mount", "end-11", V, Y, "The registry MAY treat the `from` parameter as optional, and it MAY cross-mount the blob if it can be found.";
     // ---- end-12 ----
     "end-12a/200", "end-12a", X, M, "Assuming a repository is found, this request MUST return a `200 OK` response code.";
-    "end-12a/not-404", "end-12a", X, M, "If the registry supports the referrers API, the registry MUST NOT return a `404 Not Found` to a referrers API requests.";
+    "end-12a/not-404", "end-12a", X, M, "If the registry supports the referrers API, the registry MUST NOT return a `404 Not Found` to a referrers API requests. … If a query results in no matching referrers, an empty manifest list MUST be returned.";
     "end-12a/unsupported", "end-12a", U, N, "If the [referrers API](#listing-referrers) returns a 404, the client MUST fallback to pulling the [referrers tag schema](#referrers-tag-schema).";
     "end-12a/invalid-400", "end-12a", X, M, "If the request is invalid, such as a `<digest>` with an invalid syntax, a `400 Bad Request` MUST be returned.";
     "end-12a/content-type", "end-12a", X, M, "The `Content-Type` header MUST be set to `application/vnd.oci.image.index.v1+json`.";
     "end-12a/json", "end-12a", X, M, REFERRERS_INDEX;
     "end-12a/descriptor", "end-12a", X, M, REFERRERS_INDEX;
-    "end-12a/missing", "end-12a", X, M, "After the referrers API is enabled, Registries MUST include all newly pushed image manifests with a valid `subject` field in the referrers API response.";
+    "end-12a/missing", "end-12a", X, M, "After the referrers API is enabled, Registries MUST include all newly pushed image manifests with a valid `subject` field in the referrers API response. … A `Link` header MUST be included in the response when the descriptor list cannot be returned in a single manifest.";
     "end-12a/missing-index", "end-12a", V, N, REFERRER_DESCRIPTOR;
     "end-12a/extra", "end-12a", V, N, REFERRER_DESCRIPTOR;
     "end-12a/artifact-type", "end-12a", X, M, "The descriptors MUST include an `artifactType` field that is set to the value of the `artifactType` in the image manifest or index, if present. … If the `artifactType` is empty or missing in the image manifest, the value of `artifactType` MUST be set to the config descriptor `mediaType` value. … If the `artifactType` is empty or missing in an index, the `artifactType` MUST be omitted.";
     "end-12a/annotations", "end-12a", X, M, "The descriptors MUST include annotations from the image manifest or index.";
+    "end-12a/link-format", "end-12a", X, M, "The `Link` header MUST be set according to [RFC 5988](https://www.rfc-editor.org/rfc/rfc5988) with the Relation Type `rel=\"next\"`.";
     "end-12b/filter-not-applied", "end-12b", V, S, "The registry SHOULD support filtering on `artifactType`.";
     "end-12b/filters-applied-header", "end-12b", X, M, "If filtering is requested and applied, the response MUST include a header `OCI-Filters-Applied: artifactType` denoting that an `artifactType` filter was applied.";
     // ---- end-13 / end-14 ----

@@ -152,10 +152,10 @@ struct Run<'a> {
 async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummary> {
     let start = Instant::now();
     let (shard_index, shard_count) = cfg.shard;
-    let mine: Vec<u64> = (0..cfg.cases)
-        .filter(|i| i % shard_count as u64 == shard_index as u64)
-        .collect();
-    let mut run = Run::new(cfg, fleet, start, mine.len() as u64)?;
+    let (index, count) = (shard_index as u64, shard_count as u64);
+    let mine = (0..cfg.cases).filter(move |i| i % count == index);
+    let my_cases = cfg.cases.saturating_sub(index).div_ceil(count);
+    let mut run = Run::new(cfg, fleet, start, my_cases)?;
     let ex = &fleet.executor;
     // Shrinking runs only the reference and the diverging target (the oracle's verdict on a
     // target depends on nothing else).

@@ -27,6 +27,14 @@ pub struct ShrinkCx<'a> {
     pub deadline: Instant,
 }
 
+/// What a candidate run showed.
+enum Candidate {
+    Shows(Box<(Divergence, CaseOutcome)>),
+    Absent,
+    /// The run's deadline came first.
+    Cut,
+}
+
 /// A new finding to shrink: the case it showed in and its divergence.
 pub struct ShrinkJob {
     pub case: u64,
@@ -72,11 +80,12 @@ pub async fn shrink_finding(
                 cx.fleet.cleanup(&ns);
             }
             match run {
-                Ok(Some((_, o, divs))) => divs
-                    .into_iter()
-                    .find(|x| x.cause() == cause)
-                    .map(|x| (x, o)),
-                _ => None,
+                Ok(Some((_, o, divs))) => match divs.into_iter().find(|x| x.cause() == cause) {
+                    Some(x) => Candidate::Shows(Box::new((x, o))),
+                    None => Candidate::Absent,
+                },
+                Ok(None) => Candidate::Absent,
+                Err(_) => Candidate::Cut,
             }
         }
     };
@@ -87,7 +96,7 @@ pub async fn shrink_finding(
             attempt += 1;
             let ns = format!("ocidiff{run}c{case}s{}{attempt}", &id[..4]);
             let fut = candidate(ns, cand);
-            async move { fut.await.is_some() }
+            async move { matches!(fut.await, Candidate::Shows(_)) }
         },
         budget,
     )
@@ -96,18 +105,20 @@ pub async fn shrink_finding(
     let ns = format!("ocidiff{run}c{case}s{}final", &id[..4]);
     let confirmed = candidate(ns, shrunk.seq.clone()).await;
     let mut f = match confirmed {
-        Some((div, o)) => {
+        Candidate::Shows(found) => {
+            let (div, o) = *found;
             let mut f = Finding::new(&div, &shrunk.seq, cx.seed, case, job.case_seed);
             f.original_ops_len = job.seq.ops.len();
             f.outcome = Some(o);
             f
         }
-        None if job.transport => return (cause, None),
-        None => {
-            // Flaky or budget-limited: keep the original case, flagged.
+        Candidate::Absent if job.transport => return (cause, None),
+        other => {
+            // Cut by the deadline: the original case, as observed. Did not show again: the
+            // original case, flagged as flaky.
             let mut f = Finding::new(&job.d, &job.seq, cx.seed, case, job.case_seed);
             f.outcome = Some(job.outcome);
-            f.confirmed = false;
+            f.confirmed = matches!(other, Candidate::Cut) && !job.transport;
             f
         }
     };

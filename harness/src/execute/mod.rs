@@ -499,9 +499,10 @@ impl TargetRun<'_> {
                 *start,
                 Some(*end),
             )),
-            Body::SessionRest(session) => {
+            Body::SessionRest(session) | Body::SessionRestAfterGap(session) => {
                 let (bytes, sent) = self.session_bytes(*session, content);
-                let from = (sent as usize).min(bytes.len());
+                let gap = usize::from(matches!(step.body, Body::SessionRestAfterGap(_)));
+                let from = (sent as usize + gap).min(bytes.len());
                 let rest = bytes.slice(from..);
                 if rest.is_empty() {
                     None

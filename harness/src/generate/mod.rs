@@ -78,6 +78,7 @@ pub const WEIGHTS: &[(&str, u32)] = &[
     // invalid
     ("push_blob_bad_digest", 2),
     ("complete_bad_digest", 1),
+    ("complete_out_of_order", 1),
     ("patch_out_of_order", 1),
     ("push_bad_manifest", 1),
     ("bad_name", 1),
@@ -291,6 +292,7 @@ mod tests {
             "patch_out_of_order",
             "complete_upload",
             "complete_bad_digest",
+            "complete_out_of_order",
             "closed_session",
             "mount_blob",
             "pull_blob",

@@ -38,7 +38,8 @@ struct RepoState {
     tags: BTreeMap<String, String>,
     /// Tags whose manifest was deleted by digest: a registry may keep listing them (the spec
     /// says only that pulls by them answer 404).
-    dangling: BTreeSet<String>,
+    /// Tags whose manifest was deleted by digest, with that digest.
+    dangling: BTreeMap<String, String>,
 }
 
 /// What a spec-exact registry holds after each op.
@@ -133,7 +134,7 @@ impl ModelState {
             .collect();
         for t in gone {
             r.tags.remove(&t);
-            r.dangling.insert(t);
+            r.dangling.insert(t, digest.to_string());
         }
         true
     }
@@ -269,8 +270,18 @@ impl ModelState {
     pub fn dangling_tags(&self, repo: Repo) -> Vec<String> {
         self.repos
             .get(&repo)
-            .map(|r| r.dangling.iter().cloned().collect())
+            .map(|r| r.dangling.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Whether `tag` is dangling and the manifest it pointed to is stored again: a registry
+    /// that kept the tag serves the manifest by it again, one that deleted it answers 404.
+    pub fn dangling_revived(&self, repo: Repo, tag: &str) -> bool {
+        self.repos.get(&repo).is_some_and(|r| {
+            r.dangling
+                .get(tag)
+                .is_some_and(|d| r.manifests.contains_key(d))
+        })
     }
 
     /// The manifest a tag points to.

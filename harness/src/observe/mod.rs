@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 // Header normalization (`normalize_headers`), all names lower-case:
 // - kept verbatim (trimmed): `docker-content-digest`, `content-length`, `content-range`, `range`,
 //   `oci-subject`, `oci-filters-applied`, `oci-chunk-min-length`, `www-authenticate`,
-//   `accept-ranges`; `oci-tag`: all values joined with ", ".
+//   `accept-ranges`, `warning`; `oci-tag`: all values joined with ", ".
 // - `content-type`: the raw value; plus `content-type-essence`: the media type without
 //   parameters, lower-cased (the spec says clients ignore parameters; compare this one).
 // - `location`: resolved against the request URL; the scheme/host/port are dropped when they are
@@ -20,9 +20,12 @@ use std::collections::BTreeMap;
 // - `link`: every `<url>` resolved and host-dropped the same way (query values kept: they carry
 //   `n` and `last`); `link-form` likewise.
 // - `docker-upload-uuid`: `<present>`.
+// - `location-session-id` (pseudo header, upload locations only): `uuid` when the raw location
+//   holds a UUID (the spec: "MUST contain a UUID representing a unique session ID"), else `none`.
+// - `warning`: kept verbatim (its format and size are checked).
 
 /// Headers kept verbatim (trimmed).
-const VERBATIM: [&str; 9] = [
+const VERBATIM: [&str; 10] = [
     "docker-content-digest",
     "content-length",
     "content-range",
@@ -32,6 +35,7 @@ const VERBATIM: [&str; 9] = [
     "oci-chunk-min-length",
     "www-authenticate",
     "accept-ranges",
+    "warning",
 ];
 
 fn header_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
@@ -120,6 +124,23 @@ pub fn normalize_location(request_url: &url::Url, raw: &str) -> (String, &'stati
     (host_dropped(request_url, &u), form)
 }
 
+/// Whether `s` holds a UUID (8-4-4-4-12 hex digits, any case).
+pub fn has_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    let groups = [8usize, 4, 4, 4, 12];
+    let total = 36;
+    (0..b.len().saturating_sub(total - 1)).any(|start| {
+        let mut i = start;
+        groups.iter().enumerate().all(|(g, n)| {
+            let ok = b[i..i + n].iter().all(u8::is_ascii_hexdigit);
+            i += n;
+            let dash = g == groups.len() - 1 || b.get(i) == Some(&b'-');
+            i += 1;
+            ok && dash
+        })
+    })
+}
+
 /// The URL targets of a `Link` header value with their `rel`, e.g. `</v2/x/tags/list?n=2>; rel="next"`.
 pub fn parse_link(value: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
@@ -185,6 +206,12 @@ pub fn normalize_headers(
         let (norm, form) = normalize_location(request_url, &loc);
         out.insert("location".into(), norm);
         out.insert("location-form".into(), form.into());
+        if loc.contains("/blobs/uploads/") {
+            out.insert(
+                "location-session-id".into(),
+                if has_uuid(&loc) { "uuid" } else { "none" }.into(),
+            );
+        }
     }
     let links = header_values(headers, "link");
     if !links.is_empty() {
@@ -225,6 +252,7 @@ fn other_facts(body: &[u8]) -> BodyFacts {
         len: body.len() as u64,
         sha256: sha256_hex(body),
         snippet,
+        json: serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
     }
 }
 
@@ -232,13 +260,15 @@ fn json_string(v: &serde_json::Value, key: &str) -> Option<String> {
     v.get(key).and_then(|x| x.as_str()).map(str::to_string)
 }
 
+/// The spec's error body: `{"errors": [{"code": ..., ...}, ...]}` (an error without a string
+/// `code` is not of that shape).
 fn parse_errors(body: &[u8]) -> Option<BodyFacts> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let errs = v.get("errors")?.as_array()?;
     let codes = errs
         .iter()
-        .map(|e| json_string(e, "code").unwrap_or_default())
-        .collect();
+        .map(|e| json_string(e, "code"))
+        .collect::<Option<Vec<String>>>()?;
     Some(BodyFacts::Errors { codes })
 }
 

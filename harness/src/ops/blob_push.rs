@@ -116,13 +116,13 @@ impl PushBlob {
         };
         e.alt_first(&[202], "end-4b/single-post-unsupported")
             .continuing(202)
-            .location(202, "end-4a/location")
+            .session_location(202)
             .sha512_declinable(self.sha512(content) && self.correct())
     }
 
     fn post_expect(&self, content: &Content) -> Exp {
         Exp::new(&[202], "end-4a/post-202")
-            .location(202, "end-4a/location")
+            .session_location(202)
             .sha512_declinable(self.sha512(content))
     }
 

@@ -182,6 +182,18 @@ impl Exp {
         )
     }
 
+    /// An upload session's `Location` (end-4a): present, and holding a UUID.
+    pub fn session_location(self, status: u16) -> Exp {
+        self.location(status, "end-4a/location").check(
+            status,
+            Check::HeaderEqIfPresent {
+                name: "location-session-id",
+                value: "uuid".into(),
+                rule: "end-4a/session-id",
+            },
+        )
+    }
+
     pub fn header_eq(
         self,
         status: u16,

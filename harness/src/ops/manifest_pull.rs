@@ -134,6 +134,8 @@ fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> E
         let e = match classify_reference(reference, content) {
             // "The `<tag-or-digest>` MUST NOT be in any other format": a client MUST.
             RefKind::Invalid(_) => Exp::client_error(),
+            // A tag whose manifest was deleted and pushed again: kept (200) or gone (404).
+            RefKind::Tag(t) if st.dangling_revived(repo, &t) => Exp::new(&[404, 200], "end-3/404"),
             _ => Exp::new(&[404], "end-3/404"),
         };
         return e.sha512_declinable(sha512);

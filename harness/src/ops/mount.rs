@@ -119,7 +119,7 @@ impl Operation for MountBlob {
             e.continuing(202)
                 .continuing(201)
                 .location(201, "end-11/location")
-                .location(202, "end-4a/location")
+                .session_location(202)
                 .sha512_declinable(sha512),
         )
     }

@@ -241,6 +241,7 @@ fn sessions() {
         session: sess,
         rest_in_body: rest,
         digest: crate::vocab::DigestChoice::Correct,
+        gap: false,
     };
     assert!(!upload::completes(&s, &complete(false), &c));
     apply(

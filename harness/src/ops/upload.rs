@@ -46,6 +46,10 @@ pub struct CompleteUpload {
     pub rest_in_body: bool,
     #[serde(default, skip_serializing_if = "is_default")]
     pub digest: DigestChoice,
+    /// The rest goes in the body one byte too late: a final chunk out of order (the registry
+    /// MUST answer 416).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub gap: bool,
 }
 
 /// end-13: GET the upload location.
@@ -83,6 +87,27 @@ pub const TRANSITIONS: &[Transition] = &[
                 session,
                 rest_in_body,
                 digest: DigestChoice::Correct,
+                gap: false,
+            })]
+        },
+    },
+    Transition {
+        name: "complete_out_of_order",
+        invalid: true,
+        offer: |d| {
+            let candidates: Vec<_> = d
+                .usable_sessions()
+                .into_iter()
+                .filter(|(_, s)| d.blob_size(s.blob) >= s.offset + 2)
+                .collect();
+            let Some((session, _)) = d.pick(&candidates) else {
+                return Vec::new();
+            };
+            vec![Op::CompleteUpload(CompleteUpload {
+                session,
+                rest_in_body: true,
+                digest: DigestChoice::Correct,
+                gap: true,
             })]
         },
     },
@@ -118,6 +143,7 @@ pub const TRANSITIONS: &[Transition] = &[
                 session,
                 rest_in_body: true,
                 digest,
+                gap: false,
             })]
         },
     },
@@ -165,6 +191,7 @@ pub const TRANSITIONS: &[Transition] = &[
                     session,
                     rest_in_body: false,
                     digest: DigestChoice::Correct,
+                    gap: false,
                 }),
                 _ => Op::CancelUpload(CancelUpload { session }),
             }]
@@ -236,11 +263,17 @@ fn certain(st: &ModelState, session: Session) -> Option<&SessionState> {
 }
 
 /// Whether `CompleteUpload` with these parameters would store the blob.
+/// Whether a final chunk with a gap can be sent: at least two bytes of the blob are left.
+fn gap_possible(st: &ModelState, session: Session, content: &Content) -> bool {
+    st.session(session)
+        .is_some_and(|s| blob_size(content, s) >= s.offset + 2)
+}
+
 pub fn completes(st: &ModelState, c: &CompleteUpload, content: &Content) -> bool {
     let Some(s) = st.session(c.session) else {
         return false;
     };
-    if c.digest != DigestChoice::Correct {
+    if c.digest != DigestChoice::Correct || (c.gap && gap_possible(st, c.session, content)) {
         return false;
     }
     // The session's digest-algorithm must agree with the blob's digest.
@@ -299,7 +332,7 @@ impl Operation for StartUpload {
         };
         Some(
             Exp::new(&[202], "end-4a/post-202")
-                .location(202, "end-4a/location")
+                .session_location(202)
                 .sha512_declinable(self.digest_algorithm == Some(DigestAlgo::Sha512)),
         )
     }
@@ -440,7 +473,13 @@ impl Operation for CompleteUpload {
         if certain(st, self.session).is_none() {
             return slot_kind(st, self.session);
         }
-        Some(if completes(st, self, content) {
+        Some(if self.gap {
+            // A gap needs two bytes left: one skipped, one sent.
+            if !gap_possible(st, self.session, content) {
+                return None;
+            }
+            "complete_out_of_order"
+        } else if completes(st, self, content) {
             "complete_upload"
         } else {
             "complete_bad_digest"
@@ -448,7 +487,10 @@ impl Operation for CompleteUpload {
     }
 
     fn apply(&self, st: &mut ModelState, content: &Content) {
-        if completes(st, self, content) {
+        if self.gap && gap_possible(st, self.session, content) {
+            // Answered 416, the session stays where it was ("To get the current status after
+            // a 416 error, issue a GET request").
+        } else if completes(st, self, content) {
             if let Some(s) = st.close_session(self.session) {
                 if let Some(d) = content.blob_digest(s.blob) {
                     st.link_blob(s.repo, d);
@@ -463,7 +505,9 @@ impl Operation for CompleteUpload {
     fn plan(&self, _: &Content) -> Plan {
         let step = Step::new("put", "end-6", Method::Put, Url::Session(self.session))
             .query("digest", Val::SessionDigest(self.session, self.digest));
-        Plan::one(if self.rest_in_body {
+        Plan::one(if self.gap {
+            step.body(Body::SessionRestAfterGap(self.session))
+        } else if self.rest_in_body {
             step.body(Body::SessionRest(self.session))
         } else {
             step
@@ -480,6 +524,9 @@ impl Operation for CompleteUpload {
             (s.algo, cx.content.blob_algo(s.blob)),
             (Some(a), Some(b)) if a != b
         );
+        if self.gap && gap_possible(cx.st, self.session, cx.content) {
+            return Some(Exp::new(&[416], "end-6/out-of-order-416"));
+        }
         let undefined = cx.memo.undefined.contains(&self.session);
         Some(if completes(cx.st, self, cx.content) && undefined {
             // After a request the spec does not define, neither is the close.

@@ -389,15 +389,20 @@ fn render_request(
                 "    sz=\"$(blobsize \"${{SBLOB{n}:-}}\")\"; a=$(( {start} < sz ? {start} : sz )); e=$(( {end} < sz ? {end} : sz )); [ \"$e\" -ge \"$a\" ] || e=$a; slice \"$(blobfile \"${{SBLOB{n}:-}}\")\" \"$a\" $(( e - a )) \"$WORK/chunk\"; BODY=\"$WORK/chunk\"; BLEN=$(( e - a ))"
             );
         }
-        Body::SessionRest(session) => {
+        Body::SessionRest(session) | Body::SessionRestAfterGap(session) => {
             let n = session.0;
+            let gap = u8::from(matches!(step.body, Body::SessionRestAfterGap(_)));
             let _ = writeln!(
                 s,
-                "    sz=\"$(blobsize \"${{SBLOB{n}:-}}\")\"; a=$(( SENT{n} < sz ? SENT{n} : sz ))\n    if [ \"$a\" -lt \"$sz\" ]; then slice \"$(blobfile \"${{SBLOB{n}:-}}\")\" \"$a\" $(( sz - a )) \"$WORK/chunk\"; BODY=\"$WORK/chunk\"; BLEN=$(( sz - a )); ARGS+=(-H 'content-type: {OCTET_STREAM}' -H \"content-range: $a-$(( sz - 1 ))\"); fi"
+                "    sz=\"$(blobsize \"${{SBLOB{n}:-}}\")\"; a=$(( SENT{n} + {gap} < sz ? SENT{n} + {gap} : sz ))\n    if [ \"$a\" -lt \"$sz\" ]; then slice \"$(blobfile \"${{SBLOB{n}:-}}\")\" \"$a\" $(( sz - a )) \"$WORK/chunk\"; BODY=\"$WORK/chunk\"; BLEN=$(( sz - a )); ARGS+=(-H 'content-type: {OCTET_STREAM}' -H \"content-range: $a-$(( sz - 1 ))\"); fi"
             );
         }
     }
-    let needs_ct = !has_ct && !matches!(step.body, Body::SessionRest(_));
+    let needs_ct = !has_ct
+        && !matches!(
+            step.body,
+            Body::SessionRest(_) | Body::SessionRestAfterGap(_)
+        );
     let _ = writeln!(
         s,
         "    if [ -n \"$BODY\" ]; then ARGS+=(--data-binary @\"$BODY\"){}; {}fi",

@@ -222,11 +222,13 @@ fn failures(
             out.push(format!("header {k}: {v:?} (expected absent)"));
         }
     }
-    for (k, re) in &e.matches {
+    let optional = e.matches_if_present.iter().map(|m| (m, true));
+    for ((k, re), if_present) in e.matches.iter().map(|m| (m, false)).chain(optional) {
         let pattern = substitute(re, content, ns, true);
         let got = o.headers.get(&k.to_ascii_lowercase());
         let ok = match (regex::Regex::new(&pattern), got) {
             (Ok(r), Some(g)) => r.is_match(g),
+            (Ok(_), None) => if_present,
             _ => false,
         };
         if !ok {

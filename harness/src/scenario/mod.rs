@@ -174,6 +174,10 @@ pub struct Expect {
     /// Headers whose (normalized) value must match a regular expression.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matches: BTreeMap<String, String>,
+    /// Headers whose (normalized) value, when the header is sent, must match a regular
+    /// expression (an optional header's format).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matches_if_present: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<BodyExpect>,
     /// Statuses meaning "optional feature declined": the check is skipped (unsupported).

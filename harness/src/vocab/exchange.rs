@@ -41,6 +41,9 @@ pub enum BodyFacts {
         sha256: String,
         /// First bytes (lossy UTF-8), for humans.
         snippet: String,
+        /// The body is JSON (of another shape than the endpoint's).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        json: bool,
     },
 }
 

@@ -151,6 +151,9 @@ pub enum Body {
     },
     /// The bytes of the session's blob the target has not accepted yet.
     SessionRest(Session),
+    /// The same, but starting one byte later: a final chunk out of order (a gap), with its
+    /// `Content-Range`.
+    SessionRestAfterGap(Session),
 }
 
 /// When a step is sent.
