@@ -29,7 +29,7 @@ run() {
   ops="$(sed -n 's/^run [^:]*: [0-9]* cases, \([0-9]*\) ops in \([0-9.]*\)s.*/\1/p' "$OUT/$name.log")"
   secs="$(sed -n 's/^run [^:]*: [0-9]* cases, \([0-9]*\) ops in \([0-9.]*\)s.*/\2/p' "$OUT/$name.log")"
   if [ -z "$ops" ]; then echo "0 0"; return; fi
-  awk -v o="$ops" -v s="$secs" -v r="$(cat "$OUT/$name.rss")" 'BEGIN { printf "%.0f %.0f\n", o / s, r / 1024 }'
+  awk -v o="$ops" -v s="$secs" -v r="$(tail -n 1 "$OUT/$name.rss")" 'BEGIN { printf "%.0f %.0f\n", o / s, r / 1024 }'
 }
 
 printf '%-34s %12s %12s %8s %14s %14s\n' "targets" "jobs 1 op/s" "default op/s" "ratio" "RSS jobs 1" "RSS default"

@@ -214,6 +214,7 @@ async fn fuzz_through_the_token_flow() {
         jobs: 0,
         max_inflight: None,
         cleanup: true,
+        baseline: None,
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.ops_run > 0);
@@ -276,6 +277,7 @@ async fn secrets_never_reach_findings() {
         jobs: 0,
         max_inflight: None,
         cleanup: true,
+        baseline: None,
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.violations > 0, "the fault was not found");
@@ -380,6 +382,7 @@ async fn repository_prefix_compares_clean() {
         jobs: 0,
         max_inflight: None,
         cleanup: true,
+        baseline: None,
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.ops_run > 0);

@@ -106,10 +106,11 @@ impl BlobContent {
 
 /// Where content and metadata are kept.
 pub trait Backend: Send + Sync + 'static {
-    /// Directory for upload temp files.
-    fn upload_dir(&self) -> &Path;
-    /// Takes ownership of the finished temp file `temp` as the content of `digest`.
-    fn commit_blob(&self, digest: &Digest, temp: &Path) -> io::Result<()>;
+    /// Directory for upload temp files; `None`: uploads are spooled in memory (the content
+    /// ends up in memory anyway, so a file per upload would only cost creates and unlinks).
+    fn upload_dir(&self) -> Option<&Path>;
+    /// Takes ownership of a finished upload's content as the content of `digest`.
+    fn commit_blob(&self, digest: &Digest, content: Spooled) -> io::Result<()>;
     /// Content of a blob (any repository).
     fn blob(&self, digest: &str) -> Option<BlobContent>;
     /// Persists manifest bytes (no-op in memory: the record holds them).
@@ -130,12 +131,11 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// Everything in memory; uploads in a private temp dir.
+/// Everything in memory, uploads included.
 pub struct MemoryBackend {
     /// Content by digest, with the `forget_blobs` round it arrived in.
     blobs: RwLock<HashMap<String, (Bytes, u64)>>,
     round: std::sync::atomic::AtomicU64,
-    tmp: tempfile::TempDir,
 }
 
 impl MemoryBackend {
@@ -143,20 +143,23 @@ impl MemoryBackend {
         Ok(MemoryBackend {
             blobs: RwLock::default(),
             round: std::sync::atomic::AtomicU64::new(0),
-            tmp: tempfile::Builder::new()
-                .prefix("reference-registry-")
-                .tempdir()?,
         })
     }
 }
 
 impl Backend for MemoryBackend {
-    fn upload_dir(&self) -> &Path {
-        self.tmp.path()
+    fn upload_dir(&self) -> Option<&Path> {
+        None
     }
-    fn commit_blob(&self, digest: &Digest, temp: &Path) -> io::Result<()> {
-        let data = Bytes::from(blocking(|| std::fs::read(temp))?);
-        let _ = std::fs::remove_file(temp);
+    fn commit_blob(&self, digest: &Digest, content: Spooled) -> io::Result<()> {
+        let data = match content {
+            Spooled::Memory(v) => Bytes::from(v),
+            Spooled::File(temp) => {
+                let data = blocking(|| std::fs::read(&temp));
+                let _ = std::fs::remove_file(&temp);
+                Bytes::from(data?)
+            }
+        };
         let round = self.round.load(std::sync::atomic::Ordering::SeqCst);
         write_lock(&self.blobs)
             .entry(digest.as_str().to_owned())
@@ -337,20 +340,30 @@ fn sync_dir(dir: &Path) {
 }
 
 impl Backend for DiskBackend {
-    fn upload_dir(&self) -> &Path {
-        &self.uploads
+    fn upload_dir(&self) -> Option<&Path> {
+        Some(&self.uploads)
     }
-    fn commit_blob(&self, digest: &Digest, temp: &Path) -> io::Result<()> {
+    fn commit_blob(&self, digest: &Digest, content: Spooled) -> io::Result<()> {
         let dest = self.content_path(digest);
         let size = blocking(|| {
-            if dest.exists() {
-                let _ = std::fs::remove_file(temp);
-            } else {
-                let dir = dest.parent().unwrap_or(Path::new("."));
-                std::fs::create_dir_all(dir)?;
-                std::fs::File::open(temp)?.sync_all()?;
-                std::fs::rename(temp, &dest)?;
-                sync_dir(dir);
+            let dir = dest.parent().unwrap_or(Path::new("."));
+            match content {
+                Spooled::File(temp) if dest.exists() => {
+                    let _ = std::fs::remove_file(temp);
+                }
+                Spooled::File(temp) => {
+                    std::fs::create_dir_all(dir)?;
+                    let moved = std::fs::File::open(&temp)
+                        .and_then(|f| f.sync_all())
+                        .and_then(|()| std::fs::rename(&temp, &dest));
+                    if moved.is_err() {
+                        let _ = std::fs::remove_file(&temp);
+                    }
+                    moved?;
+                    sync_dir(dir);
+                }
+                Spooled::Memory(_) if dest.exists() => {}
+                Spooled::Memory(data) => atomic_write(&dest, &data)?,
             }
             std::fs::metadata(&dest).map(|m| m.len())
         })?;
@@ -426,8 +439,7 @@ fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 pub struct Upload {
     pub repo: String,
     pub id: String,
-    path: PathBuf,
-    file: Option<std::fs::File>,
+    spool: Spool,
     size: u64,
     hasher: Hasher,
     /// Set once completed or cancelled; a waiter holding the `Arc` sees it.
@@ -438,6 +450,68 @@ pub struct Upload {
     pub last_chunk_small: bool,
     /// A chunk below the minimum was followed by more data.
     pub min_violated: bool,
+}
+
+/// Where an upload's bytes wait until it is committed.
+enum Spool {
+    /// A temp file (`file` is `None` once closed).
+    File {
+        path: PathBuf,
+        file: Option<std::fs::File>,
+    },
+    /// Memory (storage that keeps content in memory anyway).
+    Memory(Vec<u8>),
+}
+
+/// A finished upload's content, handed to [`Backend::commit_blob`].
+pub enum Spooled {
+    /// A closed temp file the backend takes over (moves or removes).
+    File(PathBuf),
+    Memory(Vec<u8>),
+}
+
+impl Spool {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Spool::File { file: Some(f), .. } => f.write_all(data),
+            Spool::File { file: None, .. } => Err(io::Error::other("upload closed")),
+            Spool::Memory(v) => {
+                v.extend_from_slice(data);
+                Ok(())
+            }
+        }
+    }
+
+    fn truncate(&mut self, len: u64) {
+        match self {
+            Spool::File { file: Some(f), .. } => {
+                let _ = f.set_len(len);
+            }
+            Spool::File { file: None, .. } => {}
+            Spool::Memory(v) => v.truncate(usize::try_from(len).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Takes the content out (closing the file), leaving an empty spool.
+    fn take(&mut self) -> Spooled {
+        match self {
+            Spool::File { path, file } => {
+                *file = None;
+                Spooled::File(path.clone())
+            }
+            Spool::Memory(v) => Spooled::Memory(std::mem::take(v)),
+        }
+    }
+
+    fn discard(&mut self) {
+        match self {
+            Spool::File { path, file } => {
+                *file = None;
+                let _ = std::fs::remove_file(path);
+            }
+            Spool::Memory(v) => *v = Vec::new(),
+        }
+    }
 }
 
 /// A saved upload state (size and hasher).
@@ -504,18 +578,26 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 fn start_writeback(_: &std::fs::File, _: u64, _: u64) {}
 
 impl Upload {
-    fn create(dir: &Path, repo: &str, alg: Algorithm) -> io::Result<Upload> {
+    fn create(dir: Option<&Path>, repo: &str, alg: Algorithm) -> io::Result<Upload> {
         let id = uuid::Uuid::new_v4().to_string();
-        let path = dir.join(&id);
-        let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
+        let spool = match dir {
+            Some(dir) => {
+                let path = dir.join(&id);
+                let file = std::fs::OpenOptions::new()
+                    .create_new(true)
+                    .append(true)
+                    .open(&path)?;
+                Spool::File {
+                    path,
+                    file: Some(file),
+                }
+            }
+            None => Spool::Memory(Vec::new()),
+        };
         Ok(Upload {
             repo: repo.to_owned(),
             id,
-            path,
-            file: Some(file),
+            spool,
             size: 0,
             hasher: alg.hasher(),
             closed: false,
@@ -538,16 +620,14 @@ impl Upload {
         }
     }
 
-    /// Rolls the upload back to a checkpoint (truncating the temp file).
+    /// Rolls the upload back to a checkpoint (truncating the spooled content).
     pub fn restore(&mut self, cp: Checkpoint) {
         if self.closed {
             return;
         }
         self.size = cp.size;
         self.hasher = cp.hasher;
-        if let Some(f) = self.file.as_mut() {
-            let _ = f.set_len(cp.size);
-        }
+        self.spool.truncate(cp.size);
     }
 
     /// Streams `body` onto the end of the upload, updating the hasher.
@@ -623,15 +703,13 @@ impl Upload {
             if buf.is_empty() {
                 break;
             }
-            let file = self
-                .file
-                .as_mut()
-                .ok_or_else(|| AppendError::Io(io::Error::other("upload closed")))?;
-            file.write_all(&buf).map_err(AppendError::Io)?;
+            self.spool.write(&buf).map_err(AppendError::Io)?;
             self.size += buf.len() as u64;
             unsynced += buf.len() as u64;
             if unsynced >= WRITEBACK_BYTES {
-                start_writeback(file, self.size - unsynced, unsynced);
+                if let Spool::File { file: Some(f), .. } = &self.spool {
+                    start_writeback(f, self.size - unsynced, unsynced);
+                }
                 unsynced = 0;
             }
             let full = std::mem::take(&mut buf);
@@ -676,15 +754,19 @@ impl Upload {
         Ok(got)
     }
 
-    /// The digest of the content so far, under `alg` (re-reads the file when
+    /// The digest of the content so far, under `alg` (re-reads the content when
     /// `alg` is not the session's algorithm).
     pub fn digest(&self, alg: Algorithm) -> io::Result<Digest> {
         if self.hasher.algorithm() == alg {
             return Ok(self.hasher.clone().finish());
         }
+        let path = match &self.spool {
+            Spool::Memory(v) => return Ok(alg.digest(v)),
+            Spool::File { path, .. } => path,
+        };
         blocking(|| {
             let mut h = alg.hasher();
-            let mut f = std::fs::File::open(&self.path)?;
+            let mut f = std::fs::File::open(path)?;
             let mut buf = vec![0u8; 256 * 1024];
             loop {
                 let n = io::Read::read(&mut f, &mut buf)?;
@@ -699,8 +781,16 @@ impl Upload {
 
     fn discard(&mut self) {
         self.closed = true;
-        self.file = None;
-        let _ = std::fs::remove_file(&self.path);
+        self.spool.discard();
+    }
+
+    /// The content spooled so far (tests).
+    #[cfg(test)]
+    fn spooled(&self) -> Vec<u8> {
+        match &self.spool {
+            Spool::File { path, .. } => std::fs::read(path).unwrap(),
+            Spool::Memory(v) => v.clone(),
+        }
     }
 }
 
@@ -871,15 +961,12 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .map
             .remove(&up.id);
-        // Close the file; the backend decides about durability.
-        up.file = None;
+        // Close the spool; the backend decides about durability (and removes a temp file it
+        // does not take).
+        let content = up.spool.take();
         up.closed = true;
         let _committing = read_lock(&self.commits);
-        let res = self.backend.commit_blob(digest, &up.path);
-        if res.is_err() {
-            let _ = std::fs::remove_file(&up.path);
-        }
-        res?;
+        self.backend.commit_blob(digest, content)?;
         self.link_blob(&up.repo, digest)
     }
 
@@ -946,9 +1033,10 @@ mod tests {
         let d = |s: &str| Digest::parse(&format!("sha256:{}", s.repeat(64))).unwrap();
         let (a, b) = (d("a"), d("b"));
         for (digest, repo) in [(&a, "ns1/r1"), (&b, "ns2/r1")] {
-            let tmp = store.backend.upload_dir().join(digest.hex());
-            std::fs::write(&tmp, b"x").unwrap();
-            store.backend.commit_blob(digest, &tmp).unwrap();
+            store
+                .backend
+                .commit_blob(digest, Spooled::Memory(b"x".to_vec()))
+                .unwrap();
             store.link_blob(repo, digest).unwrap();
         }
         let open = store.start_upload("ns1/r2", Algorithm::Sha256).unwrap();
@@ -989,7 +1077,7 @@ mod tests {
         {
             let store = Store::open(Box::new(DiskBackend::open(dir.path()).unwrap())).unwrap();
             let mut up = store.temp_upload("a/b", Algorithm::Sha256).unwrap();
-            up.file.as_mut().unwrap().write_all(b"x").unwrap();
+            up.spool.write(b"x").unwrap();
             store.commit_upload(&mut up, &d).unwrap();
             store
                 .update("a/b", false, |r| {
@@ -1023,18 +1111,33 @@ mod tests {
     }
 
     fn file_len(up: &Upload) -> u64 {
-        std::fs::metadata(&up.path).unwrap().len()
+        up.spooled().len() as u64
+    }
+
+    /// A store of each kind: memory (uploads spooled in memory) and disk (temp files).
+    fn both_stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
+        let dir = tempfile::tempdir().unwrap();
+        vec![
+            (Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap(), None),
+            (
+                Store::open(Box::new(DiskBackend::open(dir.path()).unwrap())).unwrap(),
+                Some(dir),
+            ),
+        ]
     }
 
     /// Bodies of many batches go through the hashing thread; small ones are
     /// hashed inline. Either way the digest and file match the bytes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pipelined_append_hashes_and_writes_everything() {
-        let store = Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap();
         let data: Vec<u8> = (0..(5 * BATCH_BYTES + 12345))
             .map(|i| (i * 31 % 251) as u8)
             .collect();
-        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+        let stores = both_stores();
+        for ((store, _dir), alg) in stores
+            .iter()
+            .flat_map(|s| [Algorithm::Sha256, Algorithm::Sha512].map(|a| (s, a)))
+        {
             let mut up = store.temp_upload("r", alg).unwrap();
             // A small chunk, then a large one in uneven frames.
             let small = axum::body::Body::from(data[..100].to_vec());
@@ -1045,7 +1148,7 @@ mod tests {
             assert_eq!(n, rest.len() as u64);
             assert_eq!(up.size(), data.len() as u64);
             assert_eq!(file_len(&up), data.len() as u64);
-            assert_eq!(std::fs::read(&up.path).unwrap(), data);
+            assert_eq!(up.spooled(), data);
             assert_eq!(up.digest(alg).unwrap(), alg.digest(&data));
             // The other algorithm re-reads the file.
             let other = match alg {
@@ -1060,7 +1163,12 @@ mod tests {
     /// dropped half-way leaves the upload exactly as it was.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failed_or_dropped_append_rolls_back() {
-        let store = Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap();
+        for (store, _dir) in both_stores() {
+            rolls_back_on(&store).await;
+        }
+    }
+
+    async fn rolls_back_on(store: &Store) {
         let head = b"0123456789".to_vec();
         let big: Vec<u8> = (0..(3 * BATCH_BYTES + 7)).map(|i| i as u8).collect();
         let mut up = store.temp_upload("r", Algorithm::Sha256).unwrap();
@@ -1110,6 +1218,6 @@ mod tests {
             up.digest(Algorithm::Sha256).unwrap(),
             Algorithm::Sha256.digest(&all)
         );
-        assert_eq!(std::fs::read(&up.path).unwrap(), all);
+        assert_eq!(up.spooled(), all);
     }
 }

@@ -151,6 +151,11 @@ struct FuzzArgs {
     /// case is judged, so memory stays bounded).
     #[arg(long)]
     no_cleanup: bool,
+    /// Known findings: a previous `findings.json` or a known-issues TOML file (README,
+    /// "Baselines"). Findings are reported as new, known or no longer seen (`baseline.json`);
+    /// the run exits 1 only for new violations.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -340,6 +345,19 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         }
         gen.invalid_share = s;
     }
+    let baseline = match a.baseline.as_deref().map(crate::report::baseline::load) {
+        None => None,
+        Some(Ok(b)) => {
+            for w in &b.warnings {
+                eprintln!("warning: {w}");
+            }
+            Some(b)
+        }
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let seed = a.seed.unwrap_or_else(rand::random);
     eprintln!("seed: {seed} (re-run with --seed {seed})");
     let cfg = FuzzConfig {
@@ -356,6 +374,7 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         jobs: a.jobs.map_or(0, usize::from),
         max_inflight: a.max_inflight.map(usize::from),
         cleanup: !a.no_cleanup,
+        baseline,
     };
     match run_fuzz(cfg).await {
         Ok(s) => {
@@ -386,7 +405,10 @@ async fn fuzz(a: FuzzArgs) -> i32 {
                 s.unsupported,
                 s.out.join("findings.json").display()
             );
-            i32::from(s.violations > 0)
+            if let Some(c) = &s.baseline {
+                print!("{}", c.render());
+            }
+            s.exit_code()
         }
         Err(e) => {
             eprintln!("error: {}", redact(&format!("{e:#}")));

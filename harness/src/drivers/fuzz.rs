@@ -20,7 +20,9 @@ use crate::execute::{ExecOptions, Executor};
 use crate::generate::{generate_sequence, GenConfig};
 use crate::ops::Sequence;
 use crate::report::fuzz_html::{self, RunInfo};
+use crate::report::baseline::{Baseline, Comparison};
 use crate::report::repro::strip_credentials;
+use crate::vocab::fs::write_atomic;
 use crate::report::{FindingsWriter, Progress};
 use crate::shrink::{roots_first, Absorbed, Finding, FindingSet};
 use crate::targets::TargetSpec;
@@ -54,6 +56,8 @@ pub struct FuzzConfig {
     pub max_inflight: Option<usize>,
     /// Forget each case's namespace on the embedded registries once it is judged.
     pub cleanup: bool,
+    /// Known findings: the run reports new / known / no longer seen (`baseline.json`).
+    pub baseline: Option<Baseline>,
 }
 
 impl FuzzConfig {
@@ -73,6 +77,7 @@ impl FuzzConfig {
             jobs: 0,
             max_inflight: None,
             cleanup: true,
+            baseline: None,
         }
     }
 }
@@ -99,6 +104,19 @@ pub struct FuzzSummary {
     pub out: PathBuf,
     /// The case limit was reached before the deadline (false: stopped by time).
     pub completed: bool,
+    /// The findings against `FuzzConfig::baseline`.
+    pub baseline: Option<Comparison>,
+}
+
+impl FuzzSummary {
+    /// The run's exit code: 1 when it found violations (with a baseline: new ones), else 0.
+    pub fn exit_code(&self) -> i32 {
+        let failing = match &self.baseline {
+            Some(c) => c.new_violations(),
+            None => self.violations,
+        };
+        i32::from(failing > 0)
+    }
 }
 
 /// Shrinks running beside the case stream at most.
@@ -481,6 +499,18 @@ impl<'a> Run<'a> {
         self.flush()?;
         self.progress.finish();
         let findings = self.findings.into_vec();
+        let baseline = match &self.cfg.baseline {
+            Some(b) => {
+                let c = crate::report::baseline::compare(b, &findings);
+                self.writer.mark_baseline(&c)?;
+                write_atomic(
+                    &self.cfg.out.join("baseline.json"),
+                    serde_json::to_string_pretty(&c)?.as_bytes(),
+                )?;
+                Some(c)
+            }
+            None => None,
+        };
         let count = |c: Class| findings.iter().filter(|f| f.divergence.class == c).count();
         Ok(FuzzSummary {
             run_id: self.id,
@@ -494,6 +524,7 @@ impl<'a> Run<'a> {
             elapsed: start.elapsed(),
             out: self.cfg.out.clone(),
             completed,
+            baseline,
         })
     }
 }
@@ -540,6 +571,7 @@ mod tests {
             jobs: 0,
             max_inflight: None,
             cleanup: true,
+            baseline: None,
         };
         let s = run_fuzz(cfg).await.unwrap();
         assert_eq!(s.cases_run, 6);
@@ -597,6 +629,7 @@ mod tests {
                 jobs: 0,
                 max_inflight: None,
                 cleanup: true,
+                baseline: None,
             };
             let s = run_fuzz(cfg).await.unwrap();
             let body = s

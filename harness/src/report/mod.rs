@@ -2,6 +2,7 @@
 //! `findings/<id>/` with `scenario.toml` (replayable with `ocidiff replay`), `repro.sh` (standalone
 //! bash + curl) and `report.md`; plus the terminal progress bar and the end-of-run summary.
 
+pub mod baseline;
 pub mod conformance;
 pub mod conformance_html;
 pub mod fuzz_html;
@@ -115,6 +116,7 @@ impl FindingsWriter {
             "endpoint": d.endpoint,
             "field": d.field,
             "rule": d.rule,
+            "cause": d.cause().key,
             "spec": d.spec,
             "summary": d.summary,
             "expected": d.expected,
@@ -165,6 +167,16 @@ impl FindingsWriter {
         let dir = self.out.join("findings").join(id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        self.write_json()
+    }
+
+    /// Marks every entry of `findings.json` with its baseline status ("new" / "known").
+    pub fn mark_baseline(&mut self, c: &baseline::Comparison) -> anyhow::Result<()> {
+        for e in &mut self.entries {
+            if let Some(status) = e["id"].as_str().and_then(|id| c.status_of(id)) {
+                e["baseline"] = status.into();
+            }
         }
         self.write_json()
     }

@@ -47,6 +47,7 @@ pub fn fuzz_config(
         jobs: 0,
         max_inflight: None,
         cleanup: true,
+        baseline: None,
     }
 }
 
