@@ -124,7 +124,15 @@ fn a_bad_baseline_stops_the_cli_before_the_run() {
     let bad = dir.path().join("known.toml");
     std::fs::write(&bad, "[[known]]\nrule = \"end-8a/order\"\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ocidiff"))
-        .args(["fuzz", "--target", "reference", "--cases", "1", "--quiet", "--baseline"])
+        .args([
+            "fuzz",
+            "--target",
+            "reference",
+            "--cases",
+            "1",
+            "--quiet",
+            "--baseline",
+        ])
         .arg(&bad)
         .arg("--out")
         .arg(dir.path().join("out"))
@@ -132,6 +140,9 @@ fn a_bad_baseline_stops_the_cli_before_the_run() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("known.toml") && stderr.contains("reason"), "{stderr}");
+    assert!(
+        stderr.contains("known.toml") && stderr.contains("reason"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("out").exists(), "no run started");
 }

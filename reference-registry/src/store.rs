@@ -1118,7 +1118,10 @@ mod tests {
     fn both_stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
         let dir = tempfile::tempdir().unwrap();
         vec![
-            (Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap(), None),
+            (
+                Store::open(Box::new(MemoryBackend::new().unwrap())).unwrap(),
+                None,
+            ),
             (
                 Store::open(Box::new(DiskBackend::open(dir.path()).unwrap())).unwrap(),
                 Some(dir),

@@ -146,6 +146,7 @@ fn fuzz_against_a_container_target() {
         jobs: 0,
         max_inflight: None,
         cleanup: true,
+        baseline: None,
     };
     let mut targets = cfg.targets.clone();
     ocidiff::targets::external::set_log_dir(&mut targets, &out.path().join("logs"));

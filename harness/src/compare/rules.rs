@@ -186,6 +186,7 @@ rules! {
     "end-10/delete-disabled", "end-10", U, Y, DELETE_MAY;
     // ---- end-11 ----
     "end-11/location", "end-11", X, M, "The response to a successful mount MUST be `201 Created`, and MUST contain the following header: … The Location header will contain the registry URL to access the accepted layer file.";
+    "end-11/mounted-head-200", "end-11", X, M, "The Location header will contain the registry URL to access the accepted layer file. … A HEAD request to an existing blob or manifest URL MUST return `200 OK`.";
     "end-11/mount-202", "end-11", U, S, MOUNT_202;
     "end-11/decline-202", "end-11", V, S, MOUNT_202;
     "end-11/cross-mount", "end-11", V, Y, "The registry MAY treat the `from` parameter as optional, and it MAY cross-mount the blob if it can be found.";

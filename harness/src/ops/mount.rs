@@ -101,8 +101,9 @@ impl Operation for MountBlob {
                         .sha512_declinable(sha512),
                 )
             }
-            // The Location of a 201 (the mount's, or the fallback PUT's) is a pullable blob.
-            "verify" => return Some(Exp::new(&[200], "end-11/location")),
+            // The Location of a 201 (the mount's, or the fallback PUT's) is an existing blob:
+            // its HEAD MUST answer 200.
+            "verify" => return Some(Exp::new(&[200], "end-11/mounted-head-200")),
             _ => {}
         }
         let st = cx.st;

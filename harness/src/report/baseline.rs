@@ -240,7 +240,9 @@ impl Comparison {
                 "  gone   {} on {}{}\n",
                 k.rule,
                 k.target.as_deref().unwrap_or("any target"),
-                k.id.as_ref().map(|i| format!(" (finding {i})")).unwrap_or_default()
+                k.id.as_ref()
+                    .map(|i| format!(" (finding {i})"))
+                    .unwrap_or_default()
             ));
         }
         s
@@ -354,7 +356,11 @@ reason = "fixed upstream"
             finding("zot", "diff/header", Class::Variation, "x"),
         ];
         let c = compare(&b, &findings);
-        let ids = |v: &[Listed]| v.iter().map(|l| (l.target.clone(), l.rule.clone())).collect::<Vec<_>>();
+        let ids = |v: &[Listed]| {
+            v.iter()
+                .map(|l| (l.target.clone(), l.rule.clone()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             ids(&c.known),
             [
@@ -363,12 +369,18 @@ reason = "fixed upstream"
             ]
         );
         assert_eq!(ids(&c.new).len(), 3);
-        assert_eq!(c.new_violations(), 2, "the variation is new but does not fail");
+        assert_eq!(
+            c.new_violations(),
+            2,
+            "the variation is new but does not fail"
+        );
         assert_eq!(c.no_longer_seen.len(), 1);
         assert_eq!(c.no_longer_seen[0].rule, "end-5/out-of-order-416");
         assert_eq!(c.status_of(&findings[0].id), Some("known"));
         assert_eq!(c.status_of(&findings[1].id), Some("new"));
-        assert!(c.render().contains("3 new (2 violations), 2 known, 1 no longer seen"));
+        assert!(c
+            .render()
+            .contains("3 new (2 violations), 2 known, 1 no longer seen"));
     }
 
     #[test]
@@ -399,8 +411,16 @@ reason = "fixed upstream"
     fn bad_baselines_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("no-reason.toml", "[[known]]\nrule = \"end-8a/order\"\nreason = \"\"\n", "`reason` is empty"),
-            ("typo.toml", "[[known]]\nrul = \"end-8a/order\"\nreason = \"r\"\n", "unknown field"),
+            (
+                "no-reason.toml",
+                "[[known]]\nrule = \"end-8a/order\"\nreason = \"\"\n",
+                "`reason` is empty",
+            ),
+            (
+                "typo.toml",
+                "[[known]]\nrul = \"end-8a/order\"\nreason = \"r\"\n",
+                "unknown field",
+            ),
             ("broken.json", "[{\"id\": 1}]", "no string field `id`"),
             ("garbage.toml", "[[known]\n", "not a known-issues file"),
         ];
@@ -409,10 +429,16 @@ reason = "fixed upstream"
             let e = load(&file).unwrap_err().to_string();
             assert!(e.contains(want), "{name}: {e}");
         }
-        let e = load(&dir.path().join("missing.toml")).unwrap_err().to_string();
+        let e = load(&dir.path().join("missing.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("reading baseline"), "{e}");
         // A rule ocidiff does not have is a warning: the entry loads but can never match.
-        let file = write(dir.path(), "old.toml", "[[known]]\nrule = \"end-99/nope\"\nreason = \"r\"\n");
+        let file = write(
+            dir.path(),
+            "old.toml",
+            "[[known]]\nrule = \"end-99/nope\"\nreason = \"r\"\n",
+        );
         let b = load(&file).unwrap();
         assert_eq!(b.warnings.len(), 1);
         assert!(b.warnings[0].contains("no rule `end-99/nope`"));
