@@ -5,6 +5,7 @@
 use ocidiff::compare::{Class, RULES};
 use ocidiff::drivers::case::{with_reference_first, Fleet};
 use ocidiff::drivers::conformance::{builtin_workflows, load, run_conformance, run_scenario};
+use ocidiff::report::results::ConformanceResults;
 use ocidiff::scenario::checks::Outcome;
 use ocidiff::scenario::{from_str, ScenarioError};
 use ocidiff::targets::TargetSpec;
@@ -14,6 +15,29 @@ use std::process::Command;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The built-in workflows (only `only`, when given) on the reference and on a second reference
+/// registry configured by `config`, named `name`.
+async fn conformance_vs(
+    name: &str,
+    config: reference_registry::Config,
+    only: Option<&str>,
+) -> ConformanceResults {
+    let wf: Vec<_> = builtin_workflows()
+        .unwrap()
+        .into_iter()
+        .filter(|w| only.is_none_or(|id| w.id == id))
+        .collect();
+    run_conformance(
+        vec![
+            reference(),
+            (name.into(), TargetSpec::Reference(Box::new(config))),
+        ],
+        &wf,
+    )
+    .await
+    .unwrap()
 }
 
 fn reference() -> (String, TargetSpec) {
@@ -149,16 +173,7 @@ async fn a_faulty_registry_fails_with_citations() {
         },
         ..Default::default()
     };
-    let wf = builtin_workflows().unwrap();
-    let r = run_conformance(
-        vec![
-            reference(),
-            ("faulty".into(), TargetSpec::Reference(Box::new(faulty))),
-        ],
-        &wf,
-    )
-    .await
-    .unwrap();
+    let r = conformance_vs("faulty", faulty, None).await;
     assert!(!r.target_failed("reference"));
     assert!(r.target_failed("faulty"));
     let cd = r.cell("faulty", "content-discovery").unwrap();
@@ -196,20 +211,7 @@ async fn conformance_catches_final_chunk_order_and_malformed_link() {
             faults: reference_registry::Faults::only(fault).unwrap(),
             ..Default::default()
         };
-        let wf: Vec<_> = builtin_workflows()
-            .unwrap()
-            .into_iter()
-            .filter(|w| w.id == workflow)
-            .collect();
-        let r = run_conformance(
-            vec![
-                reference(),
-                ("faulty".into(), TargetSpec::Reference(Box::new(faulty))),
-            ],
-            &wf,
-        )
-        .await
-        .unwrap();
+        let r = conformance_vs("faulty", faulty, Some(workflow)).await;
         assert!(!r.target_failed("reference"), "{fault}");
         let cell = r.cell("faulty", workflow).unwrap();
         let failed: Vec<_> = cell
@@ -231,23 +233,7 @@ async fn declined_deletes_are_skipped_not_failed() {
         delete_enabled: false,
         ..Default::default()
     };
-    let wf: Vec<_> = builtin_workflows()
-        .unwrap()
-        .into_iter()
-        .filter(|w| w.id == "content-management")
-        .collect();
-    let r = run_conformance(
-        vec![
-            reference(),
-            (
-                "nodelete".into(),
-                TargetSpec::Reference(Box::new(no_delete)),
-            ),
-        ],
-        &wf,
-    )
-    .await
-    .unwrap();
+    let r = conformance_vs("nodelete", no_delete, Some("content-management")).await;
     let cell = r.cell("nodelete", "content-management").unwrap();
     assert_eq!(cell.counts.fail, 0, "{:#?}", cell.checks);
     let del = cell

@@ -7,7 +7,6 @@ mod common;
 
 use ocidiff::drivers::fuzz::{run_fuzz, FuzzConfig};
 use ocidiff::execute::{ExecOptions, Executor};
-use ocidiff::generate::GenConfig;
 use ocidiff::ops::Sequence;
 use ocidiff::targets::external::{ExternalSpec, ProcessSpec};
 use ocidiff::targets::{launch, parse_target_arg, LaunchedTarget, TargetSpec};
@@ -194,27 +193,21 @@ async fn fuzz_through_the_token_flow() {
     let reg = reference_with(token(true)).await;
     let out = tempfile::tempdir().unwrap();
     let cfg = FuzzConfig {
-        targets: vec![
-            ("reference".into(), TargetSpec::Reference(Box::default())),
-            parse_target_arg(&format!(
-                "tok={}",
-                with_creds(&reg.url(), "alice", PASSWORD)
-            ))
-            .unwrap(),
-        ],
         seed: 11,
         duration: Duration::from_secs(30),
         cases: 12,
-        gen: GenConfig::default(),
-        out: out.path().to_path_buf(),
-        shard: (0, 1),
         shrink: false,
-        shrink_variations: false,
-        progress: false,
-        jobs: 0,
-        max_inflight: None,
-        cleanup: true,
-        baseline: None,
+        ..FuzzConfig::new(
+            vec![
+                ("reference".into(), TargetSpec::Reference(Box::default())),
+                parse_target_arg(&format!(
+                    "tok={}",
+                    with_creds(&reg.url(), "alice", PASSWORD)
+                ))
+                .unwrap(),
+            ],
+            out.path().to_path_buf(),
+        )
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.ops_run > 0);
@@ -261,23 +254,16 @@ async fn secrets_never_reach_findings() {
         ..Config::default()
     }));
     let cfg = FuzzConfig {
-        targets: vec![
-            ("reference".into(), TargetSpec::Reference(Box::default())),
-            ("locked".into(), faulty),
-        ],
         seed: 3,
         duration: Duration::from_secs(40),
         cases: 20,
-        gen: GenConfig::default(),
-        out: out.path().to_path_buf(),
-        shard: (0, 1),
-        shrink: true,
-        shrink_variations: false,
-        progress: false,
-        jobs: 0,
-        max_inflight: None,
-        cleanup: true,
-        baseline: None,
+        ..FuzzConfig::new(
+            vec![
+                ("reference".into(), TargetSpec::Reference(Box::default())),
+                ("locked".into(), faulty),
+            ],
+            out.path().to_path_buf(),
+        )
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.violations > 0, "the fault was not found");
@@ -366,23 +352,17 @@ async fn repository_prefix_compares_clean() {
         },
     )));
     let cfg = FuzzConfig {
-        targets: vec![
-            ("reference".into(), TargetSpec::Reference(Box::default())),
-            ("prefixed".into(), remote),
-        ],
         seed: 5,
         duration: Duration::from_secs(30),
         cases: 15,
-        gen: GenConfig::default(),
-        out: out.path().to_path_buf(),
-        shard: (0, 1),
         shrink: false,
-        shrink_variations: false,
-        progress: false,
-        jobs: 0,
-        max_inflight: None,
-        cleanup: true,
-        baseline: None,
+        ..FuzzConfig::new(
+            vec![
+                ("reference".into(), TargetSpec::Reference(Box::default())),
+                ("prefixed".into(), remote),
+            ],
+            out.path().to_path_buf(),
+        )
     };
     let s = run_fuzz(cfg).await.unwrap();
     assert!(s.ops_run > 0);

@@ -8,7 +8,6 @@
 //! picks another image (e.g. `registry:2` with Docker).
 
 use ocidiff::drivers::fuzz::{run_fuzz, FuzzConfig};
-use ocidiff::generate::GenConfig;
 use ocidiff::targets::{parse_target_arg, TargetSpec};
 use ocidiff_e2e::skip_external;
 use std::path::Path;
@@ -130,23 +129,17 @@ fn fuzz_against_a_container_target() {
     let (name, spec) = parse_target_arg(&format!("dist-container=container:{image}")).unwrap();
     assert_eq!(spec.kind(), "container");
     let cfg = FuzzConfig {
-        targets: vec![
-            ("reference".into(), TargetSpec::Reference(Box::default())),
-            (name, spec),
-        ],
         seed: 1,
         duration: Duration::from_secs(25),
         cases: 15,
-        gen: GenConfig::default(),
-        out: out.path().to_path_buf(),
-        shard: (0, 1),
         shrink: false,
-        shrink_variations: false,
-        progress: false,
-        jobs: 0,
-        max_inflight: None,
-        cleanup: true,
-        baseline: None,
+        ..FuzzConfig::new(
+            vec![
+                ("reference".into(), TargetSpec::Reference(Box::default())),
+                (name, spec),
+            ],
+            out.path().to_path_buf(),
+        )
     };
     let mut targets = cfg.targets.clone();
     ocidiff::targets::external::set_log_dir(&mut targets, &out.path().join("logs"));

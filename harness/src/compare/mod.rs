@@ -197,9 +197,8 @@ fn generic_checks(ex: &Exchange, found: &mut Vec<Found>) {
         // `observe` writes a parsed Link as `<url>; rel="..."` (and `link-form`); an
         // unparseable one stays raw, without `link-form`.
         let parsed = o.header("link-form").is_some();
-        let next = link.split("rel=\"").skip(1).any(|r| {
-            r.split('"')
-                .next()
+        let next = crate::observe::parse_link(link).iter().any(|(_, rel)| {
+            rel.as_deref()
                 .is_some_and(|v| v.split_whitespace().any(|t| t.eq_ignore_ascii_case("next")))
         });
         if !parsed || !next {

@@ -555,23 +555,16 @@ mod tests {
     async fn reference_agrees_with_model() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = FuzzConfig {
-            targets: vec![
-                reference(),
-                ("twin".into(), TargetSpec::Reference(Box::default())),
-            ],
             seed: 1,
-            duration: Duration::from_secs(60),
             cases: 6,
-            gen: GenConfig::default(),
-            out: dir.path().join("out"),
-            shard: (0, 1),
             shrink: false,
-            shrink_variations: false,
-            progress: false,
-            jobs: 0,
-            max_inflight: None,
-            cleanup: true,
-            baseline: None,
+            ..FuzzConfig::new(
+                vec![
+                    reference(),
+                    ("twin".into(), TargetSpec::Reference(Box::default())),
+                ],
+                dir.path().join("out"),
+            )
         };
         let s = run_fuzz(cfg).await.unwrap();
         assert_eq!(s.cases_run, 6);
@@ -610,26 +603,19 @@ mod tests {
         for _ in 0..2 {
             let dir = tempfile::tempdir().unwrap();
             let cfg = FuzzConfig {
-                targets: vec![
-                    reference(),
-                    (
-                        "twin".into(),
-                        TargetSpec::Reference(Box::new(faulty.clone())),
-                    ),
-                ],
                 seed: 42,
                 duration: Duration::from_secs(120),
                 cases: 8,
-                gen: GenConfig::default(),
-                out: dir.path().join("out"),
-                shard: (0, 1),
-                shrink: true,
-                shrink_variations: false,
-                progress: false,
-                jobs: 0,
-                max_inflight: None,
-                cleanup: true,
-                baseline: None,
+                ..FuzzConfig::new(
+                    vec![
+                        reference(),
+                        (
+                            "twin".into(),
+                            TargetSpec::Reference(Box::new(faulty.clone())),
+                        ),
+                    ],
+                    dir.path().join("out"),
+                )
             };
             let s = run_fuzz(cfg).await.unwrap();
             let body = s

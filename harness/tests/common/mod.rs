@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use ocidiff::drivers::fuzz::FuzzConfig;
-use ocidiff::generate::GenConfig;
 use ocidiff::shrink::Finding;
 use ocidiff::targets::TargetSpec;
 use reference_registry::{Config, Faults};
@@ -34,20 +33,11 @@ pub fn fuzz_config(
     out: &Path,
 ) -> FuzzConfig {
     FuzzConfig {
-        targets,
         seed,
         duration,
         cases,
-        gen: GenConfig::default(),
-        out: out.to_path_buf(),
-        shard: (0, 1),
         shrink,
-        shrink_variations: false,
-        progress: false,
-        jobs: 0,
-        max_inflight: None,
-        cleanup: true,
-        baseline: None,
+        ..FuzzConfig::new(targets, out.to_path_buf())
     }
 }
 
