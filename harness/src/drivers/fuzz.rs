@@ -232,7 +232,7 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
     }
     // Requests given up at the deadline count too.
     run.unresponsive(None, ex)?;
-    run.finish(fleet, start, completed)
+    run.finish(fleet, completed)
 }
 
 /// Runs and judges case `i`, cut at the deadline; `None` when cut (or content won't render).
@@ -489,12 +489,7 @@ impl<'a> Run<'a> {
         fuzz_html::write(&self.cfg.out, &self.page, &all)
     }
 
-    fn finish(
-        mut self,
-        fleet: &Fleet,
-        start: Instant,
-        completed: bool,
-    ) -> anyhow::Result<FuzzSummary> {
+    fn finish(mut self, fleet: &Fleet, completed: bool) -> anyhow::Result<FuzzSummary> {
         self.page.running = false;
         self.flush()?;
         self.progress.finish();
@@ -521,7 +516,7 @@ impl<'a> Run<'a> {
             variations: count(Class::Variation),
             unsupported: count(Class::Unsupported),
             findings,
-            elapsed: start.elapsed(),
+            elapsed: self.start.elapsed(),
             out: self.cfg.out.clone(),
             completed,
             baseline,
