@@ -68,6 +68,20 @@ async fn baselines_separate_new_known_and_fixed() {
         serde_json::from_slice(&std::fs::read(dir.path().join("b/baseline.json")).unwrap())
             .unwrap();
     assert_eq!(report["new"].as_array().unwrap().len(), c.new.len());
+    // junit.xml: known violations are skipped with the baseline's reason, none fails.
+    let junit = std::fs::read_to_string(dir.path().join("b/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<failure").count(), 0, "{junit}");
+    let known_violations = c
+        .known
+        .iter()
+        .filter(|l| l.class == Class::Violation)
+        .count();
+    assert!(known_violations > 0);
+    assert_eq!(
+        junit.matches("known (baseline)").count(),
+        known_violations,
+        "{junit}"
+    );
 
     // A regression on top: only the new bug is new, and it fails the run.
     let mut worse = unsorted.clone();
@@ -84,6 +98,13 @@ async fn baselines_separate_new_known_and_fixed() {
     assert!(new.contains(&"end-6/put-201"), "{}", c.render());
     assert!(!new.contains(&"end-8a/order"), "{}", c.render());
     assert_eq!(regressed.exit_code(), 1);
+    let junit = std::fs::read_to_string(dir.path().join("c/junit.xml")).unwrap();
+    assert_eq!(
+        junit.matches("<failure").count(),
+        c.new_violations(),
+        "{junit}"
+    );
+    assert!(junit.contains("end-6/put-201"));
 
     // The bug fixed: its entries are no longer seen, nothing is new.
     let b = baseline::load(&first_json).unwrap();

@@ -38,6 +38,41 @@ enum Cmd {
     /// Run the four conformance workflows (Pull, Push, Content Discovery, Content Management)
     /// on each target and write index.html, junit.xml and results.json.
     Conformance(ConformanceArgs),
+    /// Merge `ocidiff fuzz` output directories (the shards of one seed, or several runs) into
+    /// one findings set and one page: findings.json, findings/<id>/, index.html, junit.xml.
+    Merge(MergeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages (ocidiff.1 and one per command) into a directory, or print
+    /// ocidiff.1 to stdout.
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// Output directory of the merged result.
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+    /// `ocidiff fuzz --out` directories to merge.
+    #[arg(required = true, value_name = "DIR")]
+    inputs: Vec<PathBuf>,
+    /// Known findings (as for `fuzz --baseline`): exit 1 only for new violations.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+struct ManArgs {
+    /// Directory for ocidiff.1 and ocidiff-<command>.1 (default: print ocidiff.1 to stdout).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 /// `--insecure` / `--ca`, shared by the commands that talk to https targets.
@@ -225,8 +260,134 @@ pub fn main() -> i32 {
             Cmd::Targets(a) => targets_cmd(a).await,
             Cmd::Run(a) => run_cmd(a).await,
             Cmd::Conformance(a) => conformance_cmd(a).await,
+            Cmd::Merge(a) => merge_cmd(a),
+            Cmd::Completions(a) => completions_cmd(a),
+            Cmd::Man(a) => man_cmd(a),
         }
     })
+}
+
+/// The `--baseline` of `fuzz` and `merge`: loaded, its warnings printed; `Err` is the message.
+fn load_baseline(
+    file: Option<&std::path::Path>,
+) -> Result<Option<crate::report::baseline::Baseline>, String> {
+    match file.map(crate::report::baseline::load) {
+        None => Ok(None),
+        Some(Ok(b)) => {
+            for w in &b.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(Some(b))
+        }
+        Some(Err(e)) => Err(e.to_string()),
+    }
+}
+
+fn merge_cmd(a: MergeArgs) -> i32 {
+    let baseline = match load_baseline(a.baseline.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match crate::drivers::merge::merge(&a.out, &a.inputs, baseline.as_ref()) {
+        Ok(s) => {
+            println!(
+                "merged {} runs: {} cases, {} ops; seed {}",
+                s.run.merged.len(),
+                s.run.cases_run,
+                s.run.ops_run,
+                s.run.seed
+            );
+            if !s.missing_shards.is_empty() {
+                eprintln!(
+                    "warning: shards missing from the merge: {} (their cases are not in it)",
+                    s.missing_shards.join(", ")
+                );
+            }
+            let names: Vec<String> = s.run.targets.iter().map(|(n, _)| n.clone()).collect();
+            print!("{}", crate::report::summary_table(&names, &s.findings));
+            println!(
+                "{} violations, {} variations, {} unsupported; findings in {}",
+                s.violations,
+                s.variations,
+                s.unsupported,
+                a.out.join("findings.json").display()
+            );
+            if let Some(c) = &s.baseline {
+                print!("{}", c.render());
+            }
+            s.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+/// The clap definition of the whole command line (completions and man pages are made from it).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+fn completions_cmd(a: CompletionsArgs) -> i32 {
+    let mut cmd = command();
+    clap_complete::generate(a.shell, &mut cmd, "ocidiff", &mut std::io::stdout());
+    0
+}
+
+/// Renders the man pages: `ocidiff.1`, then `ocidiff-<command>.1` for every command.
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = command();
+    let mut pages = Vec::new();
+    let mut top = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut top)?;
+    pages.push(("ocidiff.1".to_string(), top));
+    for sub in cmd.get_subcommands() {
+        let name = format!("ocidiff-{}", sub.get_name());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(
+            sub.clone()
+                .name(name.clone())
+                .bin_name(format!("ocidiff {}", sub.get_name())),
+        )
+        .render(&mut page)?;
+        pages.push((format!("{name}.1"), page));
+    }
+    Ok(pages)
+}
+
+fn man_cmd(a: ManArgs) -> i32 {
+    let pages = match man_pages() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: rendering the man pages: {e}");
+            return 2;
+        }
+    };
+    match a.out {
+        None => {
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(&pages[0].1);
+            0
+        }
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("error: creating {}: {e}", dir.display());
+                return 2;
+            }
+            for (name, bytes) in &pages {
+                if let Err(e) = crate::vocab::fs::write_atomic(&dir.join(name), bytes) {
+                    eprintln!("error: {e:#}");
+                    return 2;
+                }
+            }
+            println!("{} man pages in {}", pages.len(), dir.display());
+            0
+        }
+    }
 }
 
 /// The targets of a run that writes into `out`: resolved from the flags or the config file,
@@ -345,15 +506,9 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         }
         gen.invalid_share = s;
     }
-    let baseline = match a.baseline.as_deref().map(crate::report::baseline::load) {
-        None => None,
-        Some(Ok(b)) => {
-            for w in &b.warnings {
-                eprintln!("warning: {w}");
-            }
-            Some(b)
-        }
-        Some(Err(e)) => {
+    let baseline = match load_baseline(a.baseline.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }

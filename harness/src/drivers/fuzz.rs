@@ -294,6 +294,7 @@ impl<'a> Run<'a> {
                     .map(|t| (t.name.clone(), strip_credentials(t.base_url.as_str())))
                     .collect(),
                 running: true,
+                shard: (cfg.shard.1 > 1).then_some(cfg.shard),
                 ..RunInfo::default()
             },
             id,
@@ -486,6 +487,10 @@ impl<'a> Run<'a> {
         }
         self.page.seconds = self.start.elapsed().as_secs_f64();
         let all: Vec<Finding> = self.findings.iter().cloned().collect();
+        write_atomic(
+            &self.cfg.out.join("run.json"),
+            &serde_json::to_vec_pretty(&self.page)?,
+        )?;
         fuzz_html::write(&self.cfg.out, &self.page, &all)
     }
 
@@ -506,6 +511,10 @@ impl<'a> Run<'a> {
             }
             None => None,
         };
+        write_atomic(
+            &self.cfg.out.join("junit.xml"),
+            crate::report::junit::fuzz(&self.page, &findings, baseline.as_ref())?.as_bytes(),
+        )?;
         let count = |c: Class| findings.iter().filter(|f| f.divergence.class == c).count();
         Ok(FuzzSummary {
             run_id: self.id,

@@ -6,4 +6,5 @@ pub mod case;
 pub mod conformance;
 pub mod fuzz;
 pub mod fuzz_shrink;
+pub mod merge;
 pub mod replay;

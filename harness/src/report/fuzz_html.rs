@@ -11,8 +11,9 @@ use crate::shrink::Finding;
 use crate::vocab::fs::write_atomic;
 use std::path::Path;
 
-/// What the page says about the run besides its findings.
-#[derive(Clone, Debug, Default)]
+/// What the page says about the run besides its findings; also `run.json` of the output
+/// directory (what `ocidiff merge` reads back).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunInfo {
     pub run_id: String,
     pub seed: u64,
@@ -23,6 +24,12 @@ pub struct RunInfo {
     pub seconds: f64,
     /// Still running (the page is rewritten as findings come in).
     pub running: bool,
+    /// `--shard I/N` of the run (`None`: all cases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<(u32, u32)>,
+    /// The runs a merged page combines (`ocidiff merge`): their run ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<String>,
 }
 
 pub fn finding_anchor(id: &str) -> String {
@@ -183,6 +190,18 @@ pub fn render(run: &RunInfo, findings: &[Finding]) -> String {
         run.seconds,
         if run.running { " &middot; still running" } else { "" }
     ));
+    if let Some((i, n)) = run.shard {
+        h.push_str(&format!(
+            "<p class=\"meta\" id=\"shard\">shard {i}/{n}: the cases <i>k</i> with <i>k</i> mod {n} = {i}</p>\n"
+        ));
+    }
+    if !run.merged.is_empty() {
+        h.push_str(&format!(
+            "<p class=\"meta\" id=\"merged\">merged from {} runs: {}</p>\n",
+            run.merged.len(),
+            esc(&run.merged.join(", "))
+        ));
+    }
     h.push_str("<section id=\"summary\"><h2>Summary</h2><div class=\"cards\">\n");
     for (i, (name, url)) in run.targets.iter().enumerate() {
         let mine: Vec<&Finding> = findings

@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod conformance;
 pub mod conformance_html;
 pub mod fuzz_html;
+pub mod junit;
 pub mod probe;
 pub mod repro;
 pub mod results;
@@ -108,6 +109,7 @@ impl FindingsWriter {
             );
         }
         write_atomic(&dir.join("report.md"), render_report_md(f).as_bytes())?;
+        write_finding_json(&dir, f)?;
 
         let entry = serde_json::json!({
             "id": f.id,
@@ -158,6 +160,7 @@ impl FindingsWriter {
         entry["symptoms"] = serde_json::json!(f.symptoms);
         let dir = self.out.join("findings").join(&f.id);
         write_atomic(&dir.join("report.md"), render_report_md(f).as_bytes())?;
+        write_finding_json(&dir, f)?;
         self.write_json()
     }
 
@@ -185,6 +188,11 @@ impl FindingsWriter {
         let text = serde_json::to_string_pretty(&self.entries)?;
         write_atomic(&self.json_path(), text.as_bytes())
     }
+}
+
+/// `findings/<id>/finding.json`: the whole finding (what `ocidiff merge` reads back).
+fn write_finding_json(dir: &Path, f: &Finding) -> anyhow::Result<()> {
+    write_atomic(&dir.join("finding.json"), &serde_json::to_vec(f)?)
 }
 
 /// A finding's standalone reproducer (see `repro`).

@@ -211,6 +211,37 @@ impl FindingSet {
         ids
     }
 
+    /// Adds a finding of another run (`ocidiff merge`): a known cause takes its counts (its
+    /// occurrences, places and symptoms; the finding already held stays the example), a
+    /// symptom of a known finding is counted under it with all its occurrences, anything else
+    /// is inserted (folding the known findings that are symptoms of it). Returns the ids that
+    /// are no longer findings of their own.
+    pub fn merge(&mut self, f: Finding) -> Vec<String> {
+        let cause = f.divergence.cause();
+        if let Some(known) = self.by_cause.get_mut(&cause) {
+            known.occurrences += f.occurrences;
+            for at in f.seen_at {
+                if let Err(i) = known.seen_at.binary_search(&at) {
+                    known.seen_at.insert(i, at);
+                }
+            }
+            for sym in &f.symptoms {
+                known.note_symptom(&sym.rule, &sym.endpoint, sym.count, &sym.example);
+            }
+            return Vec::new();
+        }
+        let d = &f.divergence;
+        if let Some(root) = self.root_of(&d.target, &d.rule, &d.endpoint) {
+            let r = self.by_cause.get_mut(&root).expect("root exists");
+            r.note_symptom(&d.rule, &d.endpoint, f.occurrences, &d.summary);
+            for sym in &f.symptoms {
+                r.note_symptom(&sym.rule, &sym.endpoint, sym.count, &sym.example);
+            }
+            return vec![f.id];
+        }
+        self.insert(f)
+    }
+
     /// Puts the shrunk version of a known finding in its place, keeping what the run counted
     /// since (occurrences, places, symptoms); `false` when the finding is gone (folded under a
     /// cause found meanwhile).
