@@ -4,7 +4,7 @@
 //! * under libFuzzer (`fuzz_targets/<name>.rs`, thin `fuzz_target!` wrappers, built with
 //!   `cargo fuzz build --features libfuzzer`, see `README.md`);
 //! * as an ordinary `cargo test` over `corpora/fuzz/<name>/*` on stable (`tests/corpus.rs`);
-//! * from the ClusterFuzzLite / OSS-Fuzz build (`oss-fuzz/build.sh`).
+//! * from the ClusterFuzzLite / OSS-Fuzz build (`.clusterfuzzlite/build.sh`).
 //!
 //! A target "finds something" by panicking (an `assert!` of its property, or a panic inside
 //! the code under test). Every target is bounded: inputs are truncated, loops capped.

@@ -1,9 +1,10 @@
 //! The conformance report: `results.json` (the types here), `junit.xml` and the `index.html`
 //! matrix (`conformance_html`).
 
-pub use super::results::{CellResult, ConformanceResults, TargetInfo, WorkflowInfo};
+pub use super::results::{
+    exchange_lines, CellResult, ConformanceResults, TargetInfo, WorkflowInfo,
+};
 use crate::compare::{Class, Divergence};
-use crate::scenario::checks::CheckResult;
 use crate::vocab::fs::write_atomic;
 use anyhow::Context as _;
 use std::path::Path;
@@ -28,28 +29,6 @@ pub fn write_outputs(r: &ConformanceResults, out: &Path) -> anyhow::Result<()> {
         let _ = std::fs::set_permissions(out.join(f), std::fs::Permissions::from_mode(0o644));
     }
     Ok(())
-}
-
-/// One line per exchange: `label METHOD url -> status`.
-pub fn exchange_lines(c: &CheckResult) -> String {
-    c.exchanges
-        .iter()
-        .map(|x| {
-            format!(
-                "{} {} {} -> {}{}",
-                x.label,
-                x.request.method,
-                x.request.url,
-                x.observation.status,
-                x.observation
-                    .transport_error
-                    .as_deref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Counts of the oracle's divergences by class, for summaries.

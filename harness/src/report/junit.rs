@@ -3,9 +3,8 @@
 //! case per check) and `ocidiff fuzz` / `ocidiff merge` (a suite per target, a case per finding).
 
 use super::baseline::Comparison;
-use super::conformance::exchange_lines;
 use super::fuzz_html::RunInfo;
-use super::results::ConformanceResults;
+use super::results::{exchange_lines, ConformanceResults};
 use crate::compare::Class;
 use crate::scenario::checks::Outcome;
 use crate::shrink::Finding;

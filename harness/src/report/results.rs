@@ -76,3 +76,25 @@ impl ConformanceResults {
         self.targets.iter().any(|t| self.target_failed(&t.name))
     }
 }
+
+/// One line per exchange: `label METHOD url -> status`.
+pub fn exchange_lines(c: &CheckResult) -> String {
+    c.exchanges
+        .iter()
+        .map(|x| {
+            format!(
+                "{} {} {} -> {}{}",
+                x.label,
+                x.request.method,
+                x.request.url,
+                x.observation.status,
+                x.observation
+                    .transport_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -137,3 +137,13 @@ pub fn run_chromium(bin: &Path, profile: &Path, extra: &[&str], url: &str) -> St
     }
     std::fs::read_to_string(out_path).unwrap_or_default()
 }
+
+/// `true` when `podman` is on PATH; otherwise applies [`skip_external`] and returns `false`.
+pub fn require_podman() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("podman").is_file()));
+    if !found {
+        skip_external("podman is not installed (Debian: apt-get install podman runc)");
+    }
+    found
+}
