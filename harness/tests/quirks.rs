@@ -99,3 +99,37 @@ async fn real_registry_profiles_give_no_violation() {
         fuzz(p.name, q, &[11, 12], 40).await;
     }
 }
+
+/// Paged referrers hide no bug from the fuzzer: with the listing paged and the artifactType
+/// dropped from the descriptors, the fuzzer finds end-12a/artifact-type as it does unpaged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_referrers_still_show_referrer_bugs() {
+    let mut q = Quirks::default();
+    q.enable("referrers_paged").unwrap();
+    let hits = q.hits.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let buggy = TargetSpec::Reference(Box::new(Config {
+        quirks: q,
+        faults: reference_registry::Faults::only("referrers_drop_artifact_type").unwrap(),
+        ..Config::default()
+    }));
+    let s = run_fuzz(fuzz_config(
+        vec![("reference".into(), reference()), ("buggy".into(), buggy)],
+        5,
+        80,
+        Duration::from_secs(30),
+        false,
+        dir.path(),
+    ))
+    .await
+    .unwrap();
+    assert!(hits.get("referrers_paged") > 0);
+    assert!(
+        s.findings
+            .iter()
+            .any(|f| f.divergence.rule == "end-12a/artifact-type"
+                && f.divergence.class == Class::Violation),
+        "{}",
+        describe(&s.findings)
+    );
+}

@@ -252,6 +252,43 @@ async fn declined_deletes_are_skipped_not_failed() {
     assert!(cell.counts.skip >= 8, "{:?}", cell.counts);
 }
 
+/// A registry that pages its referrers (spec-allowed: a `Link` when the list does not fit one
+/// response) passes content discovery: the pages are followed and judged as one listing. With
+/// a referrers bug on top, the same checks fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_referrers_are_followed() {
+    let mut paged = reference_registry::Config::default();
+    paged.quirks.enable("referrers_paged").unwrap();
+    let hits = paged.quirks.hits.clone();
+    let r = conformance_vs("paged", paged.clone(), Some("content-discovery")).await;
+    let cell = r.cell("paged", "content-discovery").unwrap();
+    assert_eq!(cell.counts.fail, 0, "{:#?}", cell.checks);
+    assert!(hits.get("referrers_paged") > 0, "no listing was paged");
+    let every = cell
+        .checks
+        .iter()
+        .find(|c| c.name == "list referrers: every referrer (2 images, 1 index)")
+        .unwrap();
+    assert_eq!(every.outcome, Outcome::Pass);
+    assert!(
+        every.exchanges.len() >= 3,
+        "the three referrers come one per page: {:?}",
+        every.exchanges.iter().map(|x| &x.label).collect::<Vec<_>>()
+    );
+
+    let mut buggy = paged;
+    buggy.faults = reference_registry::Faults::only("referrers_drop_artifact_type").unwrap();
+    let r = conformance_vs("buggy", buggy, Some("content-discovery")).await;
+    let cell = r.cell("buggy", "content-discovery").unwrap();
+    let failed: Vec<&str> = cell
+        .checks
+        .iter()
+        .filter(|c| c.outcome == Outcome::Fail)
+        .filter_map(|c| c.rule.as_deref())
+        .collect();
+    assert!(failed.contains(&"end-12a/artifact-type"), "{failed:?}");
+}
+
 /// Concurrent groups run at once and are checked like any op.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_groups_run_and_are_checked() {

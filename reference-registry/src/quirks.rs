@@ -48,6 +48,10 @@ pub struct Quirks {
     /// `PATCH` without `Content-Range` (a streamed upload, not defined by the spec) is rejected
     /// (400 `BLOB_UPLOAD_INVALID`).
     pub no_streamed_patch: bool,
+    /// Referrers answered in pages of one descriptor, each but the last with a `Link` to the
+    /// next (`?after=<digest>`, the registry's own cursor): "A `Link` header MUST be included
+    /// in the response when the descriptor list cannot be returned in a single manifest."
+    pub referrers_paged: bool,
     /// How often each quirk changed an answer (shared by clones; not part of equality).
     pub hits: QuirkHits,
 }
@@ -109,6 +113,7 @@ impl Quirks {
         QuirkInfo { name: "dangling_tags", what: "tags outlive their manifest's deletion" },
         QuirkInfo { name: "require_content_type", what: "manifest push without Content-Type rejected" },
         QuirkInfo { name: "no_streamed_patch", what: "PATCH without Content-Range rejected" },
+        QuirkInfo { name: "referrers_paged", what: "referrers in pages of one descriptor with Link rel=\"next\" (?after= cursor)" },
     ];
 
     /// Profiles of real registries.
@@ -177,6 +182,7 @@ impl Quirks {
             "dangling_tags" => &mut self.dangling_tags,
             "require_content_type" => &mut self.require_content_type,
             "no_streamed_patch" => &mut self.no_streamed_patch,
+            "referrers_paged" => &mut self.referrers_paged,
             "chunk_min" => {
                 let n = match arg {
                     None => 1 << 20,

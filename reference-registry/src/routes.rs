@@ -1424,6 +1424,31 @@ fn referrers(st: &St, name: &str, d: &str, query: &str) -> Res {
             .collect();
     }
     found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Quirk `referrers_paged`: pages of two, in digest order, `after` = the last one sent.
+    let mut next = None;
+    if st.config.quirks.referrers_paged {
+        if let Some(after) = query_get(query, "after") {
+            found.retain(|(d, _)| d.as_str() > &*after);
+        }
+        if found.len() > REFERRERS_PAGE {
+            st.config.quirks.hit("referrers_paged");
+            found.truncate(REFERRERS_PAGE);
+            let after: String =
+                url::form_urlencoded::byte_serialize(found[REFERRERS_PAGE - 1].0.as_bytes())
+                    .collect();
+            let filter_q = filter
+                .as_deref()
+                .map(|f| {
+                    let f: String = url::form_urlencoded::byte_serialize(f.as_bytes()).collect();
+                    format!("artifactType={f}&")
+                })
+                .unwrap_or_default();
+            next = Some(format!(
+                "</v2/{name}/referrers/{}?{filter_q}after={after}>; rel=\"next\"",
+                digest.as_str()
+            ));
+        }
+    }
     let manifests: Vec<Value> = found
         .iter()
         .map(|(d, m)| {
@@ -1452,8 +1477,15 @@ fn referrers(st: &St, name: &str, d: &str, query: &str) -> Res {
     if filter.is_some() {
         set(&mut resp, OCI_FILTERS, "artifactType");
     }
+    if let Some(link) = next {
+        set(&mut resp, header::LINK, &link);
+    }
     Ok(resp)
 }
+
+/// Descriptors per referrers page under the quirk `referrers_paged` (one: every listing of
+/// several referrers is paged).
+const REFERRERS_PAGE: usize = 1;
 
 #[cfg(test)]
 mod tests {

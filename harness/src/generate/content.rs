@@ -82,8 +82,13 @@ fn build_manifest(i: usize, raw: &RawManifest, blobs: &[BlobSpec]) -> ManifestSp
         Flavor::Oci
     };
     let oci = flavor == Flavor::Oci;
-    let subject =
-        (oci && *has_subject && i > 0).then(|| ManifestId((*subject as usize % i) as u16));
+    // Half the referrers point at the first manifest: real subjects gather several referrers
+    // (a signature, an SBOM, attestations), which is what referrers listings and their
+    // paging are about.
+    let subject = (oci && *has_subject && i > 0).then(|| {
+        let s = *subject as usize;
+        ManifestId(if s.is_multiple_of(2) { 0 } else { (s / 2) % i } as u16)
+    });
     let artifact_type = if oci && ((subject.is_some() && *at < 7) || *at == 9) {
         Some(ARTIFACT_TYPES[*at as usize % ARTIFACT_TYPES.len()].to_string())
     } else {

@@ -93,27 +93,70 @@ fn describe(v: &[ReferrerFacts]) -> String {
     .describe()
 }
 
+/// Each page: an image index (what it lists is judged over all pages, in `check_op`).
 impl BodyCheck for ReferrersCheck {
     fn check(&self, o: &Observation, out: &mut Vec<Found>) {
-        let BodyFacts::Referrers { manifests } = &o.body else {
+        if !matches!(o.body, BodyFacts::Referrers { .. }) {
             out.push(Found::body(
                 "end-12a/json",
                 "referrers response is not an image index",
                 "referrers index",
                 o.body.describe(),
             ));
-            return;
-        };
-        // A paged answer (`Link`): this page is not the whole list, and the executor does not
-        // follow referrers pages, so what is missing or extra cannot be judged.
-        if o.header("link").is_some() {
-            return;
         }
-        let mut got = manifests.clone();
+    }
+}
+
+impl ReferrersCheck {
+    /// The model's referrers of the op's subject, or `None` when the subject is no digest.
+    fn of(op: &ListReferrers, st: &ModelState, content: &Content) -> Option<ReferrersCheck> {
+        let RefKind::Digest(d) = classify_reference(&op.subject, content) else {
+            return None;
+        };
+        let at = op.artifact_type.as_deref();
+        let expected = st.referrers_by_digest(op.repo, &d, at, content);
+        let unfiltered = st.referrers_by_digest(op.repo, &d, None, content);
+        let indexes: Vec<String> = expected
+            .iter()
+            .chain(&unfiltered)
+            .filter(|f| f.media_type == OCI_INDEX)
+            .map(|f| f.digest.clone())
+            .collect();
+        Some(ReferrersCheck {
+            expected,
+            unfiltered,
+            filtered: at.is_some(),
+            indexes,
+        })
+    }
+
+    /// The whole listing: every page followed through `Link` (`exs`, in order). Nothing to
+    /// judge when a page failed (its status is judged per page) or the page limit cut the
+    /// listing short.
+    fn check_pages(&self, exs: &[Exchange], out: &mut Vec<Found>) {
+        let mut got = Vec::new();
+        for ex in exs {
+            match &ex.observation.body {
+                BodyFacts::Referrers { manifests } if ex.observation.status == 200 => {
+                    got.extend(manifests.iter().cloned())
+                }
+                _ => return,
+            }
+        }
+        match exs.last() {
+            Some(last) if last.observation.header("link").is_none() => {}
+            _ => return,
+        }
         got.sort();
-        let applied = o
+        // "If multiple filters are applied, the header MUST contain a comma separated list".
+        let applied = exs[0]
+            .observation
             .header("oci-filters-applied")
             .is_some_and(|h| h.split(',').any(|f| f.trim() == "artifactType"));
+        self.judge(got, applied, out);
+    }
+
+    fn judge(&self, got: Vec<ReferrerFacts>, applied: bool, out: &mut Vec<Found>) {
         if self.filtered && !applied && self.unfiltered != self.expected {
             if got == self.unfiltered {
                 out.push(Found::new(
@@ -201,12 +244,17 @@ impl Operation for ListReferrers {
             "referrers/",
             &reference_text(&self.subject, content),
         );
-        Plan::one(match &self.artifact_type {
-            Some(a) => {
-                Step::new("get", "end-12b", Method::Get, url).query("artifactType", a.as_str())
+        // Paged: "A `Link` header MUST be included in the response when the descriptor list
+        // cannot be returned in a single manifest"; every page is followed (no `n` / `last`).
+        Plan::one(
+            match &self.artifact_type {
+                Some(a) => {
+                    Step::new("get", "end-12b", Method::Get, url).query("artifactType", a.as_str())
+                }
+                None => Step::new("get", "end-12a", Method::Get, url),
             }
-            None => Step::new("get", "end-12a", Method::Get, url),
-        })
+            .paged(0),
+        )
     }
 
     fn expect(&self, cx: &mut ExpectCx<'_>, _: &Exchange) -> Option<Exp> {
@@ -216,41 +264,28 @@ impl Operation for ListReferrers {
         } else {
             "end-12a/unsupported"
         };
-        let e = match classify_reference(&self.subject, content) {
-            RefKind::Digest(d) => {
-                let at = self.artifact_type.as_deref();
-                let expected = st.referrers_by_digest(self.repo, &d, at, content);
-                let unfiltered = st.referrers_by_digest(self.repo, &d, None, content);
-                let indexes: Vec<String> = expected
-                    .iter()
-                    .chain(&unfiltered)
-                    .filter(|f| f.media_type == OCI_INDEX)
-                    .map(|f| f.digest.clone())
-                    .collect();
+        let e = match ReferrersCheck::of(self, st, content) {
+            Some(check) => {
                 let e = if st.repo_exists(self.repo) {
                     Exp::new(&[200], "end-12a/200").alt(&[404], unsupported_404)
                 } else {
                     Exp::new(&[200, 404], "end-12a/200")
                 };
                 e.header_eq(200, "content-type", OCI_INDEX, "end-12a/content-type")
-                    .check(
-                        200,
-                        Check::Body(Arc::new(ReferrersCheck {
-                            expected,
-                            unfiltered,
-                            filtered: at.is_some(),
-                            indexes,
-                        })),
-                    )
+                    .check(200, Check::Body(Arc::new(check)))
             }
-            _ => Exp::new(&[400], "end-12a/invalid-400").alt(&[404], unsupported_404),
+            None => Exp::new(&[400], "end-12a/invalid-400").alt(&[404], unsupported_404),
             // ^ a malformed subject digest: 400 is a MUST of the referrers API.
         };
         Some(e.sha512_declinable(is_sha512(&self.subject, content)))
     }
 
-    fn check_op(&self, _: &ExpectCx<'_>, _: &[Exchange]) -> Vec<Found> {
-        Vec::new()
+    fn check_op(&self, cx: &ExpectCx<'_>, exs: &[Exchange]) -> Vec<Found> {
+        let mut out = Vec::new();
+        if let Some(check) = ReferrersCheck::of(self, cx.st, cx.content) {
+            check.check_pages(exs, &mut out);
+        }
+        out
     }
 
     fn footprint(&self, _: &ModelState, _: &Content) -> Footprint {

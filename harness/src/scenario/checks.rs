@@ -335,7 +335,20 @@ fn failures(
                 ));
             }
         }
+        // Referrers over every page the op followed (`Link`), like the tags of `all_tags`.
+        let paged: Vec<ReferrerFacts>;
         let referrers = match &o.body {
+            BodyFacts::Referrers { .. } if all.len() > 1 => {
+                paged = all
+                    .iter()
+                    .filter_map(|x| match &x.observation.body {
+                        BodyFacts::Referrers { manifests } => Some(manifests.iter().cloned()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                Some(&paged)
+            }
             BodyFacts::Referrers { manifests } => Some(manifests),
             _ => None,
         };
