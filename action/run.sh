@@ -62,7 +62,12 @@ fi
 args=()
 case "$mode" in
   conformance)
-    args=(conformance "${targets[@]}" --out "$out") ;;
+    args=(conformance "${targets[@]}" --out "$out")
+    if [ -n "${INPUT_READ_ONLY_REPO:-}" ]; then
+      [ -n "${INPUT_READ_ONLY_TAGS:-}" ] || die "read-only-repo needs read-only-tags"
+      args+=(--read-only --repo "$INPUT_READ_ONLY_REPO")
+      for t in ${INPUT_READ_ONLY_TAGS}; do args+=(--tag "$t"); done
+    fi ;;
   run)
     scenarios="${INPUT_SCENARIOS:-$root/scenarios}"
     [ -e "$scenarios" ] || die "scenarios '$scenarios' not found"

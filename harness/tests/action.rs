@@ -61,6 +61,18 @@ fn run_action(dir: &Path, inputs: &[(&str, &str)]) -> ActionRun {
     }
 }
 
+/// [`run_action`] off the async runtime (the registries it talks to run on it), in `dir`
+/// (created).
+async fn act(dir: PathBuf, inputs: Vec<(&'static str, String)>) -> ActionRun {
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).unwrap();
+        let inputs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_action(&dir, &inputs)
+    })
+    .await
+    .unwrap()
+}
+
 /// Every file under `dir`, as text (lossy).
 fn all_text(dir: &Path) -> String {
     let mut s = String::new();
@@ -117,24 +129,16 @@ async fn action_against_the_reference_with_credentials() {
     let dir = tempfile::tempdir().unwrap();
 
     // Conformance, a bare URL: the registry passes, outputs are 0, the artifacts are there.
-    let d = dir.path().join("conf");
-    std::fs::create_dir_all(&d).unwrap();
-    let r = tokio::task::spawn_blocking({
-        let (d, url) = (d.clone(), url.clone());
-        move || {
-            run_action(
-                &d,
-                &[
-                    ("registry", url.as_str()),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                    ("mode", "conformance"),
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let r = act(
+        dir.path().join("conf"),
+        vec![
+            ("registry", url.clone()),
+            ("username", "alice".to_string()),
+            ("password", PASSWORD.to_string()),
+            ("mode", "conformance".to_string()),
+        ],
+    )
+    .await;
     assert_eq!(r.code, 0, "{}", r.log);
     assert_eq!(r.outputs["violations"], "0", "{:?}", r.outputs);
     assert_eq!(r.outputs["new-violations"], "0");
@@ -156,49 +160,33 @@ async fn action_against_the_reference_with_credentials() {
     );
 
     // Wrong credentials: ocidiff cannot run, the step says so (exit 2), not "0 violations".
-    let d = dir.path().join("badauth");
-    std::fs::create_dir_all(&d).unwrap();
-    let r = tokio::task::spawn_blocking({
-        let (d, url) = (d.clone(), url.clone());
-        move || {
-            run_action(
-                &d,
-                &[
-                    ("registry", url.as_str()),
-                    ("username", "alice"),
-                    ("password", "wrong"),
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let r = act(
+        dir.path().join("badauth"),
+        vec![
+            ("registry", url.clone()),
+            ("username", "alice".to_string()),
+            ("password", "wrong".to_string()),
+        ],
+    )
+    .await;
     assert_eq!(r.code, 2, "{}", r.log);
 
     // Fuzz, NAME=URL, with a seed and a shard: findings.json and the page; the open reference
     // agrees with the oracle.
-    let d = dir.path().join("fuzz");
-    std::fs::create_dir_all(&d).unwrap();
     let target = format!("mine={url}");
-    let r = tokio::task::spawn_blocking({
-        let (d, target) = (d.clone(), target.clone());
-        move || {
-            run_action(
-                &d,
-                &[
-                    ("registry", target.as_str()),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                    ("mode", "fuzz"),
-                    ("duration", "5"),
-                    ("seed", "3"),
-                    ("shard", "0/2"),
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let r = act(
+        dir.path().join("fuzz"),
+        vec![
+            ("registry", target.clone()),
+            ("username", "alice".to_string()),
+            ("password", PASSWORD.to_string()),
+            ("mode", "fuzz".to_string()),
+            ("duration", "5".to_string()),
+            ("seed", "3".to_string()),
+            ("shard", "0/2".to_string()),
+        ],
+    )
+    .await;
     assert_eq!(r.code, 0, "{}", r.log);
     assert_eq!(r.outputs["violations"], "0", "{}", r.log);
     for f in ["index.html", "junit.xml", "findings.json", "run.json"] {
@@ -211,27 +199,19 @@ async fn action_against_the_reference_with_credentials() {
     assert!(!all_text(&r.out).contains(PASSWORD));
 
     // The other shard, then both merged (mode merge, directories by glob).
-    let d2 = dir.path().join("fuzz-1");
-    std::fs::create_dir_all(&d2).unwrap();
-    let r2 = tokio::task::spawn_blocking({
-        let (d2, target) = (d2.clone(), target.clone());
-        move || {
-            run_action(
-                &d2,
-                &[
-                    ("registry", target.as_str()),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                    ("mode", "fuzz"),
-                    ("duration", "5"),
-                    ("seed", "3"),
-                    ("shard", "1/2"),
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let r2 = act(
+        dir.path().join("fuzz-1"),
+        vec![
+            ("registry", target.clone()),
+            ("username", "alice".to_string()),
+            ("password", PASSWORD.to_string()),
+            ("mode", "fuzz".to_string()),
+            ("duration", "5".to_string()),
+            ("seed", "3".to_string()),
+            ("shard", "1/2".to_string()),
+        ],
+    )
+    .await;
     assert_eq!(r2.code, 0, "{}", r2.log);
     let glob = format!("{}/fuzz*/report", dir.path().display());
     let md = dir.path().join("merge");
@@ -269,22 +249,14 @@ async fn action_against_distribution() {
     // does, the step fails, and with fail-on-violations=false it passes with the same outputs.
     let target = format!("distribution={url}");
     for (fail_on, code) in [("true", 1), ("false", 0)] {
-        let d = dir.path().join(format!("conf-{fail_on}"));
-        std::fs::create_dir_all(&d).unwrap();
-        let r = tokio::task::spawn_blocking({
-            let (d, target) = (d.clone(), target.clone());
-            move || {
-                run_action(
-                    &d,
-                    &[
-                        ("registry", target.as_str()),
-                        ("fail-on-violations", fail_on),
-                    ],
-                )
-            }
-        })
-        .await
-        .unwrap();
+        let r = act(
+            dir.path().join(format!("conf-{fail_on}")),
+            vec![
+                ("registry", target.clone()),
+                ("fail-on-violations", fail_on.to_string()),
+            ],
+        )
+        .await;
         assert_eq!(r.code, code, "{}", r.log);
         let fails = fail_count(&r.out);
         assert!(
@@ -298,15 +270,34 @@ async fn action_against_distribution() {
         assert!(junit.contains("<failure"), "{junit}");
     }
 
+    // Read-only conformance of content already there (seeded with `ocidiff run`).
+    let repo = common::seed_with_ocidiff_run(
+        env!("CARGO_BIN_EXE_ocidiff"),
+        &target,
+        &repo_root().join("scenarios/pull.toml"),
+    );
+    let r = act(
+        dir.path().join("read-only"),
+        vec![
+            ("registry", target.clone()),
+            ("read-only-repo", repo),
+            ("read-only-tags", "v1".to_string()),
+        ],
+    )
+    .await;
+    assert!(r.code == 0 || r.code == 1, "{}", r.log);
+    assert!(r.log.contains("--read-only"), "{}", r.log);
+    assert_eq!(r.outputs["violations"], fail_count(&r.out).to_string());
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["workflows"][0]["id"], "read-only");
+
     // Scenario files (mode run): the repository's conformance scenarios.
-    let d = dir.path().join("run");
-    std::fs::create_dir_all(&d).unwrap();
-    let r = tokio::task::spawn_blocking({
-        let (d, target) = (d.clone(), target.clone());
-        move || run_action(&d, &[("registry", target.as_str()), ("mode", "run")])
-    })
-    .await
-    .unwrap();
+    let r = act(
+        dir.path().join("run"),
+        vec![("registry", target.clone()), ("mode", "run".to_string())],
+    )
+    .await;
     assert!(r.code == 0 || r.code == 1, "{}", r.log);
     assert!(r.out.join("results.json").is_file());
 

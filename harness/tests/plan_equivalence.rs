@@ -144,12 +144,55 @@ fn normalized(log: &[Seen], ns: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// The sequences compared: every op, the four workflows (sequentially), generated cases.
-fn sequences() -> Vec<(String, Sequence)> {
-    let mut out = vec![("every_op".to_string(), ocidiff::ops::every_op())];
+/// Chunks sized from an advertised `OCI-Chunk-Min-Length` (below, at and above it).
+const AT_MIN: &str = r#"
+[content]
+blobs = [{ size = 10000, seed = 1 }, { size = 10000, seed = 2 }, { size = 10000, seed = 3 }]
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 0
+method = "chunked_at_min"
+delta = -1
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 1
+method = "chunked_at_min"
+delta = 0
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 2
+method = "chunked_at_min"
+delta = 1
+"#;
+
+/// The sequences compared: every op, the four workflows (sequentially), generated cases, and
+/// chunks sized at a registry's advertised minimum; each with the registry configuration it
+/// runs against.
+fn sequences() -> Vec<(String, Sequence, reference_registry::Config)> {
+    let mut out = vec![(
+        "every_op".to_string(),
+        ocidiff::ops::every_op(),
+        Default::default(),
+    )];
     for w in ocidiff::drivers::conformance::builtin_workflows().unwrap() {
-        out.push((format!("workflow {}", w.id), w.scenario.sequence()));
+        out.push((
+            format!("workflow {}", w.id),
+            w.scenario.sequence(),
+            Default::default(),
+        ));
     }
+    let mut min = reference_registry::Config::default();
+    min.quirks.enable("chunk_min:4096").unwrap();
+    out.push((
+        "chunks at the advertised minimum".to_string(),
+        ocidiff::scenario::from_str(AT_MIN, std::path::Path::new("at-min.toml"))
+            .unwrap()
+            .sequence(),
+        min,
+    ));
     let cfg = ocidiff::generate::GenConfig {
         invalid_share: 0.3,
         ..Default::default()
@@ -158,6 +201,7 @@ fn sequences() -> Vec<(String, Sequence)> {
         out.push((
             format!("generated seed {seed}"),
             ocidiff::generate::generate_sequence(seed, &cfg),
+            Default::default(),
         ));
     }
     out
@@ -176,12 +220,12 @@ async fn executor_and_repro_send_the_same_requests() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    for (name, seq) in sequences() {
+    for (name, seq, config) in sequences() {
         // A fresh registry per sequence so that both runs meet the same state.
         let content = Content::render(&seq.content).unwrap();
         let mut runs = Vec::new();
         for (k, ns) in ["ocidiffeqexec", "ocidiffeqrepro"].iter().enumerate() {
-            let reg = reference_registry::spawn(Default::default()).await.unwrap();
+            let reg = reference_registry::spawn(config.clone()).await.unwrap();
             let (proxy, log) = start_proxy(reg.url()).await;
             if k == 0 {
                 let ex = Executor::new(

@@ -133,3 +133,97 @@ async fn paged_referrers_still_show_referrer_bugs() {
         describe(&s.findings)
     );
 }
+
+/// Chunks sized from the advertised `OCI-Chunk-Min-Length`: at the minimum and above it the
+/// upload must work; one byte below it is a request the spec tells clients not to send, so the
+/// registry's refusal is no finding. The reference without the header gets two halves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_around_the_advertised_minimum() {
+    let mut q = Quirks::default();
+    q.enable("chunk_min:4096").unwrap();
+    let hits = q.hits.clone();
+    let text = r#"
+[content]
+blobs = [{ size = 10000, seed = 1 }, { size = 10000, seed = 2 }, { size = 10000, seed = 3 }]
+
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 0
+method = "chunked_at_min"
+delta = -1
+
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 1
+method = "chunked_at_min"
+delta = 0
+
+[[ops]]
+op = "push_blob"
+repo = 0
+blob = 2
+method = "chunked_at_min"
+delta = 1
+
+[[ops]]
+op = "get_blob"
+repo = 0
+blob = 1
+
+[[ops]]
+op = "get_blob"
+repo = 0
+blob = 2
+"#;
+    let sc = ocidiff::scenario::from_str(text, std::path::Path::new("at-min.toml")).unwrap();
+    let fleet = ocidiff::drivers::case::Fleet::launch(&[
+        ("reference".into(), reference()),
+        ("quirky".into(), quirky(q)),
+    ])
+    .await
+    .unwrap();
+    let run = ocidiff::drivers::conformance::run_scenario(&fleet.executor, &sc, "atmin")
+        .await
+        .unwrap();
+    let violations: Vec<_> = run
+        .divergences
+        .iter()
+        .filter(|d| d.class == Class::Violation)
+        .collect();
+    assert!(violations.is_empty(), "{violations:#?}");
+    let labels = |op: usize, t: usize| -> Vec<(String, u16, String)> {
+        run.outcome.ops[op].per_target[t]
+            .iter()
+            .map(|x| {
+                (
+                    x.label.clone(),
+                    x.observation.status,
+                    x.request
+                        .headers
+                        .get("content-range")
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    // The quirky target advertised 4096: chunks of 4095 (refused at the close), 4096, 4097.
+    let below = labels(0, 1);
+    assert_eq!(below[1].2, "0-4094", "{below:?}");
+    assert_eq!(labels(1, 1)[1].2, "0-4095");
+    assert_eq!(labels(2, 1)[1].2, "0-4096");
+    assert_eq!(labels(1, 1).last().unwrap().1, 201, "{:?}", labels(1, 1));
+    assert_eq!(labels(2, 1).last().unwrap().1, 201, "{:?}", labels(2, 1));
+    assert!(hits.get("chunk_min") > 0);
+    // The reference advertises nothing: two halves.
+    let reference_chunks = labels(1, 0);
+    assert_eq!(reference_chunks.len(), 4, "{reference_chunks:?}");
+    assert_eq!(reference_chunks[1].2, "0-4999");
+    // The blobs pushed at and above the minimum read back.
+    for op in [3, 4] {
+        assert_eq!(run.outcome.ops[op].per_target[1][0].observation.status, 200);
+    }
+    fleet.shutdown().await;
+}

@@ -105,6 +105,66 @@ fn every_check_is_named_and_cited_and_every_must_rule_is_covered() {
     );
 }
 
+/// The workflows crossed with the data kinds: at least as many named checks per target as the
+/// official suite's 860, every check named and cited, no rule id unknown, and the README's
+/// table of checks per workflow and API is the one these workflows give.
+#[test]
+fn data_kinds_cover_every_api_and_the_readme_table_is_current() {
+    let mut all = builtin_workflows().unwrap();
+    let kinds = ocidiff::drivers::data_kinds::workflows();
+    assert!(kinds.len() >= 17);
+    for w in &kinds {
+        let names: BTreeSet<&str> = w.scenario.expect.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names.len(),
+            w.scenario.expect.len(),
+            "{}: check names repeat",
+            w.id
+        );
+        for e in &w.scenario.expect {
+            let rule = e
+                .rule
+                .as_deref()
+                .expect("every generated check names its rule");
+            assert!(
+                RULES.iter().any(|r| r.id == rule),
+                "{}: {}: unknown rule {rule}",
+                w.id,
+                e.name
+            );
+            for r in &e.requires {
+                assert!(
+                    names.contains(r.as_str()),
+                    "{}: {} requires {r:?}, no such check",
+                    w.id,
+                    e.name
+                );
+            }
+        }
+        // Each kind is pushed, pulled, listed and deleted.
+        let table = ocidiff::drivers::data_kinds::coverage_table(std::slice::from_ref(w));
+        let row = table.lines().nth(2).unwrap().to_string();
+        let cells: Vec<usize> = row
+            .split('|')
+            .filter_map(|c| c.trim().parse().ok())
+            .collect();
+        assert!(
+            cells[1..5].iter().all(|n| *n > 0),
+            "{}: an API without checks: {row}",
+            w.id
+        );
+    }
+    all.extend(kinds);
+    let table = ocidiff::drivers::data_kinds::coverage_table(&all);
+    let total: usize = all.iter().map(|w| w.scenario.expect.len()).sum();
+    assert!(total >= 860, "{total} named checks per target");
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&table),
+        "README.md's table of checks is stale; it should read:\n{table}"
+    );
+}
+
 #[test]
 fn the_suite_exercises_what_the_official_suite_misses() {
     let all: Vec<_> = builtin_workflows().unwrap();
@@ -130,10 +190,11 @@ fn the_suite_exercises_what_the_official_suite_misses() {
 /// violation; the only skip is the single-POST fallback it never needs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_passes_every_check() {
-    let wf = builtin_workflows().unwrap();
+    let mut wf = builtin_workflows().unwrap();
+    wf.extend(ocidiff::drivers::data_kinds::workflows());
     let r = run_conformance(vec![reference()], &wf).await.unwrap();
     assert_eq!(r.targets.len(), 1);
-    assert_eq!(r.results.len(), 4);
+    assert_eq!(r.results.len(), wf.len());
     let mut bad = Vec::new();
     for cell in &r.results {
         assert!(cell.error.is_none(), "{:?}", cell.error);
@@ -159,7 +220,7 @@ async fn reference_passes_every_check() {
     assert!(bad.is_empty(), "{bad:#?}");
     assert!(!r.any_failed());
     let total = r.target_counts("reference");
-    assert!(total.pass >= 140, "{total:?}");
+    assert!(total.pass >= 860, "{total:?}");
 }
 
 /// A reference with a fault fails the checks that cite the broken rule.

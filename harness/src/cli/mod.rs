@@ -134,8 +134,26 @@ struct ConformanceArgs {
     #[arg(long, default_value = "./ocidiff-conformance")]
     out: PathBuf,
     /// Run these scenario files instead of the built-in workflows (a file or a directory).
-    #[arg(long, value_name = "FILE|DIR")]
+    #[arg(long, value_name = "FILE|DIR", conflicts_with = "read_only")]
     scenarios: Option<PathBuf>,
+    /// Only the four workflows (Pull, Push, Content Discovery, Content Management), not
+    /// their crossing with the data kinds (image, index, nested index, sparse, artifact, ...).
+    #[arg(long, conflicts_with = "scenarios")]
+    core: bool,
+    /// Pull and discovery checks only, on content already in the registry (`--repo` and
+    /// `--tag` / `--digest`): nothing is written to it. The first target besides the reference
+    /// supplies the content; the reference gets a copy.
+    #[arg(long, requires = "repo")]
+    read_only: bool,
+    /// With --read-only: the repository holding the content.
+    #[arg(long, value_name = "NAME", requires = "read_only")]
+    repo: Option<String>,
+    /// With --read-only: a tag in --repo (repeatable).
+    #[arg(long = "tag", value_name = "TAG", requires = "read_only")]
+    tags: Vec<String>,
+    /// With --read-only: a manifest digest in --repo (repeatable).
+    #[arg(long = "digest", value_name = "DIGEST", requires = "read_only")]
+    digests: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -773,13 +791,50 @@ async fn run_cmd(a: RunArgs) -> i32 {
 }
 
 async fn conformance_cmd(a: ConformanceArgs) -> i32 {
+    if a.read_only {
+        let targets = match targets_for_run(&a.targets, a.config.as_deref(), &a.tls, &a.out) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        let cfg = crate::drivers::read_only::ReadOnlyConfig::new(
+            a.repo.as_deref().unwrap_or_default(),
+            a.tags.clone(),
+            a.digests.clone(),
+        );
+        return match crate::drivers::read_only::run_read_only(targets, &cfg).await {
+            Ok((r, imp)) => {
+                println!(
+                    "read-only: {} manifests, {} blobs of {} imported",
+                    imp.content.manifest_count() - 1,
+                    imp.content.blob_count() - 1,
+                    cfg.repo
+                );
+                for s in imp.skipped_blobs.iter().chain(&imp.skipped_manifests) {
+                    println!("  not checked: {s}");
+                }
+                conformance_report(&r, &a.out)
+            }
+            Err(e) => {
+                eprintln!("error: {}", redact(&format!("{e:#}")));
+                2
+            }
+        };
+    }
     let workflows = match &a.scenarios {
         Some(p) => match load_or_report(p) {
             Some(w) => w,
             None => return 2,
         },
         None => match crate::drivers::conformance::builtin_workflows() {
-            Ok(w) => w,
+            Ok(mut w) => {
+                if !a.core {
+                    w.extend(crate::drivers::data_kinds::workflows());
+                }
+                w
+            }
             Err(e) => {
                 eprintln!("error: built-in workflow: {e}");
                 return 2;
@@ -800,7 +855,15 @@ async fn conformance_cmd(a: ConformanceArgs) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = crate::report::conformance::write_outputs(&r, &a.out) {
+    conformance_report(&r, &a.out)
+}
+
+/// Writes the conformance outputs and prints the matrix; the exit code of the run.
+fn conformance_report(
+    r: &crate::report::conformance::ConformanceResults,
+    out: &std::path::Path,
+) -> i32 {
+    if let Err(e) = crate::report::conformance::write_outputs(r, out) {
         eprintln!("error: writing the report: {e:#}");
         return 2;
     }
@@ -829,7 +892,7 @@ async fn conformance_cmd(a: ConformanceArgs) -> i32 {
     }
     println!(
         "report: {} (also junit.xml, results.json)",
-        a.out.join("index.html").display()
+        out.join("index.html").display()
     );
     i32::from(r.any_failed())
 }

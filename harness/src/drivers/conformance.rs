@@ -162,12 +162,9 @@ pub async fn run_conformance(
     result
 }
 
-async fn conformance_with(
-    fleet: &Fleet,
-    workflows: &[Workflow],
-) -> anyhow::Result<ConformanceResults> {
-    let run = run_id();
-    let targets: Vec<TargetInfo> = fleet
+/// The fleet's targets as reported (the first is the oracle).
+pub fn target_infos(fleet: &Fleet) -> Vec<TargetInfo> {
+    fleet
         .launched
         .iter()
         .enumerate()
@@ -177,25 +174,62 @@ async fn conformance_with(
             url: redact(t.base_url.as_str()),
             oracle: i == 0,
         })
-        .collect();
-    let mut results = Vec::new();
+        .collect()
+}
+
+/// One cell per target of a workflow's per-target checks.
+pub fn cells(
+    outcome: &CaseOutcome,
+    workflow: &str,
+    checks: Vec<Vec<CheckResult>>,
+) -> Vec<CellResult> {
+    checks
+        .into_iter()
+        .enumerate()
+        .map(|(t, checks)| CellResult {
+            target: outcome.targets[t].clone(),
+            workflow: workflow.to_string(),
+            counts: Counts::of(&checks),
+            error: None,
+            checks,
+        })
+        .collect()
+}
+
+/// `results.json` of a run: the tool, now, the targets, the workflows and their cells.
+pub fn results(
+    targets: Vec<TargetInfo>,
+    workflows: Vec<WorkflowInfo>,
+    results: Vec<CellResult>,
+) -> ConformanceResults {
+    ConformanceResults {
+        tool: "ocidiff".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        generated_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        spec: "OCI Distribution Specification v1.1".into(),
+        targets,
+        workflows,
+        results,
+    }
+}
+
+async fn conformance_with(
+    fleet: &Fleet,
+    workflows: &[Workflow],
+) -> anyhow::Result<ConformanceResults> {
+    let run = run_id();
+    let targets = target_infos(fleet);
+    let mut out = Vec::new();
     for (w, wf) in workflows.iter().enumerate() {
         let ns = format!("ocidiff{run}w{w}");
         match run_scenario(&fleet.executor, &wf.scenario, &ns).await {
-            Ok(r) => {
-                for (t, checks) in r.checks.into_iter().enumerate() {
-                    results.push(CellResult {
-                        target: r.outcome.targets[t].clone(),
-                        workflow: wf.id.clone(),
-                        counts: Counts::of(&checks),
-                        error: None,
-                        checks,
-                    });
-                }
-            }
+            Ok(r) => out.extend(cells(&r.outcome, &wf.id, r.checks)),
             Err(e) => {
                 for t in &targets {
-                    results.push(CellResult {
+                    out.push(CellResult {
                         target: t.name.clone(),
                         workflow: wf.id.clone(),
                         counts: Counts::default(),
@@ -206,24 +240,14 @@ async fn conformance_with(
             }
         }
     }
-    Ok(ConformanceResults {
-        tool: "ocidiff".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        generated_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        spec: "OCI Distribution Specification v1.1".into(),
-        targets,
-        workflows: workflows
-            .iter()
-            .map(|w| WorkflowInfo {
-                id: w.id.clone(),
-                title: w.title(),
-                description: w.scenario.meta.description.clone(),
-                source: w.source.clone(),
-            })
-            .collect(),
-        results,
-    })
+    let infos = workflows
+        .iter()
+        .map(|w| WorkflowInfo {
+            id: w.id.clone(),
+            title: w.title(),
+            description: w.scenario.meta.description.clone(),
+            source: w.source.clone(),
+        })
+        .collect();
+    Ok(results(targets, infos, out))
 }

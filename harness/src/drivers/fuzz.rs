@@ -111,11 +111,7 @@ pub struct FuzzSummary {
 impl FuzzSummary {
     /// The run's exit code: 1 when it found violations (with a baseline: new ones), else 0.
     pub fn exit_code(&self) -> i32 {
-        let failing = match &self.baseline {
-            Some(c) => c.new_violations(),
-            None => self.violations,
-        };
-        i32::from(failing > 0)
+        crate::report::baseline::exit_code(self.violations, self.baseline.as_ref())
     }
 }
 

@@ -133,11 +133,7 @@ pub struct MergeSummary {
 impl MergeSummary {
     /// As for a fuzz run: 1 when there are violations (with a baseline: new ones), else 0.
     pub fn exit_code(&self) -> i32 {
-        let failing = match &self.baseline {
-            Some(c) => c.new_violations(),
-            None => self.violations,
-        };
-        i32::from(failing > 0)
+        crate::report::baseline::exit_code(self.violations, self.baseline.as_ref())
     }
 }
 

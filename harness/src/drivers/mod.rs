@@ -4,7 +4,10 @@
 
 pub mod case;
 pub mod conformance;
+pub mod data_kinds;
 pub mod fuzz;
 pub mod fuzz_shrink;
+pub mod generated;
 pub mod merge;
+pub mod read_only;
 pub mod replay;

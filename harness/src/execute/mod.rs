@@ -66,6 +66,10 @@ pub struct TargetOptions {
     pub insecure: bool,
     /// Extra trusted CA certificates (PEM).
     pub ca_pem: Option<Vec<u8>>,
+    /// Repositories this target names literally instead of `<namespace>/r<n>` (content that
+    /// is already there: `ocidiff conformance --read-only --repo R`). Observed tag-list names
+    /// are mapped back to the symbolic form, so targets compare alike.
+    pub repo_names: BTreeMap<u8, String>,
 }
 
 /// Bounds on every request.
@@ -420,11 +424,30 @@ fn strip_repo_prefix(obs: &mut Observation, prefix: &str) {
 
 impl TargetRun<'_> {
     fn repo_name(&self, repo: Repo) -> String {
+        if let Some(name) = self.tc.target.options.repo_names.get(&repo.0) {
+            return name.clone();
+        }
         let prefix = self.tc.target.options.repo_prefix.trim_matches('/');
         if prefix.is_empty() {
             format!("{}/r{}", self.namespace, repo.0)
         } else {
             format!("{prefix}/{}/r{}", self.namespace, repo.0)
+        }
+    }
+
+    /// A tag list of a literally named repository reads as the symbolic one's.
+    fn symbolic_repo_names(&self, obs: &mut Observation) {
+        if let BodyFacts::Tags { name, .. } = &mut obs.body {
+            if let Some((n, _)) = self
+                .tc
+                .target
+                .options
+                .repo_names
+                .iter()
+                .find(|(_, literal)| *literal == name)
+            {
+                *name = format!("{}/r{n}", self.namespace);
+            }
         }
     }
 
@@ -518,13 +541,39 @@ impl TargetRun<'_> {
 
     /// Runs one op's plan (see `vocab::plan` for the semantics).
     async fn run_plan(&mut self, plan: &Plan, content: &Content) -> Vec<Exchange> {
-        let mut out = Vec::new();
+        let mut out: Vec<Exchange> = Vec::new();
         let mut location: Option<Url> = None;
         let mut prev: Option<u16> = None;
-        for step in &plan.steps {
+        let mut queue: std::collections::VecDeque<std::borrow::Cow<'_, Step>> =
+            plan.steps.iter().map(std::borrow::Cow::Borrowed).collect();
+        while let Some(step) = queue.pop_front() {
             if !step.when.holds(prev) {
                 continue;
             }
+            // Chunks sized by what this target advertised on the step before.
+            if let Some(at) = step.chunks_at_min {
+                let min = out
+                    .last()
+                    .and_then(|x| x.observation.header("oci-chunk-min-length"))
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let len = content.blob(at.blob).map_or(0, |b| b.len());
+                for (i, (s, e)) in at.pieces(len, min).into_iter().enumerate().rev() {
+                    let mut chunk = step.as_ref().clone();
+                    chunk.chunks_at_min = None;
+                    chunk.label = format!("patch#{}", i + 1);
+                    chunk.body = Body::Blob {
+                        blob: at.blob,
+                        start: s as u32,
+                        end: Some(e as u32),
+                    };
+                    chunk
+                        .headers
+                        .push(("content-range", format!("{}-{}", s, e - 1).into()));
+                    queue.push_front(std::borrow::Cow::Owned(chunk));
+                }
+                continue;
+            }
+            let step: &Step = &step;
             let base = match &step.url {
                 PlanUrl::Path(segs) => Some(self.path_url(segs)),
                 PlanUrl::Location => location.clone(),
@@ -782,30 +831,7 @@ impl TargetRun<'_> {
             None => None,
         };
         let request = Self::record(&req);
-        let token = self.proactive_token(&req).await;
-        let mut result = self.build(&req, token.as_deref()).send().await;
-        if let Ok(resp) = &result {
-            if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-                let challenge = resp
-                    .headers()
-                    .get_all("www-authenticate")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .find(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer"))
-                    .map(str::to_string);
-                if let Some(ch) = challenge {
-                    if let Some(tok) = self.answer_challenge(&req, &ch).await {
-                        result = self.build(&req, Some(&tok)).send().await;
-                    }
-                }
-            }
-        }
-        let mut redirect: Option<(String, Url, reqwest::header::HeaderMap)> = None;
-        if let Ok(resp) = result {
-            let (r, first) = self.follow_redirects(&req, resp, token.as_deref()).await;
-            result = r;
-            redirect = first;
-        }
+        let (result, redirect) = self.response(&req).await;
         let (observation, location, link_next) = match result {
             Ok(resp) => {
                 let final_url = resp.url().clone();
@@ -823,6 +849,7 @@ impl TargetRun<'_> {
                     obs.redirect = Some(what.clone());
                 }
                 strip_repo_prefix(&mut obs, &self.tc.target.options.repo_prefix);
+                self.symbolic_repo_names(&mut obs);
                 (obs, location, link_next)
             }
             Err(e) => (observe::transport_failure(describe_error(&e)), None, None),
@@ -837,6 +864,123 @@ impl TargetRun<'_> {
             location,
             link_next,
         }
+    }
+
+    /// The target's answer to `req`: credentials (a bearer token asked for on a challenge) and
+    /// redirects handled; the first redirect, if any, as (what, its URL, its headers).
+    async fn response(&self, req: &Req) -> (Result<reqwest::Response, reqwest::Error>, Redirect) {
+        let token = self.proactive_token(req).await;
+        let mut result = self.build(req, token.as_deref()).send().await;
+        if let Ok(resp) = &result {
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+                let challenge = resp
+                    .headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer"))
+                    .map(str::to_string);
+                if let Some(ch) = challenge {
+                    if let Some(tok) = self.answer_challenge(req, &ch).await {
+                        result = self.build(req, Some(&tok)).send().await;
+                    }
+                }
+            }
+        }
+        let mut redirect: Redirect = None;
+        if let Ok(resp) = result {
+            let (r, first) = self.follow_redirects(req, resp, token.as_deref()).await;
+            result = r;
+            redirect = first;
+        }
+        (result, redirect)
+    }
+}
+
+/// The first redirect of an answer: (what, its URL, its headers).
+type Redirect = Option<(String, Url, reqwest::header::HeaderMap)>;
+
+/// A response read whole (`Executor::fetch`).
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub status: u16,
+    /// `Content-Type`, `Docker-Content-Digest`, ... (lower-case names; the registry's own where
+    /// a redirect's final answer lacks them).
+    pub headers: BTreeMap<String, String>,
+    pub body: Bytes,
+}
+
+impl Executor {
+    /// GETs `path` (from `/v2/...`, with an optional `Accept`) from target `target` the way
+    /// every request goes (credentials, tokens, redirects), and reads the body whole, up to
+    /// `max_bytes`. For reading content that is already on a target (`--read-only`); what is
+    /// judged goes through ops.
+    pub async fn fetch(
+        &self,
+        target: usize,
+        path: &str,
+        accept: Option<&str>,
+        max_bytes: u64,
+    ) -> anyhow::Result<Fetched> {
+        let tc = self
+            .targets
+            .get(target)
+            .ok_or_else(|| anyhow::anyhow!("no target {target}"))?;
+        let run = TargetRun {
+            tc,
+            opts: &self.opts,
+            namespace: String::new(),
+            sessions: HashMap::new(),
+        };
+        let url = tc
+            .target
+            .base_url
+            .join(path)
+            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        let req = Req {
+            label: "fetch".into(),
+            endpoint: "fetch",
+            method: reqwest::Method::GET,
+            url,
+            headers: accept
+                .map(|a| ("accept", a.to_string()))
+                .into_iter()
+                .collect(),
+            body: None,
+            body_sha256: None,
+        };
+        let (result, redirect) = run.response(&req).await;
+        let mut resp = result.map_err(|e| anyhow::anyhow!("GET {path}: {}", describe_error(&e)))?;
+        let mut headers = BTreeMap::new();
+        let own = redirect.map(|(_, _, h)| h).unwrap_or_default();
+        for name in [
+            "content-type",
+            "docker-content-digest",
+            "content-length",
+            "link",
+        ] {
+            let v = resp.headers().get(name).or_else(|| own.get(name));
+            if let Some(v) = v.and_then(|v| v.to_str().ok()) {
+                headers.insert(name.to_string(), v.to_string());
+            }
+        }
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| anyhow::anyhow!("GET {path}: {}", describe_error(&e)))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > max_bytes {
+                anyhow::bail!("GET {path}: the body exceeds {max_bytes} bytes");
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            status,
+            headers,
+            body: Bytes::from(body),
+        })
     }
 }
 

@@ -26,6 +26,10 @@ pub enum PushMethod {
     Chunked { chunks: u8, last_in_put: bool },
     /// POST, then one PATCH without `Content-Range` (streamed), then PUT.
     Streamed,
+    /// POST, then PATCHes of the target's advertised `OCI-Chunk-Min-Length` plus `delta`
+    /// bytes each (the last one shorter; without the header, two halves), then PUT. A `delta`
+    /// below 0 sends non-final chunks the spec tells clients not to send.
+    ChunkedAtMin { delta: i8 },
 }
 
 /// Pushes `blob` into `repo`.
@@ -89,9 +93,13 @@ pub fn draw_method(d: &mut Draw<'_>, blob: BlobId) -> PushMethod {
     match c % 10 {
         0..=3 => PushMethod::Monolithic,
         4..=5 => PushMethod::SinglePost,
-        6..=8 => PushMethod::Chunked {
+        6..=7 => PushMethod::Chunked {
             chunks: 2 + ((c / 10) % 3) as u8,
             last_in_put: (c / 30) % 2 == 1,
+        },
+        // Around the advertised minimum: one below (not to be sent), at it, one above.
+        8 => PushMethod::ChunkedAtMin {
+            delta: ((c / 10) % 3) as i8 - 1,
         },
         _ => PushMethod::Streamed,
     }
@@ -270,6 +278,16 @@ impl Operation for PushBlob {
                     None => put("put"),
                 });
             }
+            PushMethod::ChunkedAtMin { delta } => {
+                plan = plan
+                    .then(
+                        Step::new("patch", "end-5", Method::Patch, Url::Location)
+                            .octets(Body::Empty)
+                            .chunks_at_min(self.blob, i32::from(*delta))
+                            .when(When::PrevStatus(202)),
+                    )
+                    .then(put("put").when(When::PrevStatus(202)));
+            }
             PushMethod::SinglePost => {}
         }
         match verify {
@@ -346,6 +364,12 @@ impl Operation for PushBlob {
                 }
             }
             PushMethod::Streamed | PushMethod::SinglePost => out.push(with(PushMethod::Monolithic)),
+            PushMethod::ChunkedAtMin { delta } => {
+                out.push(with(PushMethod::Monolithic));
+                if *delta != 0 {
+                    out.push(with(PushMethod::ChunkedAtMin { delta: 0 }));
+                }
+            }
             PushMethod::Monolithic => {}
         }
         out

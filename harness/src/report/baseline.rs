@@ -249,6 +249,11 @@ impl Comparison {
     }
 }
 
+/// A run's exit code: 1 when it has violations (with a baseline: new ones), else 0.
+pub fn exit_code(violations: usize, baseline: Option<&Comparison>) -> i32 {
+    i32::from(baseline.map_or(violations, Comparison::new_violations) > 0)
+}
+
 /// Sorts the findings into new and known; lists the entries nothing matched.
 pub fn compare(baseline: &Baseline, findings: &[Finding]) -> Comparison {
     let mut used = vec![false; baseline.entries.len()];

@@ -45,7 +45,7 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 AUTH=()
 if [ -n "${REGISTRY_USER:-}" ]; then AUTH=(-u "${REGISTRY_USER}:${REGISTRY_PASS:-}"); fi
-STATUS=""; LOC=""; LINK=""; RUN=1; LAST=""; OPLOC=""; URL=""; BLEN=0
+STATUS=""; LOC=""; LINK=""; MINLEN=""; RUN=1; LAST=""; OPLOC=""; URL=""; BLEN=0
 ANSWERED=0; REACHED=0; DIVSTATUS=""; DIVURL=""
 command -v curl >/dev/null || { echo "CANNOT RUN: curl not found" >&2; exit 2; }
 
@@ -65,6 +65,7 @@ req() {
     REACHED=1; DIVSTATUS="$STATUS"; DIVURL="$url"; cp "$head" "$WORK/div.head"; cp "$body" "$WORK/div.body"
   fi
   LOC="$(grep -i '^location:' "$head" 2>/dev/null | tail -n1 | cut -d' ' -f2- | tr -d '\r')"
+  MINLEN="$(grep -i '^oci-chunk-min-length:' "$head" 2>/dev/null | tail -n1 | cut -d' ' -f2- | tr -d '\r ')"
   LINK="$(grep -i '^link:' "$head" 2>/dev/null | grep -i 'rel="\{0,1\}next' | head -n1 | sed -e 's/^[^<]*<//' -e 's/>.*$//' | tr -d '\r')"
   local origin; origin="$(printf '%s' "$url" | sed -E 's#^(https?://[^/]+).*#\1#')"
   case "$LOC" in ""|http://*|https://*) ;; /*) LOC="$origin$LOC" ;; *) LOC="${url%/*}/$LOC" ;; esac
@@ -317,7 +318,21 @@ fn render_plan(
         for (key, v) in &step.query {
             let _ = writeln!(s, "    URL=\"$(addq \"$URL\" {})\"", query_word(key, v));
         }
-        if let Some(n) = step.page_size {
+        if let Some(at) = step.chunks_at_min {
+            // As the executor: chunks of the minimum the last answer advertised, plus delta.
+            let f = bodies.blobs.get(&at.blob.0).cloned().unwrap_or_default();
+            let len = content.blob(at.blob).map_or(0, |b| b.len());
+            let headers: String = step
+                .headers
+                .iter()
+                .map(|(n, v)| format!(" -H {}", header_word(n, v)))
+                .collect();
+            let _ = writeln!(
+                s,
+                "    len={len}; if [ -n \"$MINLEN\" ]; then size=$(( MINLEN + ({delta}) )); else size=$(( (len + 1) / 2 )); fi\n    [ \"$size\" -ge 1 ] || size=1; cap=$(( (len + 63) / 64 )); [ \"$size\" -ge \"$cap\" ] || size=$cap\n    a=0; i=1\n    while [ \"$a\" -lt \"$len\" ] && [ \"$LAST\" = 202 ]; do\n      e=$(( a + size < len ? a + size : len ))\n      slice \"{f}\" \"$a\" $(( e - a )) \"$WORK/chunk\"\n      req \"op{op}:patch#$i\" PATCH \"$URL\"{headers} -H \"content-range: $a-$(( e - 1 ))\" --data-binary @\"$WORK/chunk\"\n      LAST=\"$STATUS\"; if [ -n \"$LOC\" ]; then OPLOC=\"$LOC\"; URL=\"$LOC\"; fi\n      a=$e; i=$(( i + 1 ))\n    done",
+                delta = at.delta
+            );
+        } else if let Some(n) = step.page_size {
             let _ = writeln!(
                 s,
                 "    for p in $(seq 1 {MAX_PAGES}); do\n      req \"op{op}:{}#$p\" {} \"$URL\"; LAST=\"$STATUS\"; NEXT=\"$LINK\"\n      if [ -z \"$NEXT\" ] && [ \"$STATUS\" = 200 ] && [ {n} -gt 0 ] && [ \"$(pagetags | grep -c .)\" = {n} ]; then NEXT=\"$(withlast \"$URL\" {n} \"$(pagetags | tail -n1)\")\"; fi\n      [ \"$STATUS\" = 200 ] && [ -n \"$NEXT\" ] && [ \"$NEXT\" != \"$URL\" ] || break\n      URL=\"$NEXT\"\n    done",

@@ -201,6 +201,7 @@ fn entry_spec(t: TargetEntry, base: &Path) -> Result<TargetSpec> {
             .to_string(),
         insecure: t.insecure,
         ca_pem,
+        repo_names: Default::default(),
     };
     let access = Access {
         credentials: credentials.clone(),

@@ -419,6 +419,99 @@ impl Content {
         self.manifests.len()
     }
 
+    /// Content read from a registry (`ocidiff conformance --read-only`) instead of rendered:
+    /// each blob and manifest under the digest it was fetched by. Relations come from the
+    /// manifests' JSON: `config` / `layers` descriptors naming a blob here, `manifests`
+    /// descriptors and `subject` naming a manifest here (descriptors of content not here are
+    /// not relations); the referrers artifactType is `artifactType`, else an image's config
+    /// `mediaType`.
+    pub fn from_literal(
+        blobs: Vec<(String, Bytes)>,
+        manifests: Vec<(String, String, Bytes)>,
+    ) -> Result<Content, ContentError> {
+        if blobs.len() > 65536 || manifests.len() > 65536 {
+            return Err(ContentError::TooMany(blobs.len().max(manifests.len())));
+        }
+        let blob_ids: BTreeMap<&str, BlobId> = blobs
+            .iter()
+            .enumerate()
+            .map(|(i, (d, _))| (d.as_str(), BlobId(i as u16)))
+            .collect();
+        let manifest_ids: BTreeMap<&str, ManifestId> = manifests
+            .iter()
+            .enumerate()
+            .map(|(i, (d, _, _))| (d.as_str(), ManifestId(i as u16)))
+            .collect();
+        let digest_in = |v: &Value| v.get("digest").and_then(Value::as_str).map(str::to_string);
+        let mut rendered = Vec::with_capacity(manifests.len());
+        for (digest, media_type, bytes) in &manifests {
+            let json: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+            let descs = |key: &str| -> Vec<String> {
+                match json.get(key) {
+                    Some(Value::Array(a)) => a.iter().filter_map(digest_in).collect(),
+                    Some(v @ Value::Object(_)) => digest_in(v).into_iter().collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let blob_refs: Vec<BlobId> = descs("config")
+                .iter()
+                .chain(&descs("layers"))
+                .filter_map(|d| blob_ids.get(d.as_str()).copied())
+                .collect();
+            let children: Vec<ManifestId> = descs("manifests")
+                .iter()
+                .filter_map(|d| manifest_ids.get(d.as_str()).copied())
+                .collect();
+            let subject = json
+                .get("subject")
+                .and_then(digest_in)
+                .and_then(|d| manifest_ids.get(d.as_str()).copied());
+            let str_of = |v: Option<&Value>| {
+                v.and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            let referrer_artifact_type = str_of(json.get("artifactType"))
+                .or_else(|| str_of(json.get("config").and_then(|c| c.get("mediaType"))));
+            let annotations: BTreeMap<String, String> = json
+                .get("annotations")
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sha256 = if digest.starts_with("sha256:") {
+                digest.clone()
+            } else {
+                digest_of(DigestAlgo::Sha256, bytes)
+            };
+            rendered.push(RenderedManifest {
+                bytes: bytes.clone(),
+                digest: digest.clone(),
+                sha256,
+                media_type: media_type.clone(),
+                blobs: blob_refs,
+                children,
+                subject,
+                referrer_artifact_type,
+                annotations,
+            });
+        }
+        Ok(Content {
+            blobs: blobs
+                .into_iter()
+                .map(|(digest, bytes)| RenderedBlob {
+                    bytes,
+                    digest,
+                    other: std::sync::OnceLock::new(),
+                })
+                .collect(),
+            manifests: rendered,
+        })
+    }
+
     /// The blob whose digest (own algorithm) is `digest`, if any.
     pub fn blob_by_digest(&self, digest: &str) -> Option<BlobId> {
         self.blobs

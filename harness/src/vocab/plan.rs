@@ -208,6 +208,34 @@ pub struct Step {
     pub effects: Vec<Effect>,
     /// Repeated page by page, `n` tags a page (see the module docs).
     pub page_size: Option<u32>,
+    /// Stands for the PATCHes of a whole blob in chunks of the target's advertised
+    /// `OCI-Chunk-Min-Length` plus `delta` bytes (see [`Step::chunks_at_min`]).
+    pub chunks_at_min: Option<ChunksAtMin>,
+}
+
+/// A blob sent in chunks sized by what the target advertised on the POST before
+/// (`OCI-Chunk-Min-Length`, plus `delta`; without the header, two halves): each chunk is a
+/// PATCH `patch#<i>` with `Content-Range`, sent while the previous one answered 202.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunksAtMin {
+    pub blob: BlobId,
+    pub delta: i32,
+}
+
+impl ChunksAtMin {
+    /// The chunks of a `len`-byte blob as (start, end) when the target advertised `min`.
+    pub fn pieces(&self, len: usize, min: Option<u64>) -> Vec<(usize, usize)> {
+        let size = match min {
+            Some(m) => (m as i64 + i64::from(self.delta)).max(1) as usize,
+            None => len.div_ceil(2).max(1),
+        };
+        // At most 64 chunks: a large blob and a tiny minimum would be thousands of requests.
+        let size = size.max(len.div_ceil(64));
+        (0..len)
+            .step_by(size.max(1))
+            .map(|s| (s, (s + size).min(len)))
+            .collect()
+    }
 }
 
 impl Step {
@@ -223,7 +251,15 @@ impl Step {
             when: When::Always,
             effects: Vec::new(),
             page_size: None,
+            chunks_at_min: None,
         }
+    }
+
+    /// PATCHes of `blob` in chunks of the advertised minimum plus `delta` (see
+    /// [`ChunksAtMin`]); the step's own label, body and headers are replaced per chunk.
+    pub fn chunks_at_min(mut self, blob: BlobId, delta: i32) -> Step {
+        self.chunks_at_min = Some(ChunksAtMin { blob, delta });
+        self
     }
 
     pub fn query(mut self, key: &'static str, value: impl Into<Val>) -> Step {
@@ -342,5 +378,29 @@ mod tests {
         assert_eq!(path_segment("a:b"), "a:b");
         assert_eq!(path_segment("a/b?c#"), "a%2Fb%3Fc%23");
         assert_eq!(name_segments("A b/c"), "A%20b/c");
+    }
+}
+
+#[cfg(test)]
+mod chunks_at_min_tests {
+    use super::*;
+
+    #[test]
+    fn pieces_follow_the_minimum_and_cover_the_blob() {
+        let at = |delta| ChunksAtMin {
+            blob: BlobId(0),
+            delta,
+        };
+        assert_eq!(at(0).pieces(10, Some(4)), vec![(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(
+            at(-1).pieces(10, Some(4)),
+            vec![(0, 3), (3, 6), (6, 9), (9, 10)]
+        );
+        assert_eq!(at(1).pieces(10, Some(4)), vec![(0, 5), (5, 10)]);
+        // No header: two halves; tiny minimums are capped at 64 chunks.
+        assert_eq!(at(0).pieces(10, None), vec![(0, 5), (5, 10)]);
+        assert_eq!(at(0).pieces(6400, Some(1)).len(), 64);
+        assert!(at(-5).pieces(3, Some(1)).iter().all(|(s, e)| e > s));
+        assert!(at(0).pieces(0, Some(4)).is_empty());
     }
 }

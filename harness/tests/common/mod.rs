@@ -147,3 +147,27 @@ pub fn require_podman() -> bool {
     }
     found
 }
+
+/// Pushes the content of the scenario file `scenario` into `target` (`NAME=URL`) with
+/// `ocidiff run` (binary `bin`); the repository the run made (`<namespace>/r0`).
+pub fn seed_with_ocidiff_run(bin: &str, target: &str, scenario: &Path) -> String {
+    let o = std::process::Command::new(bin)
+        .arg("run")
+        .arg(scenario)
+        .args(["--target", target])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let ns = stdout
+        .split("(namespace ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("the namespace of the seeding run")
+        .to_string();
+    format!("{ns}/r0")
+}
