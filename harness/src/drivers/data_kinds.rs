@@ -321,11 +321,25 @@ fn workflow(k: &Kind) -> Workflow {
         .filter(|(_, refs)| !refs.is_empty())
         .collect();
     b.referrers(&referrers);
-    b.management(
-        manifest_ids.last().copied(),
-        blob_ids.last().copied(),
-        &requires,
-    );
+    // Delete the last manifest pushed (the root), then a blob only it references: a registry
+    // may keep blobs that a stored manifest still needs.
+    let deleted = manifest_ids.last().copied();
+    let orphan = deleted.and_then(|d| {
+        blob_ids.iter().rev().copied().find(|x| {
+            let users: Vec<u16> = manifest_ids
+                .iter()
+                .copied()
+                .filter(|m| {
+                    content
+                        .manifest_blobs(ManifestId(*m))
+                        .iter()
+                        .any(|y| y.0 == *x)
+                })
+                .collect();
+            users == [d]
+        })
+    });
+    b.management(deleted, orphan, &requires);
 
     let id = format!("data-{}", k.id);
     Workflow {
