@@ -140,6 +140,32 @@ async fn read_only_finds_a_pull_bug() {
     reg.shutdown().await;
 }
 
+/// A listed tag that cannot be read (here: it outlived its manifest, which the spec allows)
+/// is not blamed: the tag list is left unchecked and the tag is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_listed_tags_are_named_not_blamed() {
+    let mut cfg = Config::default();
+    cfg.quirks.enable("dangling_tags").unwrap();
+    let reg = reference_registry::spawn(cfg).await.unwrap();
+    let url = reg.url();
+    let repo = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || seed(&url, "content-management.toml")
+    })
+    .await
+    .unwrap();
+    let cfg = ReadOnlyConfig::new(&repo, vec!["keep".into()], Vec::new());
+    let (r, imp) = run_read_only(target(&url), &cfg).await.unwrap();
+    assert!(!imp.tag_list_complete);
+    assert!(
+        imp.skipped_manifests.iter().any(|s| s.starts_with("tag ")),
+        "{:?}",
+        imp.skipped_manifests
+    );
+    assert_eq!(fails(&r, "mirror"), Vec::<String>::new());
+    reg.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_against_distribution() {
     if find_distribution_binary().is_none() {

@@ -166,8 +166,13 @@ pub async fn import(ex: &Executor, t: usize, cfg: &ReadOnlyConfig) -> anyhow::Re
     for tag in &all_tags {
         let (digest, mt, bytes) = match fetch_manifest(tag.clone()).await {
             Ok(m) => m,
-            // A listed tag that does not resolve: judged by the checks (the model has it).
-            Err(_) if !cfg.tags.contains(tag) => continue,
+            // A listed tag that cannot be read (a media type not asked for, a dangling tag):
+            // the model cannot know it, so the tag list is not judged; it is named instead.
+            Err(e) if !cfg.tags.contains(tag) => {
+                tag_list_complete = false;
+                skipped_manifests.push(format!("tag {tag} ({e:#}); the tag list is not checked"));
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if !manifests.iter().any(|m| m.0 == digest) {
