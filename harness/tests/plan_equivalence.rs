@@ -144,30 +144,6 @@ fn normalized(log: &[Seen], ns: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// Chunks sized from an advertised `OCI-Chunk-Min-Length` (below, at and above it).
-const AT_MIN: &str = r#"
-[content]
-blobs = [{ size = 10000, seed = 1 }, { size = 10000, seed = 2 }, { size = 10000, seed = 3 }]
-[[ops]]
-op = "push_blob"
-repo = 0
-blob = 0
-method = "chunked_at_min"
-delta = -1
-[[ops]]
-op = "push_blob"
-repo = 0
-blob = 1
-method = "chunked_at_min"
-delta = 0
-[[ops]]
-op = "push_blob"
-repo = 0
-blob = 2
-method = "chunked_at_min"
-delta = 1
-"#;
-
 /// The sequences compared: every op, the four workflows (sequentially), generated cases, and
 /// chunks sized at a registry's advertised minimum; each with the registry configuration it
 /// runs against.
@@ -188,7 +164,7 @@ fn sequences() -> Vec<(String, Sequence, reference_registry::Config)> {
     min.quirks.enable("chunk_min:4096").unwrap();
     out.push((
         "chunks at the advertised minimum".to_string(),
-        ocidiff::scenario::from_str(AT_MIN, std::path::Path::new("at-min.toml"))
+        ocidiff::scenario::from_str(common::AT_MIN, std::path::Path::new("at-min.toml"))
             .unwrap()
             .sequence(),
         min,

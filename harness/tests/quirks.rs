@@ -142,41 +142,7 @@ async fn chunks_around_the_advertised_minimum() {
     let mut q = Quirks::default();
     q.enable("chunk_min:4096").unwrap();
     let hits = q.hits.clone();
-    let text = r#"
-[content]
-blobs = [{ size = 10000, seed = 1 }, { size = 10000, seed = 2 }, { size = 10000, seed = 3 }]
-
-[[ops]]
-op = "push_blob"
-repo = 0
-blob = 0
-method = "chunked_at_min"
-delta = -1
-
-[[ops]]
-op = "push_blob"
-repo = 0
-blob = 1
-method = "chunked_at_min"
-delta = 0
-
-[[ops]]
-op = "push_blob"
-repo = 0
-blob = 2
-method = "chunked_at_min"
-delta = 1
-
-[[ops]]
-op = "get_blob"
-repo = 0
-blob = 1
-
-[[ops]]
-op = "get_blob"
-repo = 0
-blob = 2
-"#;
+    let text = common::AT_MIN;
     let sc = ocidiff::scenario::from_str(text, std::path::Path::new("at-min.toml")).unwrap();
     let fleet = ocidiff::drivers::case::Fleet::launch(&[
         ("reference".into(), reference()),

@@ -9,7 +9,7 @@
 //! hand-written workflows.
 
 use super::conformance::Workflow;
-use super::generated::{Builder, Target};
+use super::generated::{referrers_of, Builder, Target};
 use crate::scenario::{Meta, Scenario};
 use crate::vocab::content::Content;
 use crate::vocab::spec::ContentSpec;
@@ -288,16 +288,16 @@ fn workflow(k: &Kind) -> Workflow {
         .collect();
 
     let mut b = Builder::default();
-    let (pushed_m, pushed_b) = b.push(&content, &tags, &skip_blobs, &unpushed, k.declinable, true);
+    let pushed = b.push(&content, &tags, &skip_blobs, &unpushed, k.declinable, true);
     let requires = |t: Target| -> Vec<String> {
         let found = match t {
-            Target::Manifest(m) => pushed_m.iter().find(|(x, _)| *x == m),
-            Target::Blob(x) => pushed_b.iter().find(|(y, _)| *y == x),
+            Target::Manifest(m) => pushed.manifests.iter().find(|(x, _)| *x == m),
+            Target::Blob(x) => pushed.blobs.iter().find(|(y, _)| *y == x),
         };
         found.map(|(_, n)| vec![n.clone()]).unwrap_or_default()
     };
-    let manifest_ids: Vec<u16> = pushed_m.iter().map(|(m, _)| *m).collect();
-    let blob_ids: Vec<u16> = pushed_b.iter().map(|(x, _)| *x).collect();
+    let manifest_ids: Vec<u16> = pushed.manifests.iter().map(|(m, _)| *m).collect();
+    let blob_ids: Vec<u16> = pushed.blobs.iter().map(|(x, _)| *x).collect();
     // Tags of declinable manifests pull only if their push went through.
     b.pull(
         &content,
@@ -307,17 +307,10 @@ fn workflow(k: &Kind) -> Workflow {
         Some((absent_manifest, absent_blob)),
         &requires,
     );
-    b.tag_lists();
+    b.tag_lists(&pushed.tags);
     let referrers: Vec<(u16, Vec<u16>)> = manifest_ids
         .iter()
-        .map(|s| {
-            let refs: Vec<u16> = manifest_ids
-                .iter()
-                .copied()
-                .filter(|m| content.manifest_subject(ManifestId(*m)) == Some(ManifestId(*s)))
-                .collect();
-            (*s, refs)
-        })
+        .map(|s| (*s, referrers_of(&content, &manifest_ids, *s)))
         .filter(|(_, refs)| !refs.is_empty())
         .collect();
     b.referrers(&referrers);

@@ -8,7 +8,8 @@
 
 use crate::ops::Op;
 use crate::scenario::Expect;
-use crate::vocab::content::{Content, OCI_INDEX};
+use crate::vocab::content::{algo_of, Content, OCI_INDEX};
+use crate::vocab::ids::DigestAlgo;
 use crate::vocab::ManifestId;
 use serde_json::{json, Value};
 
@@ -17,8 +18,14 @@ use serde_json::{json, Value};
 pub struct Builder {
     pub ops: Vec<Op>,
     pub expect: Vec<Expect>,
-    /// The names of the checked tag pushes (the tag list checks depend on them).
-    pub tag_checks: Vec<String>,
+}
+
+/// The names of the push checks `Builder::push` wrote, for the `requires` of later checks.
+#[derive(Default)]
+pub struct Pushed {
+    pub manifests: Named,
+    pub blobs: Named,
+    pub tags: Vec<String>,
 }
 
 fn op(v: Value) -> Op {
@@ -27,6 +34,22 @@ fn op(v: Value) -> Op {
 
 fn check(v: Value) -> Expect {
     serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("generated check {v}: {e}"))
+}
+
+/// Whether manifest `m` is named by a sha512 digest.
+fn is_sha512_manifest(content: &Content, m: u16) -> bool {
+    content
+        .manifest_digest(ManifestId(m))
+        .is_some_and(|d| algo_of(d) == DigestAlgo::Sha512)
+}
+
+/// The manifests among `among` whose subject is `subject`.
+pub fn referrers_of(content: &Content, among: &[u16], subject: u16) -> Vec<u16> {
+    among
+        .iter()
+        .copied()
+        .filter(|m| content.manifest_subject(ManifestId(*m)) == Some(ManifestId(subject)))
+        .collect()
 }
 
 /// How the content's manifests and blobs are named in check names.
@@ -70,7 +93,7 @@ impl Builder {
     /// Pushes every blob and manifest but `skip_blobs` / `skip_manifests` (manifests by digest,
     /// children first), then the tags. With `checked`, each push is a check ("push blob 1:
     /// 201", ...); `declinable` manifests (missing references, sha512) may be declined with
-    /// 400. Returns the names of the push checks by manifest and by blob, for `requires`.
+    /// 400. Returns the names of the push checks, for `requires`.
     #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
@@ -80,14 +103,13 @@ impl Builder {
         skip_manifests: &[u16],
         declinable: &[u16],
         checked: bool,
-    ) -> (Named, Named) {
+    ) -> Pushed {
         let mut blob_checks = Vec::new();
         let mut manifest_checks = Vec::new();
+        let mut tag_checks = Vec::new();
         for b in (0..content.blob_count() as u16).filter(|b| !skip_blobs.contains(b)) {
             let name = format!("push {}: 201", b_name(b));
-            let sha512 = content
-                .blob_digest(crate::vocab::BlobId(b))
-                .is_some_and(|d| d.starts_with("sha512:"));
+            let sha512 = content.blob_algo(crate::vocab::BlobId(b)) == Some(DigestAlgo::Sha512);
             let mut c =
                 json!({"name": name, "label": "put", "rule": "end-6/put-201", "status": 201});
             if sha512 {
@@ -126,9 +148,7 @@ impl Builder {
             deps.dedup();
             let mut c = json!({"name": name, "rule": "end-7/put-201", "status": 201,
                                "requires": deps});
-            let sha512 = content
-                .manifest_digest(ManifestId(m))
-                .is_some_and(|d| d.starts_with("sha512:"));
+            let sha512 = is_sha512_manifest(content, m);
             if declinable.contains(&m) || sha512 {
                 c["unsupported"] = json!([400]);
             }
@@ -156,14 +176,18 @@ impl Builder {
                 c["unsupported"] = json!([400]);
             }
             if checked {
-                self.tag_checks.push(name.clone());
+                tag_checks.push(name.clone());
             }
             self.add(
                 json!({"op": "push_manifest", "repo": 0, "manifest": m, "reference": {"tag": tag}}),
                 if checked { vec![c] } else { Vec::new() },
             );
         }
-        (manifest_checks, blob_checks)
+        Pushed {
+            manifests: manifest_checks,
+            blobs: blob_checks,
+            tags: tag_checks,
+        }
     }
 
     /// Pull checks: each tag (GET: status, bytes, digest, media type; HEAD: status, digest,
@@ -188,9 +212,7 @@ impl Builder {
             let req = requires(Target::Manifest(*m));
             // A push by tag is digested with the registry's own algorithm: a manifest known by
             // a sha512 digest may come back under its sha256 one.
-            let sha512 = content
-                .manifest_digest(ManifestId(*m))
-                .is_some_and(|d| d.starts_with("sha512:"));
+            let sha512 = is_sha512_manifest(content, *m);
             let digest_check = |mut c: Value| {
                 if sha512 {
                     c["headers"]
@@ -296,8 +318,8 @@ impl Builder {
     /// Discovery checks, the tag list: whole and paged with n=1 (what is listed, and its
     /// order, is judged by the oracle on every page: one finding per bug, not a named check
     /// repeating it).
-    pub fn tag_lists(&mut self) {
-        let req = self.tag_checks.clone();
+    pub fn tag_lists(&mut self, requires: &[String]) {
+        let req = requires;
         let whole = json!({"name": "tag list: 200", "rule": "end-8a/200", "status": 200,
                            "requires": req});
         self.add(json!({"op": "list_tags", "repo": 0}), vec![whole]);

@@ -16,16 +16,16 @@
 use crate::compare::check_case;
 use crate::drivers::case::{run_id, with_reference_first, Fleet};
 use crate::drivers::conformance::{cells, results, target_infos};
-use crate::drivers::generated::Builder;
+use crate::drivers::generated::{referrers_of, Builder};
 use crate::execute::{ExecOptions, Executor};
+use crate::model::is_valid_digest;
 use crate::report::conformance::{ConformanceResults, WorkflowInfo};
 use crate::scenario::checks::evaluate;
 use crate::scenario::{Meta, Scenario};
 use crate::targets::TargetSpec;
-use crate::vocab::content::{digest_of, Content, ALL_MANIFEST_TYPES};
+use crate::vocab::content::{algo_of, digest_matches, digest_of, Content, ALL_MANIFEST_TYPES};
 use crate::vocab::exchange::{CaseOutcome, OpOutcome};
 use crate::vocab::ids::DigestAlgo;
-use crate::vocab::ManifestId;
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -85,17 +85,13 @@ pub struct Imported {
 /// A repository with more tags than this has its tag list left unchecked in read-only mode.
 pub const MAX_LISTED_TAGS: usize = 32;
 
+/// The digest of fetched manifest bytes: the registry's `sha512:` one when it matches them,
+/// else their sha256.
 fn digest_of_bytes(digest_hint: Option<&str>, bytes: &[u8]) -> String {
     match digest_hint {
-        Some(d) if d.starts_with("sha512:") && digest_of(DigestAlgo::Sha512, bytes) == d => {
-            d.to_string()
-        }
+        Some(d) if algo_of(d) == DigestAlgo::Sha512 && digest_matches(d, bytes) => d.to_string(),
         _ => digest_of(DigestAlgo::Sha256, bytes),
     }
-}
-
-fn valid_digest(d: &str) -> bool {
-    crate::model::is_valid_digest(d)
 }
 
 /// Reads the content of `cfg` from target `t` of `ex`.
@@ -122,7 +118,7 @@ pub async fn import(ex: &Executor, t: usize, cfg: &ReadOnlyConfig) -> anyhow::Re
             let media_type = f
                 .headers
                 .get("content-type")
-                .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
+                .map(|c| reference_registry::spec::media_type_essence(c).to_string())
                 .filter(|c| !c.is_empty())
                 .or_else(|| {
                     serde_json::from_slice::<Value>(&f.body)
@@ -184,7 +180,7 @@ pub async fn import(ex: &Executor, t: usize, cfg: &ReadOnlyConfig) -> anyhow::Re
         }
     }
     for d in &cfg.digests {
-        if !valid_digest(d) {
+        if !is_valid_digest(d) {
             bail!("--digest {d}: not a digest");
         }
         root_digests.push(d.clone());
@@ -213,7 +209,7 @@ pub async fn import(ex: &Executor, t: usize, cfg: &ReadOnlyConfig) -> anyhow::Re
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if let Some(children) = v["manifests"].as_array() {
             for c in children {
-                if let Some(d) = c["digest"].as_str().filter(|d| valid_digest(d)) {
+                if let Some(d) = c["digest"].as_str().filter(|d| is_valid_digest(d)) {
                     queue.push(d.to_string());
                 }
             }
@@ -226,7 +222,7 @@ pub async fn import(ex: &Executor, t: usize, cfg: &ReadOnlyConfig) -> anyhow::Re
                     listed_referrers.push(digest.clone());
                     let v: Value = serde_json::from_slice(&f.body).unwrap_or(Value::Null);
                     for r in v["manifests"].as_array().into_iter().flatten() {
-                        if let Some(d) = r["digest"].as_str().filter(|d| valid_digest(d)) {
+                        if let Some(d) = r["digest"].as_str().filter(|d| is_valid_digest(d)) {
                             queue.push(d.to_string());
                         }
                     }
@@ -247,7 +243,7 @@ pub async fn import(ex: &Executor, t: usize, cfg: &ReadOnlyConfig) -> anyhow::Re
             .into_iter()
             .chain(v["layers"].as_array().into_iter().flatten());
         for desc in descs {
-            let Some(d) = desc["digest"].as_str().filter(|d| valid_digest(d)) else {
+            let Some(d) = desc["digest"].as_str().filter(|d| is_valid_digest(d)) else {
                 continue;
             };
             if blobs.iter().any(|b| b.0 == d)
@@ -271,12 +267,7 @@ pub async fn import(ex: &Executor, t: usize, cfg: &ReadOnlyConfig) -> anyhow::Re
                     f.status
                 );
             }
-            let algo = if d.starts_with("sha512:") {
-                DigestAlgo::Sha512
-            } else {
-                DigestAlgo::Sha256
-            };
-            if digest_of(algo, &f.body) != d {
+            if !digest_matches(d, &f.body) {
                 skipped_blobs.push(format!("{d} (its bytes do not match the digest)"));
                 continue;
             }
@@ -363,19 +354,12 @@ pub fn workflow(imp: &Imported) -> (Scenario, usize) {
         &|_| Vec::new(),
     );
     if imp.tag_list_complete {
-        b.tag_lists();
+        b.tag_lists(&[]);
     }
     let referrers: Vec<(u16, Vec<u16>)> = imp
         .listed_referrers
         .iter()
-        .map(|s| {
-            let refs = manifests
-                .iter()
-                .copied()
-                .filter(|m| c.manifest_subject(ManifestId(*m)) == Some(ManifestId(*s)))
-                .collect();
-            (*s, refs)
-        })
+        .map(|s| (*s, referrers_of(c, &manifests, *s)))
         .collect();
     b.referrers(&referrers);
     let sc = Scenario {

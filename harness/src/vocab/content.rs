@@ -5,7 +5,7 @@
 //! JSON (keys sorted by serde_json's map); descriptors name blobs by each blob's own digest
 //! algorithm and child/subject manifests by their spec algorithm.
 
-pub use super::digest::{digest_of, sha256_hex};
+pub use super::digest::{algo_of, digest_matches, digest_of, sha256_hex};
 use super::exchange::ReferrerFacts;
 use super::ids::{BlobId, DigestAlgo, ManifestId};
 use super::spec::{ContentSpec, DigestChoice, Flavor, ManifestSpec};
@@ -350,13 +350,7 @@ impl Content {
 
     /// The blob's digest algorithm (from its digest prefix).
     pub fn blob_algo(&self, id: BlobId) -> Option<DigestAlgo> {
-        self.blob_digest(id).map(|d| {
-            if d.starts_with("sha512:") {
-                DigestAlgo::Sha512
-            } else {
-                DigestAlgo::Sha256
-            }
-        })
+        self.blob_digest(id).map(algo_of)
     }
 
     pub fn manifest(&self, id: ManifestId) -> Option<&Bytes> {

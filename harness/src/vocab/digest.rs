@@ -15,3 +15,17 @@ pub fn digest_of(algo: DigestAlgo, bytes: &[u8]) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// The algorithm a `algo:hex` digest names (anything but `sha512:` reads as sha256).
+pub fn algo_of(digest: &str) -> DigestAlgo {
+    if digest.starts_with("sha512:") {
+        DigestAlgo::Sha512
+    } else {
+        DigestAlgo::Sha256
+    }
+}
+
+/// Whether `bytes` have the digest `digest` (under the algorithm it names).
+pub fn digest_matches(digest: &str, bytes: &[u8]) -> bool {
+    digest_of(algo_of(digest), bytes) == digest
+}

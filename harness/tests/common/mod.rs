@@ -171,3 +171,7 @@ pub fn seed_with_ocidiff_run(bin: &str, target: &str, scenario: &Path) -> String
         .to_string();
     format!("{ns}/r0")
 }
+
+/// Three blobs pushed in chunks of a registry's advertised `OCI-Chunk-Min-Length` minus one,
+/// at it and plus one, the last two read back (tests of `method = "chunked_at_min"`).
+pub const AT_MIN: &str = include_str!("at_min.toml");
