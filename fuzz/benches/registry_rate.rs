@@ -48,14 +48,16 @@ fn main() {
     for i in registry.iter().take(20) {
         ocidiff_fuzz::registry::registry_bytes(i);
     }
+    let sent = ocidiff_fuzz::registry::requests_sent();
     let (r, rn) = rate(&registry, secs, ocidiff_fuzz::registry::registry_bytes);
+    let per_exec = (ocidiff_fuzz::registry::requests_sent() - sent) as f64 / rn as f64;
     if std::env::args().any(|a| a == "registry") {
-        println!("registry: {r:>9.0} exec/s ({rn} execs)");
+        println!("registry: {r:>9.0} exec/s ({rn} execs, {per_exec:.1} requests each)");
         return;
     }
     let (m, mn) = rate(&manifest, secs, ocidiff_fuzz::registry::manifest);
     println!(
-        "registry: {r:>9.0} exec/s ({rn} execs over {} corpus inputs)",
+        "registry: {r:>9.0} exec/s ({rn} execs over {} corpus inputs, {per_exec:.1} requests each)",
         registry.len()
     );
     println!(

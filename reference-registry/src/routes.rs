@@ -1193,7 +1193,7 @@ async fn put_manifest(
     st.store
         .put_manifest_content(&digest, &bytes)
         .map_err(ApiError::internal)?;
-    let rec = Arc::new(ManifestRec::new(bytes, &media_type, &digest));
+    let rec = Arc::new(ManifestRec::from_parsed(bytes, &json, &media_type, &digest));
     let mut tags = extra_tags.clone();
     if let Reference::Tag(t) = reference {
         tags.push(t.to_owned());

@@ -37,6 +37,17 @@ impl ManifestRec {
     /// Builds a record from exact bytes (already validated, or reloaded).
     pub fn new(bytes: Bytes, media_type: &str, digest: &Digest) -> ManifestRec {
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        ManifestRec::from_parsed(bytes, &json, media_type, digest)
+    }
+
+    /// [`ManifestRec::new`] from bytes the caller has already parsed as `json` (the PUT
+    /// route validates the same document: one parse per push).
+    pub fn from_parsed(
+        bytes: Bytes,
+        json: &serde_json::Value,
+        media_type: &str,
+        digest: &Digest,
+    ) -> ManifestRec {
         let str_field = |v: &serde_json::Value, k: &str| {
             v.get(k)
                 .and_then(|x| x.as_str())
@@ -44,7 +55,7 @@ impl ManifestRec {
                 .map(str::to_owned)
         };
         let subject = json.get("subject").and_then(|s| str_field(s, "digest"));
-        let artifact_type = str_field(&json, "artifactType").or_else(|| {
+        let artifact_type = str_field(json, "artifactType").or_else(|| {
             json.get("config")
                 .filter(|c| c.is_object())
                 .and_then(|c| str_field(c, "mediaType"))
