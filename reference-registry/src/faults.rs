@@ -32,6 +32,28 @@ pub struct Faults {
     pub final_chunk_order_ignored: bool,
     /// The tag list's `Link` (end-8b) is a bare URL: no `<...>`, no `rel="next"`.
     pub link_malformed: bool,
+    // ---- races (`RACE_NAMES`): each is invisible to one client at a time and shows only
+    // when requests overlap; every racy step pauses `RACE_PAUSE` in its window.
+    /// A manifest PUT by tag reads the repository's tag map, pauses, and writes the map back
+    /// with its tag set: tag changes made meanwhile are lost (read-modify-write, no lock).
+    pub tag_update_lost: bool,
+    /// A manifest DELETE by digest removes the tags that pointed to the manifest when it
+    /// began: a tag moved meanwhile to another manifest is removed, one added meanwhile stays.
+    pub delete_stale_tags: bool,
+    /// A completing upload PUT makes the blob readable with the first half of its content and
+    /// answers 201; the rest lands `RACE_PAUSE` later (memory storage).
+    pub blob_commit_early: bool,
+    /// A manifest PUT with a `subject` reads the subject's referrers, pauses, and writes the
+    /// index back with itself added: referrers pushed meanwhile drop out of the listing.
+    pub referrers_lost_update: bool,
+}
+
+/// How long a racy step of a race fault waits inside its window.
+pub const RACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The pause of a race fault.
+pub(crate) async fn race_pause() {
+    tokio::time::sleep(RACE_PAUSE).await;
 }
 
 impl Faults {
@@ -49,6 +71,15 @@ impl Faults {
         "link_malformed",
     ];
 
+    /// The race faults: detectable only by concurrent clients (`ocidiff race`), accepted by
+    /// [`Faults::only`] like the others.
+    pub const RACE_NAMES: &'static [&'static str] = &[
+        "tag_update_lost",
+        "delete_stale_tags",
+        "blob_commit_early",
+        "referrers_lost_update",
+    ];
+
     /// A `Faults` with exactly the named fault on; `None` for an unknown name.
     pub fn only(name: &str) -> Option<Faults> {
         let mut f = Faults::default();
@@ -63,6 +94,10 @@ impl Faults {
             "referrers_drop_artifact_type" => &mut f.referrers_drop_artifact_type,
             "final_chunk_order_ignored" => &mut f.final_chunk_order_ignored,
             "link_malformed" => &mut f.link_malformed,
+            "tag_update_lost" => &mut f.tag_update_lost,
+            "delete_stale_tags" => &mut f.delete_stale_tags,
+            "blob_commit_early" => &mut f.blob_commit_early,
+            "referrers_lost_update" => &mut f.referrers_lost_update,
             _ => return None,
         };
         *flag = true;
@@ -158,7 +193,7 @@ mod tests {
 
     #[test]
     fn only_each_name() {
-        for name in Faults::NAMES {
+        for name in Faults::NAMES.iter().chain(Faults::RACE_NAMES) {
             let f = Faults::only(name).unwrap();
             assert!(f.any(), "{name}");
         }

@@ -368,7 +368,7 @@ async fn handle(st: &St, req: Request) -> Res {
         Route::Tags(name) => tags_list(st, name, query),
         Route::Manifest(name, r) => match *method {
             Method::PUT => put_manifest(st, name, r, query, &parts.headers, body).await,
-            Method::DELETE => delete_manifest(st, name, r),
+            Method::DELETE => delete_manifest(st, name, r).await,
             _ => get_manifest(st, name, r, head),
         },
         Route::Blob(name, d) => match *method {
@@ -801,6 +801,12 @@ fn verify_and_commit(st: &St, up: &mut Upload, digest: &Digest) -> Result<(), Ap
             "provided {digest}, computed {actual}"
         )));
     }
+    if st.config.faults.blob_commit_early {
+        return st
+            .store
+            .commit_upload_early(up, digest)
+            .map_err(ApiError::internal);
+    }
     st.store
         .commit_upload(up, digest)
         .map_err(ApiError::internal)
@@ -1198,6 +1204,31 @@ async fn put_manifest(
     if let Reference::Tag(t) = reference {
         tags.push(t.to_owned());
     }
+    // Race faults: a snapshot taken, a pause, the snapshot written back.
+    let faults = &st.config.faults;
+    let stale_tags = if faults.tag_update_lost && !tags.is_empty() {
+        let snap = st.store.read().repos.get(name).map(|r| r.tags.clone());
+        faults::race_pause().await;
+        snap
+    } else {
+        None
+    };
+    let stale_referrers: Option<std::collections::HashSet<String>> =
+        match (&subject, faults.referrers_lost_update) {
+            (Some(s), true) => {
+                let snap = st.store.read().repos.get(name).map(|r| {
+                    r.manifests
+                        .iter()
+                        .filter(|(_, m)| m.subject.as_deref() == Some(s.as_str()))
+                        .map(|(d, _)| d.clone())
+                        .collect()
+                });
+                faults::race_pause().await;
+                Some(snap.unwrap_or_default())
+            }
+            _ => None,
+        };
+    let subject_digest = subject.as_ref().map(|s| s.as_str().to_owned());
     let outcome = st
         .store
         .update(name, true, |repo| {
@@ -1219,6 +1250,23 @@ async fn put_manifest(
                 return (Err(missing), false);
             }
             repo.manifests.insert(digest.as_str().to_owned(), rec);
+            repo.hidden_referrers.remove(digest.as_str());
+            if let (Some(seen), Some(s)) = (stale_referrers, subject_digest) {
+                let lost: Vec<String> = repo
+                    .manifests
+                    .iter()
+                    .filter(|(d, m)| {
+                        m.subject.as_deref() == Some(s.as_str())
+                            && !seen.contains(*d)
+                            && d.as_str() != digest.as_str()
+                    })
+                    .map(|(d, _)| d.clone())
+                    .collect();
+                repo.hidden_referrers.extend(lost);
+            }
+            if let Some(snap) = stale_tags {
+                repo.tags = snap;
+            }
             for t in tags {
                 repo.tags.insert(t, digest.as_str().to_owned());
             }
@@ -1252,7 +1300,7 @@ async fn put_manifest(
 }
 
 /// end-9.
-fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
+async fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
     if !deletes(st) {
         return Err(delete_disabled());
     }
@@ -1262,6 +1310,21 @@ fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
     if keep_tags && matches!(reference, Reference::Digest(_)) {
         st.config.quirks.hit("dangling_tags");
     }
+    // Fault `delete_stale_tags`: the tags pointing to the manifest when the delete began.
+    let stale: Option<Vec<String>> = match (&reference, st.config.faults.delete_stale_tags) {
+        (Reference::Digest(d), true) => {
+            let tags = st.store.read().repos.get(name).map(|repo| {
+                repo.tags
+                    .iter()
+                    .filter(|(_, v)| v.as_str() == d.as_str())
+                    .map(|(t, _)| t.clone())
+                    .collect()
+            });
+            faults::race_pause().await;
+            tags
+        }
+        _ => None,
+    };
     let found = st
         .store
         .update(name, false, |repo| {
@@ -1278,8 +1341,14 @@ fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
                 }
                 Reference::Digest(d) => {
                     repo.manifests.remove(d.as_str());
-                    if !keep_tags {
-                        repo.tags.retain(|_, v| v != d.as_str());
+                    match stale {
+                        Some(tags) if !keep_tags => {
+                            for t in tags {
+                                repo.tags.remove(&t);
+                            }
+                        }
+                        _ if !keep_tags => repo.tags.retain(|_, v| v != d.as_str()),
+                        _ => {}
                     }
                 }
             }
@@ -1416,6 +1485,7 @@ fn referrers(st: &St, name: &str, d: &str, query: &str) -> Res {
             .manifests
             .iter()
             .filter(|(_, m)| m.subject.as_deref() == Some(digest.as_str()))
+            .filter(|(d, _)| !repo.hidden_referrers.contains(*d))
             .filter(|(_, m)| {
                 filter
                     .as_deref()

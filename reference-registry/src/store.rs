@@ -84,6 +84,8 @@ pub struct Repo {
     pub manifests: HashMap<String, Arc<ManifestRec>>,
     /// Tag -> manifest digest, in byte order.
     pub tags: BTreeMap<String, String>,
+    /// Manifests the referrers listing leaves out (fault `referrers_lost_update` only).
+    pub hidden_referrers: HashSet<String>,
 }
 
 /// All repositories. A repository exists once something was committed to it.
@@ -130,6 +132,8 @@ pub trait Backend: Send + Sync + 'static {
     fn save_repo(&self, name: &str, repo: &Repo) -> io::Result<()>;
     /// Loads all repositories (empty in memory).
     fn load(&self) -> io::Result<HashMap<String, Repo>>;
+    /// Replaces a blob's content (fault `blob_commit_early` only; memory storage).
+    fn overwrite_blob(&self, _digest: &Digest, _data: Bytes) {}
     /// Removes a repository's persisted metadata (no-op in memory).
     fn remove_repo(&self, _name: &str) -> io::Result<()> {
         Ok(())
@@ -162,6 +166,11 @@ impl Backend for MemoryBackend {
     fn upload_dir(&self) -> Option<&Path> {
         None
     }
+    fn overwrite_blob(&self, digest: &Digest, data: Bytes) {
+        let round = self.round.load(std::sync::atomic::Ordering::SeqCst);
+        write_lock(&self.blobs).insert(digest.as_str().to_owned(), (data, round));
+    }
+
     fn commit_blob(&self, digest: &Digest, content: Spooled) -> io::Result<()> {
         let data = match content {
             Spooled::Memory(v) => Bytes::from(v),
@@ -868,6 +877,9 @@ pub struct Store {
     /// Held (shared) from a blob's commit to its link into a repository, and (exclusive) by
     /// `purge`: content committed but not linked yet is never forgotten.
     commits: RwLock<()>,
+    /// Fault `blob_commit_early`: blobs served with part of their content until the instant
+    /// their full content (kept here) lands.
+    completing: Mutex<HashMap<String, (Bytes, Instant)>>,
 }
 
 impl Store {
@@ -879,6 +891,7 @@ impl Store {
             backend,
             uploads: Mutex::default(),
             commits: RwLock::default(),
+            completing: Mutex::default(),
         })
     }
 
@@ -920,6 +933,16 @@ impl Store {
 
     /// Blob content, if the backend has it (visibility is checked by the caller).
     pub fn blob(&self, digest: &str) -> Option<BlobContent> {
+        let landed = {
+            let mut c = self.completing.lock().unwrap_or_else(|e| e.into_inner());
+            match c.get(digest) {
+                Some((_, at)) if Instant::now() >= *at => c.remove(digest),
+                _ => None,
+            }
+        };
+        if let (Some((full, _)), Ok(d)) = (landed, Digest::parse(digest)) {
+            self.backend.overwrite_blob(&d, full);
+        }
         self.backend.blob(digest)
     }
 
@@ -979,6 +1002,35 @@ impl Store {
         let _committing = read_lock(&self.commits);
         self.backend.commit_blob(digest, content)?;
         self.link_blob(&up.repo, digest)
+    }
+
+    /// [`Store::commit_upload`] with fault `blob_commit_early`: a new blob in memory storage
+    /// is linked with the first half of its content and the commit is acknowledged; the rest
+    /// lands `RACE_PAUSE` later (reads until then get the half).
+    pub fn commit_upload_early(&self, up: &mut Upload, digest: &Digest) -> io::Result<()> {
+        let known = self.backend.blob(digest.as_str()).is_some();
+        let full = match (&up.spool, known) {
+            (Spool::Memory(v), false) if v.len() > 1 => Bytes::from(v.clone()),
+            _ => return self.commit_upload(up, digest),
+        };
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .remove(&up.id);
+        let _ = up.spool.take();
+        up.closed = true;
+        self.backend
+            .commit_blob(digest, Spooled::Memory(full[..full.len() / 2].to_vec()))?;
+        self.link_blob(&up.repo, digest)?;
+        self.completing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                digest.as_str().to_owned(),
+                (full, Instant::now() + crate::faults::RACE_PAUSE),
+            );
+        Ok(())
     }
 
     /// Removes every repository whose name starts with `prefix`, their upload sessions, and the

@@ -41,6 +41,10 @@ enum Cmd {
     /// Merge `ocidiff fuzz` output directories (the shards of one seed, or several runs) into
     /// one findings set and one page: findings.json, findings/<id>/, index.html, junit.xml.
     Merge(MergeArgs),
+    /// Concurrent cases: several clients at once on shared state, each target's history
+    /// checked by a linearizability oracle; races shrunk, replayed and written with a
+    /// reproducer (findings.json, races/<id>/). With --replay, re-runs one race case.
+    Race(RaceArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(CompletionsArgs),
     /// Write the man pages (ocidiff.1 and one per command) into a directory, or print
@@ -154,6 +158,53 @@ struct ConformanceArgs {
     /// With --read-only: a manifest digest in --repo (repeatable).
     #[arg(long = "digest", value_name = "DIGEST", requires = "read_only")]
     digests: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct RaceArgs {
+    /// A target, as for `fuzz` (repeatable; default: every target that can start).
+    #[arg(long = "target", value_name = "NAME[=URL]")]
+    targets: Vec<String>,
+    /// Target config file (default: ./ocidiff.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Run seed (default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop starting new cases after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// At most this many cases.
+    #[arg(long, default_value_t = 200)]
+    cases: u64,
+    /// At most this many clients per segment (2..=8).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
+    clients: u8,
+    /// At most this many ops per client (1..=4).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=4))]
+    ops_per_client: u8,
+    /// Race families to draw from, comma-separated (tags, blobs, deletes, referrers,
+    /// uploads, mixed; default: all).
+    #[arg(long, value_delimiter = ',')]
+    kinds: Vec<String>,
+    /// A target's declared consistency level: NAME=strict|lazy-delete (repeatable).
+    #[arg(long = "consistency", value_name = "NAME=LEVEL")]
+    consistency: Vec<String>,
+    /// Attempts per shrink candidate and for the replay rate (and for --replay).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    attempts: u32,
+    /// Do not shrink races.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Re-run one race case (a race.toml or its finding directory) --attempts times:
+    /// exit 1 when some target's history was not linearizable, 0 when none was.
+    #[arg(long, value_name = "PATH")]
+    replay: Option<PathBuf>,
+    /// Output directory (findings.json, races/<id>/).
+    #[arg(long, default_value = "./ocidiff-race-out")]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -279,6 +330,7 @@ pub fn main() -> i32 {
             Cmd::Run(a) => run_cmd(a).await,
             Cmd::Conformance(a) => conformance_cmd(a).await,
             Cmd::Merge(a) => merge_cmd(a),
+            Cmd::Race(a) => race_cmd(a).await,
             Cmd::Completions(a) => completions_cmd(a),
             Cmd::Man(a) => man_cmd(a),
         }
@@ -499,6 +551,109 @@ fn resolve_targets(args: &[String]) -> Result<Vec<(String, TargetSpec)>, String>
     args.iter()
         .map(|a| parse_target_arg(a).map_err(|e| format!("--target {}: {e:#}", redact(a))))
         .collect()
+}
+
+async fn race_cmd(a: RaceArgs) -> i32 {
+    use crate::compare::race::Consistency;
+    use crate::drivers::race::{read_case, replay_race, run_race, RaceRunConfig};
+    let targets = match targets_for_run(&a.targets, a.config.as_deref(), &a.tls, &a.out) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut consistency = std::collections::BTreeMap::new();
+    for c in &a.consistency {
+        let Some((name, level)) = c.split_once('=') else {
+            eprintln!("error: --consistency {c:?}: expected NAME=strict|lazy-delete");
+            return 2;
+        };
+        match level.parse::<Consistency>() {
+            Ok(l) => {
+                consistency.insert(name.to_string(), l);
+            }
+            Err(e) => {
+                eprintln!("error: --consistency {c:?}: {e}");
+                return 2;
+            }
+        }
+    }
+    for k in &a.kinds {
+        if !crate::generate::race::KINDS.contains(&k.as_str()) {
+            eprintln!(
+                "error: --kinds: unknown race family {k:?} ({})",
+                crate::generate::race::KINDS.join(", ")
+            );
+            return 2;
+        }
+    }
+    let mut cfg = RaceRunConfig::new(targets, a.out);
+    cfg.attempts = a.attempts;
+    cfg.consistency = consistency;
+    if let Some(path) = &a.replay {
+        let case = match read_case(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        return match replay_race(cfg.targets, &case, a.attempts, &cfg.consistency, cfg.budget).await
+        {
+            Ok(r) => {
+                for (t, why) in &r.shown {
+                    println!("{t}: {why}");
+                }
+                println!(
+                    "race reproduced in {}/{} attempts",
+                    r.reproduced, r.attempts
+                );
+                i32::from(r.reproduced > 0)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        };
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    eprintln!("seed: {seed} (re-run with --seed {seed})");
+    cfg.seed = seed;
+    cfg.cases = a.cases;
+    cfg.duration = Duration::from_secs(a.duration);
+    cfg.shrink = !a.no_shrink;
+    cfg.race.max_clients = usize::from(a.clients);
+    cfg.race.max_ops = usize::from(a.ops_per_client);
+    if !a.kinds.is_empty() {
+        cfg.race.kinds = a.kinds.clone();
+    }
+    match run_race(cfg).await {
+        Ok(s) => {
+            println!(
+                "race run {}: {} cases, {} histories judged ({} inconclusive, {} not judged: \
+                 the target diverged before the segment) in {:.1}s; seed {seed}",
+                s.run_id,
+                s.cases_run,
+                s.histories,
+                s.inconclusive,
+                s.unjudged,
+                s.elapsed.as_secs_f64()
+            );
+            for f in &s.findings {
+                println!(
+                    "{} {} on {}: {} [{} clients / {} ops after shrinking, reproduced {}/{}]",
+                    f.id, f.rule, f.target, f.summary, f.clients, f.ops, f.reproduced, f.attempts
+                );
+            }
+            println!("written to {}", s.out.display());
+            s.exit_code()
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
 }
 
 async fn fuzz(a: FuzzArgs) -> i32 {

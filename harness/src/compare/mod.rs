@@ -24,6 +24,7 @@
 pub mod cause;
 pub mod differential;
 pub mod divergence;
+pub mod race;
 pub mod rules;
 
 pub use cause::{symptom_of, Cause};
@@ -65,9 +66,19 @@ fn namespace_of(url: &str) -> Option<String> {
 
 /// Per-target facts gathered from the whole case before checking.
 fn target_facts(outcome: &CaseOutcome, t: usize) -> TargetFacts {
+    facts_of(
+        outcome
+            .ops
+            .iter()
+            .flat_map(|op| op.per_target.get(t).into_iter().flatten()),
+    )
+}
+
+/// [`target_facts`] of any exchanges of one target.
+pub(crate) fn facts_of<'a>(exchanges: impl Iterator<Item = &'a Exchange>) -> TargetFacts {
     let mut f = TargetFacts::default();
-    for op in &outcome.ops {
-        for ex in op.per_target.get(t).into_iter().flatten() {
+    {
+        for ex in exchanges {
             if ex.endpoint.starts_with("end-12") {
                 match ex.observation.status {
                     200 => f.referrers = Some(true),
@@ -268,6 +279,65 @@ pub fn warning_format_ok(v: &str) -> bool {
     }
 }
 
+/// What the model oracle found on one op of one target.
+#[derive(Default)]
+pub(crate) struct OpJudgement {
+    /// Each finding with the index of the exchange it is about.
+    pub found: Vec<(usize, Found)>,
+    /// An exchange tolerated a dropped connection (the next op may meet it).
+    pub drops: bool,
+    /// The target's state may no longer be the model's after this op.
+    pub off_model: bool,
+    /// The op's checks found something, but there is no exchange to pin it on.
+    pub diverged_unplaced: bool,
+}
+
+/// The model oracle on one op of one target: every exchange against the op family's
+/// expectation in state `st`, then the op's own checks over all of them. The one judge of an
+/// op, used by the sequential walk (`check_case`) and by the linearizability search
+/// (`race`), which tries it in many states.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn judge_op(
+    o: &dyn crate::ops::Operation,
+    st: &ModelState,
+    content: &Content,
+    facts: &TargetFacts,
+    memo: &mut TargetMemo,
+    is_reference: bool,
+    exs: &[Exchange],
+    after_drop: bool,
+) -> OpJudgement {
+    let mut j = OpJudgement::default();
+    memo.op_chunk_min = None;
+    memo.op_undefined = false;
+    let mut cx = ExpectCx {
+        st,
+        content,
+        facts,
+        is_reference,
+        sent: 0,
+        memo,
+    };
+    for (k, ex) in exs.iter().enumerate() {
+        if after_drop && ex.observation.status == 0 {
+            continue;
+        }
+        let Some(exp) = o.expect(&mut cx, ex) else {
+            continue;
+        };
+        j.drops |= exp.tolerate_transport;
+        let e = eval(&exp, ex, is_reference);
+        j.off_model |= e.off_model;
+        j.found.extend(e.found.into_iter().map(|f| (k, f)));
+    }
+    let op_found = o.check_op(&cx, exs);
+    match exs.len().checked_sub(1) {
+        Some(last) => j.found.extend(op_found.into_iter().map(|f| (last, f))),
+        None => j.diverged_unplaced = !op_found.is_empty(),
+    }
+    j
+}
+
 /// Runs both oracles over one case. Output order is deterministic (op, target, label order).
 pub fn check_case(seq: &Sequence, content: &Content, outcome: &CaseOutcome) -> Vec<Divergence> {
     let nt = outcome.targets.len();
@@ -308,38 +378,24 @@ pub fn check_case(seq: &Sequence, content: &Content, outcome: &CaseOutcome) -> V
             if model_silent {
                 continue;
             }
-            memo[t].op_chunk_min = None;
-            memo[t].op_undefined = false;
-            let mut cx = ExpectCx {
-                st: &st,
-                content,
-                facts: &facts[t],
-                is_reference: t == 0,
-                sent: 0,
-                memo: &mut memo[t],
-            };
             let exs = exs_of(t);
-            for ex in exs {
-                if after_drop[t] && ex.observation.status == 0 {
-                    continue;
-                }
-                let Some(exp) = o.expect(&mut cx, ex) else {
-                    continue;
-                };
-                drops |= exp.tolerate_transport;
-                let j = eval(&exp, ex, t == 0);
-                state_diverged[t] |= j.off_model;
-                for f in j.found {
-                    diverged[t] = true;
-                    state_diverged[t] |= changes_state(&f.field);
-                    out.push(make(outcome, t, i, ex, f, exs_of(0)));
-                }
-            }
-            for f in o.check_op(&cx, exs) {
+            let j = judge_op(
+                o,
+                &st,
+                content,
+                &facts[t],
+                &mut memo[t],
+                t == 0,
+                exs,
+                after_drop[t],
+            );
+            drops |= j.drops;
+            state_diverged[t] |= j.off_model;
+            diverged[t] |= j.diverged_unplaced;
+            for (k, f) in j.found {
                 diverged[t] = true;
-                if let Some(ex) = exs.last() {
-                    out.push(make(outcome, t, i, ex, f, exs_of(0)));
-                }
+                state_diverged[t] |= changes_state(&f.field);
+                out.push(make(outcome, t, i, &exs[k], f, exs_of(0)));
             }
         }
         // Differential: each target against the reference.

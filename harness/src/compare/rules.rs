@@ -102,6 +102,16 @@ rules! {
     "warning/format", "any", X, M, "If included, `Warning` headers MUST specify a `warn-code` of `299` and a `warn-agent` of `-`, and MUST NOT specify a `warn-date` value.";
     "warning/size", "any", X, M, "A registry MUST NOT send more than 4096 bytes of warning data from all headers combined.";
     "model/reference", "any", V, N, "(ocidiff's model of a spec-exact registry)";
+    // ---- races: a concurrent history no order of its ops explains (compare::race). Each
+    // row quotes the MUST on the state the blocking answer showed.
+    "race/end-2", "end-2", X, M, BLOB_GET;
+    "race/end-3", "end-3", X, M, MANIFEST_GET;
+    "race/end-6", "end-6", X, M, "The response to a successful closing of the session MUST be `201 Created`, and MUST contain the following header:";
+    "race/end-7", "end-7a", X, M, "Upon a successful upload, the registry MUST return response code `201 Created`, and MUST have the following header:";
+    "race/end-8", "end-8a", X, M, TAGS_FORMAT;
+    "race/end-9", "end-9", X, M, "Upon success, the registry MUST respond with a `202 Accepted` code.";
+    "race/end-10", "end-10", X, M, "Upon success, the registry MUST respond with code `202 Accepted`.";
+    "race/end-12", "end-12a", X, M, "After the referrers API is enabled, Registries MUST include all newly pushed image manifests with a valid `subject` field in the referrers API response.";
     // ---- end-1 ----
     "end-1/200", "end-1", V, N, "If the response is `200 OK`, then the registry implements this specification.";
     // ---- end-2 ----

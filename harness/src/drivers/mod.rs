@@ -9,5 +9,6 @@ pub mod fuzz;
 pub mod fuzz_shrink;
 pub mod generated;
 pub mod merge;
+pub mod race;
 pub mod read_only;
 pub mod replay;

@@ -18,7 +18,7 @@ use crate::observe;
 use crate::ops::{Op, Sequence};
 use crate::vocab::content::{sha256_hex, Content};
 use crate::vocab::exchange::{
-    BodyFacts, CaseOutcome, Exchange, Observation, OpOutcome, RequestRecord,
+    BodyFacts, CaseOutcome, Exchange, History, Observation, OpOutcome, RequestRecord, TimedOp,
 };
 use crate::vocab::ids::DigestAlgo;
 use crate::vocab::plan::{
@@ -283,6 +283,86 @@ impl Executor {
         CaseOutcome {
             targets: self.target_names(),
             ops,
+        }
+    }
+
+    /// Runs a concurrent segment: every client's ops in order, all clients of a target at the
+    /// same time (a barrier releases them together), all targets at the same time. Each client
+    /// has its own upload sessions. Every op is timed from its first request to its last
+    /// answer, relative to the release of the barrier, for the linearizability oracle.
+    ///
+    /// `after` runs once every client is done, one op after the other (client index
+    /// `clients.len()`, same clock): the reads that show the state the segment left.
+    pub async fn run_segment(
+        &self,
+        clients: &[Vec<Op>],
+        after: &[Op],
+        content: &Content,
+        namespace: &str,
+    ) -> History {
+        let per_target = futures::future::join_all(self.targets.iter().map(|tc| async move {
+            let barrier = tokio::sync::Barrier::new(clients.len().max(1));
+            let epoch = std::sync::OnceLock::<std::time::Instant>::new();
+            let runs = clients.iter().enumerate().map(|(c, ops)| {
+                let barrier = &barrier;
+                let epoch = &epoch;
+                async move {
+                    let mut run = TargetRun {
+                        tc,
+                        opts: &self.opts,
+                        namespace: namespace.to_string(),
+                        sessions: HashMap::new(),
+                    };
+                    barrier.wait().await;
+                    let t0 = *epoch.get_or_init(std::time::Instant::now);
+                    let mut out = Vec::with_capacity(ops.len());
+                    for (index, op) in ops.iter().enumerate() {
+                        let plan = op.op().plan(content);
+                        let start_us = t0.elapsed().as_micros() as u64;
+                        let exchanges = run.run_plan(&plan, content).await;
+                        let end_us = t0.elapsed().as_micros() as u64;
+                        out.push(TimedOp {
+                            client: c,
+                            index,
+                            start_us,
+                            end_us,
+                            exchanges,
+                        });
+                    }
+                    out
+                }
+            });
+            let mut all: Vec<TimedOp> = futures::future::join_all(runs)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            let t0 = epoch.get().copied().unwrap_or_else(std::time::Instant::now);
+            let mut run = TargetRun {
+                tc,
+                opts: &self.opts,
+                namespace: namespace.to_string(),
+                sessions: HashMap::new(),
+            };
+            for (index, op) in after.iter().enumerate() {
+                let plan = op.op().plan(content);
+                let start_us = t0.elapsed().as_micros() as u64;
+                let exchanges = run.run_plan(&plan, content).await;
+                let end_us = t0.elapsed().as_micros() as u64;
+                all.push(TimedOp {
+                    client: clients.len(),
+                    index,
+                    start_us,
+                    end_us,
+                    exchanges,
+                });
+            }
+            all
+        }))
+        .await;
+        History {
+            targets: self.target_names(),
+            per_target,
         }
     }
 

@@ -10,6 +10,7 @@
 //! out of order) is dropped without being run.
 
 pub mod content;
+pub mod race;
 
 use crate::model::ModelState;
 use crate::ops::gen::{Draw, Transition};

@@ -465,3 +465,83 @@ fn render_request(
     );
     Ok(())
 }
+
+/// The reproducer of a race finding: the prefix one request after the other, then every
+/// client of the segment as a background job (its own scratch directory, its answers in its
+/// own log), `wait`, the reads after; all of it `ATTEMPTS` times (default 5) in fresh
+/// namespaces, since a race may need attempts. It prints the raw history; whether some order
+/// of the ops explains it is the linearizability oracle's verdict:
+/// `ocidiff race --replay race.toml` (exit 1: reproduced in at least one attempt).
+pub fn render_race(
+    case: &crate::generate::race::RaceCase,
+    comment: &str,
+    target: &str,
+    default_url: &str,
+    dir: &Path,
+) -> anyhow::Result<String> {
+    let content = Content::render(&case.content)?;
+    let mut s = SCRIPT_HEAD.replace("__DEFAULT_URL__", &strip_credentials(default_url));
+    for line in comment.lines() {
+        let _ = writeln!(s, "# {line}");
+    }
+    let _ = writeln!(
+        s,
+        "# Verdict: ocidiff race --replay \"$(dirname \"$0\")/race.toml\" --target {target}=$REGISTRY"
+    );
+    let _ = writeln!(s, "DIVERGING=''");
+    let bodies = write_bodies(&content, &mut s, dir)?;
+    session_helpers(&content, &bodies, &mut s);
+    let _ = writeln!(s, "BASE_NS=\"$NS\"; BASE_WORK=\"$WORK\"");
+    let _ = writeln!(s, "for attempt in $(seq 1 \"${{ATTEMPTS:-5}}\"); do");
+    let _ = writeln!(
+        s,
+        "NS=\"${{BASE_NS}}a$attempt\"; NSQ=\"$(printf '%s' \"$NS\" | sed 's#/#%2F#g')\"; WORK=\"$BASE_WORK\""
+    );
+    let _ = writeln!(s, "echo \"### attempt $attempt (namespace $NS)\"");
+    for (i, op) in case.prefix.iter().enumerate() {
+        let _ = writeln!(s, "\n# prefix op {i}: {}", serde_json::to_string(op)?);
+        render_plan(&op.op().plan(&content), i, &content, &bodies, &mut s, dir)?;
+    }
+    for (c, client) in case.clients.iter().enumerate() {
+        let _ = writeln!(s, "\n# client {c}, in the background");
+        let _ = writeln!(s, "( WORK=\"$BASE_WORK/c{c}\"; mkdir -p \"$WORK\"; RUN=1");
+        for (k, op) in client.ops.iter().enumerate() {
+            let _ = writeln!(s, "# client {c} op {k}: {}", serde_json::to_string(op)?);
+            let label = 100 * (c + 1) + k;
+            render_plan(
+                &op.op().plan(&content),
+                label,
+                &content,
+                &bodies,
+                &mut s,
+                dir,
+            )?;
+        }
+        let _ = writeln!(s, ") > \"$BASE_WORK/client{c}.log\" 2>&1 &");
+    }
+    let _ = writeln!(s, "wait");
+    for c in 0..case.clients.len() {
+        let _ = writeln!(s, "sed 's/^/[client {c}] /' \"$BASE_WORK/client{c}.log\"");
+    }
+    for (k, op) in case.after.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "\n# read after the segment {k}: {}",
+            serde_json::to_string(op)?
+        );
+        render_plan(
+            &op.op().plan(&content),
+            900 + k,
+            &content,
+            &bodies,
+            &mut s,
+            dir,
+        )?;
+    }
+    let _ = writeln!(s, "done");
+    let _ = writeln!(
+        s,
+        "echo \"Raw history above. Verdict (exit 1 = race reproduced): ocidiff race --replay $HERE/race.toml --target {target}=$REGISTRY\""
+    );
+    Ok(s)
+}

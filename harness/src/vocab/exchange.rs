@@ -197,3 +197,24 @@ impl Observation {
         String::new()
     }
 }
+
+/// One op of a concurrent history on one target: which client sent it, when it was invoked
+/// and when its last answer arrived (microseconds since the segment's barrier released the
+/// clients), and its exchanges.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedOp {
+    pub client: usize,
+    /// Index of the op in its client's list.
+    pub index: usize,
+    pub start_us: u64,
+    pub end_us: u64,
+    pub exchanges: Vec<Exchange>,
+}
+
+/// A concurrent segment's history: per target, every op of every client (in completion order
+/// within a client; clients interleave freely).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub targets: Vec<String>,
+    pub per_target: Vec<Vec<TimedOp>>,
+}

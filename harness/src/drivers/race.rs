@@ -1,0 +1,542 @@
+//! `ocidiff race`: concurrent cases (`generate::race`) run on every target at once, each
+//! target's history judged by the linearizability oracle (`compare::race`); one finding per
+//! (target, race rule, rule of the answer no order explains), shrunk to the fewest clients
+//! and ops that still show it (a race may need attempts: each candidate is tried several
+//! times), replayed to measure how often it reproduces, and written with its `race.toml` and
+//! a `repro.sh` that sends the clients' requests with curl in background jobs.
+
+use super::case::{case_seed, run_id, with_reference_first, Fleet};
+use crate::compare::race::{
+    check_history, hist_ops, race_rule, Consistency, NotLinearizable, Verdict,
+};
+use crate::compare::{check_case, rule};
+use crate::execute::ExecOptions;
+use crate::generate::race::{generate_race, RaceCase, RaceConfig};
+use crate::model::ModelState;
+use crate::targets::TargetSpec;
+use crate::vocab::content::Content;
+use crate::vocab::fs::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Everything a race run needs.
+#[derive(Clone)]
+pub struct RaceRunConfig {
+    pub targets: Vec<(String, TargetSpec)>,
+    pub seed: u64,
+    pub cases: u64,
+    pub duration: Duration,
+    pub race: RaceConfig,
+    pub out: PathBuf,
+    pub shrink: bool,
+    /// Attempts per shrink candidate and for the replay rate.
+    pub attempts: u32,
+    /// Declared consistency level per target name (default strict).
+    pub consistency: BTreeMap<String, Consistency>,
+    /// Search steps per history at most (beyond: inconclusive, never a finding).
+    pub budget: usize,
+    /// Stop once this many races are found (`None`: run to the case / time limit).
+    pub max_races: Option<usize>,
+}
+
+impl RaceRunConfig {
+    pub fn new(targets: Vec<(String, TargetSpec)>, out: PathBuf) -> RaceRunConfig {
+        RaceRunConfig {
+            targets,
+            seed: 0,
+            cases: 200,
+            duration: Duration::from_secs(60),
+            race: RaceConfig::default(),
+            out,
+            shrink: true,
+            attempts: 8,
+            consistency: BTreeMap::new(),
+            budget: 200_000,
+            max_races: None,
+        }
+    }
+}
+
+/// One race finding.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RaceFinding {
+    pub id: String,
+    /// `race/<endpoint>`.
+    pub rule: String,
+    /// The MUST the rule quotes.
+    pub spec: String,
+    pub target: String,
+    /// The rule of the answer no order explains, and that rule's quote.
+    pub answer_rule: String,
+    pub answer_spec: String,
+    pub summary: String,
+    pub expected: String,
+    pub actual: String,
+    pub kind: String,
+    pub case_index: u64,
+    pub case_seed: u64,
+    /// Seconds from the start of the run to the case that found it.
+    pub seconds_to_detect: f64,
+    /// Clients and segment ops of the case that found it, and after shrinking.
+    pub found_clients: usize,
+    pub found_ops: usize,
+    pub clients: usize,
+    pub ops: usize,
+    /// How often the (shrunk) case showed it again, out of `attempts`.
+    pub reproduced: u32,
+    pub attempts: u32,
+    /// Cases that showed it.
+    pub occurrences: u64,
+    pub case: RaceCase,
+}
+
+/// What a race run did.
+#[derive(Debug)]
+pub struct RaceSummary {
+    pub run_id: String,
+    pub targets: Vec<String>,
+    pub cases_run: u64,
+    /// Histories judged (cases x targets that passed their prefix).
+    pub histories: u64,
+    /// Histories whose search ran out of budget.
+    pub inconclusive: u64,
+    /// Histories not judged: the target diverged in the sequential prefix.
+    pub unjudged: u64,
+    pub findings: Vec<RaceFinding>,
+    pub elapsed: Duration,
+    pub out: PathBuf,
+}
+
+impl RaceSummary {
+    /// 1 when a race was found, else 0.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(!self.findings.is_empty())
+    }
+}
+
+/// One target's verdict on one case.
+#[derive(Debug)]
+pub struct TargetVerdict {
+    pub target: usize,
+    /// `None`: not judged (the prefix diverged on this target).
+    pub verdict: Option<Verdict>,
+}
+
+/// The identity of a race: target, race rule, rule of the unexplained answer.
+type Key = (String, String, String);
+
+fn key_of(target: &str, n: &NotLinearizable) -> Option<Key> {
+    Some((
+        target.to_string(),
+        race_rule(&n.endpoint)?.to_string(),
+        n.found.rule.to_string(),
+    ))
+}
+
+/// Runs one race case in namespace `ns` on every target of the fleet and judges each
+/// target's history. `None` when the content does not render or the reference itself
+/// diverged in the prefix.
+pub async fn run_race_case(
+    fleet: &Fleet,
+    case: &RaceCase,
+    ns: &str,
+    consistency: &[Consistency],
+    budget: usize,
+) -> Option<Vec<TargetVerdict>> {
+    let content = Content::render(&case.content).ok()?;
+    let ex = &fleet.executor;
+    let prefix = case.prefix_seq();
+    let outcome = ex.run(&prefix, &content, ns).await;
+    let divs = check_case(&prefix, &content, &outcome);
+    let names = ex.target_names();
+    let diverged = |t: usize| divs.iter().any(|d| d.target == names[t]);
+    if diverged(0) {
+        return None;
+    }
+    let mut st = ModelState::new();
+    st.learn(&content);
+    for op in &case.prefix {
+        op.op().apply(&mut st, &content);
+    }
+    let clients = case.client_ops();
+    let hist = ex.run_segment(&clients, &case.after, &content, ns).await;
+    let mut out = Vec::with_capacity(names.len());
+    for (t, timed) in hist.per_target.iter().enumerate() {
+        if diverged(t) {
+            out.push(TargetVerdict {
+                target: t,
+                verdict: None,
+            });
+            continue;
+        }
+        let level = consistency.get(t).copied().unwrap_or_default();
+        let ops = hist_ops(&clients, &case.after, timed, level);
+        let verdict = check_history(&st, &content, &ops, t == 0, budget);
+        out.push(TargetVerdict {
+            target: t,
+            verdict: Some(verdict),
+        });
+    }
+    Some(out)
+}
+
+/// Runs `case` up to `attempts` times (fresh namespaces); how many showed race `key`.
+async fn attempts_showing(
+    fleet: &Fleet,
+    case: &RaceCase,
+    key: &Key,
+    cfg: &RaceRunConfig,
+    ns_base: &str,
+    attempts: u32,
+    stop_at_first: bool,
+) -> u32 {
+    let names = fleet.executor.target_names();
+    let levels = levels_of(cfg, &names);
+    let mut hits = 0;
+    for a in 0..attempts {
+        let ns = format!("{ns_base}a{a}");
+        let v = run_race_case(fleet, case, &ns, &levels, cfg.budget).await;
+        fleet.cleanup(&ns);
+        let shown = v.into_iter().flatten().any(|tv| match &tv.verdict {
+            Some(Verdict::Not(n)) => key_of(&names[tv.target], n).as_ref() == Some(key),
+            _ => false,
+        });
+        if shown {
+            hits += 1;
+            if stop_at_first {
+                break;
+            }
+        }
+    }
+    hits
+}
+
+/// Candidates one step simpler than `c`: a client dropped, an op dropped from a client.
+fn simpler(c: &RaceCase) -> Vec<RaceCase> {
+    let mut v = Vec::new();
+    if c.clients.len() > 1 {
+        for i in 0..c.clients.len() {
+            let mut d = c.clone();
+            d.clients.remove(i);
+            v.push(d);
+        }
+    }
+    for i in 0..c.clients.len() {
+        for k in 0..c.clients[i].ops.len() {
+            if c.clients[i].ops.len() == 1 {
+                continue;
+            }
+            let mut d = c.clone();
+            d.clients[i].ops.remove(k);
+            v.push(d);
+        }
+    }
+    v
+}
+
+/// Greedy shrinking: keep the first simpler candidate that still shows the race within
+/// `attempts` tries; bounded by `until`.
+async fn shrink(
+    fleet: &Fleet,
+    case: &RaceCase,
+    key: &Key,
+    cfg: &RaceRunConfig,
+    ns_base: &str,
+    until: Instant,
+) -> RaceCase {
+    let mut best = case.clone();
+    let mut round = 0u32;
+    'outer: loop {
+        for (j, cand) in simpler(&best).into_iter().enumerate() {
+            if Instant::now() >= until {
+                break 'outer;
+            }
+            let ns = format!("{ns_base}s{round}x{j}");
+            // A simpler case may show the race less often: twice the attempts before giving
+            // a candidate up.
+            let tries = cfg.attempts.saturating_mul(2);
+            if attempts_showing(fleet, &cand, key, cfg, &ns, tries, true).await > 0 {
+                best = cand;
+                round += 1;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    best
+}
+
+fn levels_of(cfg: &RaceRunConfig, names: &[String]) -> Vec<Consistency> {
+    names
+        .iter()
+        .map(|n| cfg.consistency.get(n).copied().unwrap_or_default())
+        .collect()
+}
+
+/// The race loop: cases one after another (a race needs the target's attention, and
+/// parallel cases would blur each other's timing), bounded by `cases` and `duration`.
+pub async fn run_race(cfg: RaceRunConfig) -> anyhow::Result<RaceSummary> {
+    let targets = with_reference_first(cfg.targets.clone())?;
+    for name in cfg.consistency.keys() {
+        if !targets.iter().any(|(n, _)| n == name) {
+            anyhow::bail!("--consistency names {name:?}, which is not a target");
+        }
+    }
+    let fleet = Fleet::launch_with(&targets, ExecOptions::default()).await?;
+    let result = race_with(&cfg, &fleet).await;
+    fleet.shutdown().await;
+    result
+}
+
+async fn race_with(cfg: &RaceRunConfig, fleet: &Fleet) -> anyhow::Result<RaceSummary> {
+    let start = Instant::now();
+    let deadline = start + cfg.duration;
+    let id = run_id();
+    let names = fleet.names();
+    let levels = levels_of(cfg, &names);
+    let mut found: BTreeMap<Key, RaceFinding> = BTreeMap::new();
+    let mut s = RaceSummary {
+        run_id: id.clone(),
+        targets: names.clone(),
+        cases_run: 0,
+        histories: 0,
+        inconclusive: 0,
+        unjudged: 0,
+        findings: Vec::new(),
+        elapsed: Duration::ZERO,
+        out: cfg.out.clone(),
+    };
+    for i in 0..cfg.cases {
+        if Instant::now() >= deadline || cfg.max_races.is_some_and(|m| found.len() >= m) {
+            break;
+        }
+        let seed = case_seed(cfg.seed, i);
+        let case = generate_race(seed, &cfg.race);
+        let ns = format!("ocidiff{id}c{i}");
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let verdicts = tokio::time::timeout(
+            remaining,
+            run_race_case(fleet, &case, &ns, &levels, cfg.budget),
+        )
+        .await;
+        fleet.cleanup(&ns);
+        let Ok(verdicts) = verdicts else { break };
+        s.cases_run += 1;
+        let Some(verdicts) = verdicts else {
+            s.unjudged += names.len() as u64;
+            continue;
+        };
+        for tv in verdicts {
+            let name = &names[tv.target];
+            match tv.verdict {
+                None => s.unjudged += 1,
+                Some(Verdict::Inconclusive) => {
+                    s.histories += 1;
+                    s.inconclusive += 1;
+                }
+                Some(Verdict::Linearizable) => s.histories += 1,
+                Some(Verdict::Not(n)) => {
+                    s.histories += 1;
+                    let Some(key) = key_of(name, &n) else {
+                        continue;
+                    };
+                    if let Some(f) = found.get_mut(&key) {
+                        f.occurrences += 1;
+                        continue;
+                    }
+                    let seconds = start.elapsed().as_secs_f64();
+                    let ns_base = format!("ocidiff{id}c{i}f");
+                    let shrunk = if cfg.shrink {
+                        let until = Instant::now() + Duration::from_secs(30);
+                        shrink(fleet, &case, &key, cfg, &ns_base, until).await
+                    } else {
+                        case.clone()
+                    };
+                    let reproduced = attempts_showing(
+                        fleet,
+                        &shrunk,
+                        &key,
+                        cfg,
+                        &format!("{ns_base}r"),
+                        cfg.attempts,
+                        false,
+                    )
+                    .await;
+                    let r = rule(key.1.as_str());
+                    let a = rule(n.found.rule);
+                    let (c, o) = (case.clients.len(), case.segment_ops());
+                    let blocking = case
+                        .clients
+                        .get(n.blocking.0)
+                        .and_then(|c| c.ops.get(n.blocking.1))
+                        .or_else(|| case.after.get(n.blocking.1))
+                        .map(|op| serde_json::to_string(op).unwrap_or_default())
+                        .unwrap_or_default();
+                    let who = if n.blocking.0 == case.clients.len() {
+                        format!("read {} after the segment", n.blocking.1)
+                    } else {
+                        format!("client {} op {}", n.blocking.0, n.blocking.1)
+                    };
+                    found.insert(
+                        key.clone(),
+                        RaceFinding {
+                            id: format!("race-{:03}", found.len() + 1),
+                            rule: key.1.clone(),
+                            spec: r.spec.to_string(),
+                            target: name.clone(),
+                            answer_rule: a.id.to_string(),
+                            answer_spec: a.spec.to_string(),
+                            summary: format!(
+                                "no order of the {} ops of {} clients explains every answer \
+                                 (at most {} fit); {who} {blocking}: {}",
+                                n.ops, c, n.placed, n.found.summary
+                            ),
+                            expected: n.found.expected.clone(),
+                            actual: n.found.actual.clone(),
+                            kind: case.kind.clone(),
+                            case_index: i,
+                            case_seed: seed,
+                            seconds_to_detect: seconds,
+                            found_clients: c,
+                            found_ops: o,
+                            clients: shrunk.clients.len(),
+                            ops: shrunk.segment_ops(),
+                            reproduced,
+                            attempts: cfg.attempts,
+                            occurrences: 1,
+                            case: shrunk,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    s.findings = found.into_values().collect();
+    s.elapsed = start.elapsed();
+    let urls: Vec<String> = fleet
+        .launched
+        .iter()
+        .map(|t| t.base_url.as_str().trim_end_matches('/').to_string())
+        .collect();
+    write_outputs(&s, &urls)?;
+    Ok(s)
+}
+
+/// `findings.json` (every race finding) and `races/<id>/` (`race.toml`, `finding.json`,
+/// `repro.sh`).
+fn write_outputs(s: &RaceSummary, urls: &[String]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&s.out)?;
+    let summary = serde_json::json!({
+        "run_id": s.run_id,
+        "targets": s.targets,
+        "cases_run": s.cases_run,
+        "histories": s.histories,
+        "inconclusive": s.inconclusive,
+        "unjudged": s.unjudged,
+        "elapsed_secs": s.elapsed.as_secs_f64(),
+        "findings": s.findings,
+    });
+    write_atomic(
+        &s.out.join("findings.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    for f in &s.findings {
+        let dir = s.out.join("races").join(&f.id);
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(&dir.join("race.toml"), f.case.to_toml()?.as_bytes())?;
+        write_atomic(
+            &dir.join("finding.json"),
+            serde_json::to_string_pretty(f)?.as_bytes(),
+        )?;
+        let url = s
+            .targets
+            .iter()
+            .position(|t| *t == f.target)
+            .and_then(|t| urls.get(t))
+            .cloned()
+            .unwrap_or_default();
+        let comment = format!(
+            "{} on {}: {}\n{}\nFound after {:.1} s; shrunk to {} clients / {} ops; reproduced {}/{} times.",
+            f.rule,
+            f.target,
+            f.summary.replace('\n', " "),
+            f.spec,
+            f.seconds_to_detect,
+            f.clients,
+            f.ops,
+            f.reproduced,
+            f.attempts
+        );
+        let script = crate::report::repro::render_race(&f.case, &comment, &f.target, &url, &dir)?;
+        write_atomic(&dir.join("repro.sh"), script.as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir.join("repro.sh"), std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    Ok(())
+}
+
+/// A race case from a `race.toml` or a finding directory holding one.
+pub fn read_case(path: &Path) -> anyhow::Result<RaceCase> {
+    let file = if path.is_dir() {
+        path.join("race.toml")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    RaceCase::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// What `ocidiff race --replay` saw.
+#[derive(Debug)]
+pub struct ReplayRate {
+    /// Per non-linearizable attempt: target and summary.
+    pub shown: Vec<(String, String)>,
+    pub attempts: u32,
+    /// Attempts where some target's history was not linearizable.
+    pub reproduced: u32,
+}
+
+/// Runs a race case `attempts` times on the targets; how often some target's history was
+/// not linearizable.
+pub async fn replay_race(
+    targets: Vec<(String, TargetSpec)>,
+    case: &RaceCase,
+    attempts: u32,
+    consistency: &BTreeMap<String, Consistency>,
+    budget: usize,
+) -> anyhow::Result<ReplayRate> {
+    let targets = with_reference_first(targets)?;
+    let fleet = Fleet::launch_with(&targets, ExecOptions::default()).await?;
+    let names = fleet.names();
+    let levels: Vec<Consistency> = names
+        .iter()
+        .map(|n| consistency.get(n).copied().unwrap_or_default())
+        .collect();
+    let id = run_id();
+    let mut rate = ReplayRate {
+        shown: Vec::new(),
+        attempts,
+        reproduced: 0,
+    };
+    for a in 0..attempts {
+        let ns = format!("ocidiff{id}r{a}");
+        let v = run_race_case(&fleet, case, &ns, &levels, budget).await;
+        fleet.cleanup(&ns);
+        let mut any = false;
+        for tv in v.into_iter().flatten() {
+            if let Some(Verdict::Not(n)) = tv.verdict {
+                any = true;
+                rate.shown.push((names[tv.target].clone(), n.found.summary));
+            }
+        }
+        rate.reproduced += u32::from(any);
+    }
+    fleet.shutdown().await;
+    Ok(rate)
+}
