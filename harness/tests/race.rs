@@ -98,6 +98,9 @@ async fn every_race_fault_is_found_shrunk_and_replayed() {
         cfg.duration = Duration::from_secs(60);
         cfg.race.kinds = vec![family(fault).to_string()];
         cfg.max_races = Some(1);
+        // Races show on some attempts only: enough attempts that the replay rate is not 0 by
+        // bad luck.
+        cfg.attempts = 24;
         let started = Instant::now();
         let s = run_race(cfg).await.unwrap();
         assert!(
@@ -246,4 +249,41 @@ async fn a_doctored_answer_makes_a_history_no_order_explains() {
     o.end_us = read_end + 20;
     assert!(matches!(judge(&late), Verdict::Not(_)), "saw_m1 {saw_m1}");
     fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fuzz_run_gives_a_share_of_its_cases_to_concurrent_ones() {
+    let out = tempfile::tempdir().unwrap();
+    let targets = vec![
+        ("reference".to_string(), reference()),
+        (
+            "faulty".to_string(),
+            faulty(Faults::only("tag_update_lost").unwrap()),
+        ),
+    ];
+    let mut cfg = common::fuzz_config(targets, 5, 120, Duration::from_secs(30), false, out.path());
+    cfg.race_share = 0.5;
+    let s = ocidiff::drivers::fuzz::run_fuzz(cfg).await.unwrap();
+    let races = s.races.as_ref().expect("a concurrent part");
+    assert!(
+        races.cases_run > 0 && races.cases_run <= 60,
+        "{}",
+        races.cases_run
+    );
+    assert!(s.cases_run > races.cases_run, "sequential cases ran too");
+    assert!(
+        races
+            .findings
+            .iter()
+            .any(|f| f.target == "faulty" && f.rule.starts_with("race/")),
+        "{:#?}",
+        races.findings
+    );
+    assert!(races.findings.iter().all(|f| f.target == "faulty"));
+    assert_eq!(s.exit_code(), 1);
+    // Both outputs, side by side.
+    assert!(out.path().join("findings.json").is_file());
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("races.json")).unwrap()).unwrap();
+    assert!(!r["findings"].as_array().unwrap().is_empty());
 }

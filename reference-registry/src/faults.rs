@@ -40,8 +40,8 @@ pub struct Faults {
     /// A manifest DELETE by digest removes the tags that pointed to the manifest when it
     /// began: a tag moved meanwhile to another manifest is removed, one added meanwhile stays.
     pub delete_stale_tags: bool,
-    /// A completing upload PUT makes the blob readable with the first half of its content and
-    /// answers 201; the rest lands `RACE_PAUSE` later (memory storage).
+    /// A completing upload PUT makes the blob readable with the first half of its content,
+    /// pauses, stores the rest, then answers 201 (memory storage).
     pub blob_commit_early: bool,
     /// A manifest PUT with a `subject` reads the subject's referrers, pauses, and writes the
     /// index back with itself added: referrers pushed meanwhile drop out of the listing.

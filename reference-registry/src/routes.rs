@@ -758,7 +758,7 @@ async fn start_upload(
             .temp_upload(name, digest.algorithm())
             .map_err(ApiError::internal)?;
         append(&mut up, body, None).await?;
-        verify_and_commit(st, &mut up, &digest)?;
+        verify_and_commit(st, &mut up, &digest).await?;
         return Ok(blob_created(name, &digest, StatusCode::CREATED));
     }
     let alg = match query_get(query, "digest-algorithm") {
@@ -794,7 +794,7 @@ async fn append(up: &mut Upload, body: Body, expected: Option<u64>) -> Result<u6
 
 /// Verifies the content against `digest` (with its algorithm) and commits it.
 /// On mismatch nothing is committed (the caller decides about the upload).
-fn verify_and_commit(st: &St, up: &mut Upload, digest: &Digest) -> Result<(), ApiError> {
+async fn verify_and_commit(st: &St, up: &mut Upload, digest: &Digest) -> Result<(), ApiError> {
     let actual = up.digest(digest.algorithm()).map_err(ApiError::internal)?;
     if &actual != digest {
         return Err(digest_invalid(format!(
@@ -805,6 +805,7 @@ fn verify_and_commit(st: &St, up: &mut Upload, digest: &Digest) -> Result<(), Ap
         return st
             .store
             .commit_upload_early(up, digest)
+            .await
             .map_err(ApiError::internal);
     }
     st.store
@@ -916,7 +917,7 @@ async fn put_upload(st: &St, up: &mut Upload, query: &str, headers: &HeaderMap, 
             json!({"reason": "a chunk other than the last is below OCI-Chunk-Min-Length"}),
         ));
     }
-    if let Err(e) = verify_and_commit(st, up, &digest) {
+    if let Err(e) = verify_and_commit(st, up, &digest).await {
         // A failed completion changes nothing: the final chunk is rolled
         // back and the session stays open.
         up.restore(before);

@@ -877,9 +877,6 @@ pub struct Store {
     /// Held (shared) from a blob's commit to its link into a repository, and (exclusive) by
     /// `purge`: content committed but not linked yet is never forgotten.
     commits: RwLock<()>,
-    /// Fault `blob_commit_early`: blobs served with part of their content until the instant
-    /// their full content (kept here) lands.
-    completing: Mutex<HashMap<String, (Bytes, Instant)>>,
 }
 
 impl Store {
@@ -891,7 +888,6 @@ impl Store {
             backend,
             uploads: Mutex::default(),
             commits: RwLock::default(),
-            completing: Mutex::default(),
         })
     }
 
@@ -933,16 +929,6 @@ impl Store {
 
     /// Blob content, if the backend has it (visibility is checked by the caller).
     pub fn blob(&self, digest: &str) -> Option<BlobContent> {
-        let landed = {
-            let mut c = self.completing.lock().unwrap_or_else(|e| e.into_inner());
-            match c.get(digest) {
-                Some((_, at)) if Instant::now() >= *at => c.remove(digest),
-                _ => None,
-            }
-        };
-        if let (Some((full, _)), Ok(d)) = (landed, Digest::parse(digest)) {
-            self.backend.overwrite_blob(&d, full);
-        }
         self.backend.blob(digest)
     }
 
@@ -1004,12 +990,16 @@ impl Store {
         self.link_blob(&up.repo, digest)
     }
 
-    /// [`Store::commit_upload`] with fault `blob_commit_early`: a new blob in memory storage
-    /// is linked with the first half of its content and the commit is acknowledged; the rest
-    /// lands `RACE_PAUSE` later (reads until then get the half).
-    pub fn commit_upload_early(&self, up: &mut Upload, digest: &Digest) -> io::Result<()> {
-        let known = self.backend.blob(digest.as_str()).is_some();
-        let full = match (&up.spool, known) {
+    /// [`Store::commit_upload`] with fault `blob_commit_early`: a blob new to the repository
+    /// (memory storage) is linked with the first half of its content, the rest lands after `RACE_PAUSE`, and
+    /// only then is the commit acknowledged (a client reading it meanwhile gets the half).
+    pub async fn commit_upload_early(&self, up: &mut Upload, digest: &Digest) -> io::Result<()> {
+        let linked = self
+            .read()
+            .repos
+            .get(&up.repo)
+            .is_some_and(|r| r.blobs.contains(digest.as_str()));
+        let full = match (&up.spool, linked) {
             (Spool::Memory(v), false) if v.len() > 1 => Bytes::from(v.clone()),
             _ => return self.commit_upload(up, digest),
         };
@@ -1021,15 +1011,10 @@ impl Store {
         let _ = up.spool.take();
         up.closed = true;
         self.backend
-            .commit_blob(digest, Spooled::Memory(full[..full.len() / 2].to_vec()))?;
+            .overwrite_blob(digest, full.slice(..full.len() / 2));
         self.link_blob(&up.repo, digest)?;
-        self.completing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                digest.as_str().to_owned(),
-                (full, Instant::now() + crate::faults::RACE_PAUSE),
-            );
+        crate::faults::race_pause().await;
+        self.backend.overwrite_blob(digest, full);
         Ok(())
     }
 

@@ -233,6 +233,10 @@ struct FuzzArgs {
     /// Share (0..=1) of deliberately invalid ops.
     #[arg(long)]
     invalid_share: Option<f64>,
+    /// Share (0..=1) of the cases and time given to concurrent cases (as `ocidiff race`):
+    /// races go to races.json and races/<id>/.
+    #[arg(long, default_value_t = 0.0)]
+    race_share: f64,
     /// Output directory (findings.json, findings/<id>/).
     #[arg(long, default_value = "./ocidiff-out")]
     out: PathBuf,
@@ -631,12 +635,14 @@ async fn race_cmd(a: RaceArgs) -> i32 {
     match run_race(cfg).await {
         Ok(s) => {
             println!(
-                "race run {}: {} cases, {} histories judged ({} inconclusive, {} not judged: \
-                 the target diverged before the segment) in {:.1}s; seed {seed}",
+                "race run {}: {} cases, {} histories judged ({} inconclusive, {} failing one op \
+                 at a time too: not races; {} not judged: the target diverged before the \
+                 segment) in {:.1}s; seed {seed}",
                 s.run_id,
                 s.cases_run,
                 s.histories,
                 s.inconclusive,
+                s.sequential,
                 s.unjudged,
                 s.elapsed.as_secs_f64()
             );
@@ -679,6 +685,10 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         }
         gen.invalid_share = s;
     }
+    if !(0.0..=1.0).contains(&a.race_share) {
+        eprintln!("error: --race-share must be within 0..=1");
+        return 2;
+    }
     let baseline = match load_baseline(a.baseline.as_deref()) {
         Ok(b) => b,
         Err(e) => {
@@ -703,6 +713,7 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         max_inflight: a.max_inflight.map(usize::from),
         cleanup: !a.no_cleanup,
         baseline,
+        race_share: a.race_share,
     };
     match run_fuzz(cfg).await {
         Ok(s) => {
@@ -735,6 +746,20 @@ async fn fuzz(a: FuzzArgs) -> i32 {
             );
             if let Some(c) = &s.baseline {
                 print!("{}", c.render());
+            }
+            if let Some(r) = &s.races {
+                println!(
+                    "concurrent cases: {} ({} histories judged, {} failing one op at a time too); \
+                     {} races in {}",
+                    r.cases_run,
+                    r.histories,
+                    r.sequential,
+                    r.findings.len(),
+                    r.out.join("races.json").display()
+                );
+                for f in &r.findings {
+                    println!("  {} {} on {}: {}", f.id, f.rule, f.target, f.summary);
+                }
             }
             s.exit_code()
         }

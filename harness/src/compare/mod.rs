@@ -47,7 +47,7 @@ fn tainted(set: &BTreeSet<Sym>, reads: &[Sym]) -> bool {
 
 /// Whether a divergence in this field means the target's state may differ from the model's
 /// (a different status or a missing step; an `OCI-Tag` mismatch means other tags were created).
-fn changes_state(field: &str) -> bool {
+pub(crate) fn changes_state(field: &str) -> bool {
     field == "status" || field.starts_with("exchange:") || field == "header:oci-tag"
 }
 

@@ -58,6 +58,9 @@ pub struct FuzzConfig {
     pub cleanup: bool,
     /// Known findings: the run reports new / known / no longer seen (`baseline.json`).
     pub baseline: Option<Baseline>,
+    /// Share (0..=1) of the run's cases and time given to concurrent cases (`ocidiff race`'s
+    /// engine, same targets): their races go to `races.json` and `races/<id>/`.
+    pub race_share: f64,
 }
 
 impl FuzzConfig {
@@ -78,6 +81,7 @@ impl FuzzConfig {
             max_inflight: None,
             cleanup: true,
             baseline: None,
+            race_share: 0.0,
         }
     }
 }
@@ -106,12 +110,17 @@ pub struct FuzzSummary {
     pub completed: bool,
     /// The findings against `FuzzConfig::baseline`.
     pub baseline: Option<Comparison>,
+    /// The concurrent part (`race_share` > 0).
+    pub races: Option<crate::drivers::race::RaceSummary>,
 }
 
 impl FuzzSummary {
-    /// The run's exit code: 1 when it found violations (with a baseline: new ones), else 0.
+    /// The run's exit code: 1 when it found violations (with a baseline: new ones) or races,
+    /// else 0.
     pub fn exit_code(&self) -> i32 {
+        let races = self.races.as_ref().map_or(0, |r| r.findings.len());
         crate::report::baseline::exit_code(self.violations, self.baseline.as_ref())
+            .max(i32::from(races > 0))
     }
 }
 
@@ -130,7 +139,28 @@ pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
         ..ExecOptions::default()
     };
     let fleet = Fleet::launch_with(&targets, opts).await?;
-    let result = fuzz_with(&cfg, &fleet).await;
+    let share = cfg.race_share.clamp(0.0, 1.0);
+    let start = Instant::now();
+    let mut seq_cfg = cfg.clone();
+    seq_cfg.duration = cfg.duration.mul_f64(1.0 - share);
+    seq_cfg.cases = (cfg.cases as f64 * (1.0 - share)).round() as u64;
+    let mut result = fuzz_with(&seq_cfg, &fleet).await;
+    if let (Ok(summary), true) = (&mut result, share > 0.0) {
+        let mut rc = crate::drivers::race::RaceRunConfig::new(Vec::new(), cfg.out.clone());
+        // Another stream of cases than the sequential ones, from the same run seed.
+        rc.seed = cfg.seed ^ 0x00c0_ffee;
+        rc.cases = (cfg.cases as f64 * share).round() as u64;
+        rc.duration = cfg.duration.saturating_sub(start.elapsed());
+        rc.shrink = cfg.shrink;
+        match crate::drivers::race::race_with(&rc, &fleet, "races.json").await {
+            Ok(r) => {
+                summary.cases_run += r.cases_run;
+                summary.elapsed = start.elapsed();
+                summary.races = Some(r);
+            }
+            Err(e) => result = Err(e),
+        }
+    }
     fleet.shutdown().await;
     result
 }
@@ -525,6 +555,7 @@ impl<'a> Run<'a> {
             out: self.cfg.out.clone(),
             completed,
             baseline,
+            races: None,
         })
     }
 }

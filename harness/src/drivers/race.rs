@@ -98,12 +98,17 @@ pub struct RaceSummary {
     pub run_id: String,
     pub targets: Vec<String>,
     pub cases_run: u64,
+    /// Ops of the cases run (prefix, segment, reads after; not shrinking or controls).
+    pub ops_run: u64,
     /// Histories judged (cases x targets that passed their prefix).
     pub histories: u64,
     /// Histories whose search ran out of budget.
     pub inconclusive: u64,
     /// Histories not judged: the target diverged in the sequential prefix.
     pub unjudged: u64,
+    /// Histories not linearizable because of a rule the ops break run one at a time too
+    /// (sequential bugs, the fuzzer's findings).
+    pub sequential: u64,
     pub findings: Vec<RaceFinding>,
     pub elapsed: Duration,
     pub out: PathBuf,
@@ -122,17 +127,28 @@ pub struct TargetVerdict {
     pub target: usize,
     /// `None`: not judged (the prefix diverged on this target).
     pub verdict: Option<Verdict>,
+    /// The history is not linearizable, but the same rule also fails with the segment's ops
+    /// run one after another: a sequential bug (the fuzzer's finding), not a race.
+    pub sequential: bool,
 }
 
-/// The identity of a race: target, race rule, rule of the unexplained answer.
-type Key = (String, String, String);
+impl TargetVerdict {
+    /// The race this verdict shows, if any.
+    pub fn race(&self) -> Option<&NotLinearizable> {
+        match &self.verdict {
+            Some(Verdict::Not(n)) if !self.sequential => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// The identity of a race: target and race rule (the endpoint whose state no order
+/// explains). The rule of the unexplained answer is not part of it: one lost update shows as
+/// a missing tag in a list on one attempt and as a 404 on the next.
+type Key = (String, String);
 
 fn key_of(target: &str, n: &NotLinearizable) -> Option<Key> {
-    Some((
-        target.to_string(),
-        race_rule(&n.endpoint)?.to_string(),
-        n.found.rule.to_string(),
-    ))
+    Some((target.to_string(), race_rule(&n.endpoint)?.to_string()))
 }
 
 /// Runs one race case in namespace `ns` on every target of the fleet and judges each
@@ -151,7 +167,20 @@ pub async fn run_race_case(
     let outcome = ex.run(&prefix, &content, ns).await;
     let divs = check_case(&prefix, &content, &outcome);
     let names = ex.target_names();
-    let diverged = |t: usize| divs.iter().any(|d| d.target == names[t]);
+    if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
+        for d in &divs {
+            eprintln!(
+                "prefix: {} {} {} {}: {}",
+                d.target, d.class, d.rule, d.field, d.summary
+            );
+        }
+    }
+    // A target is judged when the prefix left it on the model: no divergence that may have
+    // changed its state (a status, a missing step, other tags); header findings do not.
+    let diverged = |t: usize| {
+        divs.iter()
+            .any(|d| d.target == names[t] && crate::compare::changes_state(&d.field))
+    };
     if diverged(0) {
         return None;
     }
@@ -162,12 +191,29 @@ pub async fn run_race_case(
     }
     let clients = case.client_ops();
     let hist = ex.run_segment(&clients, &case.after, &content, ns).await;
+    if std::env::var_os("OCIDIFF_RACE_TIMES").is_some() {
+        for (t, timed) in hist.per_target.iter().enumerate() {
+            for x in timed.iter().filter(|x| x.client < clients.len()) {
+                let op = &clients[x.client][x.index];
+                let st: Vec<u16> = x.exchanges.iter().map(|e| e.observation.status).collect();
+                eprintln!(
+                    "t{t} c{} #{} {:>6}-{:>6}us {} {st:?}",
+                    x.client,
+                    x.index,
+                    x.start_us,
+                    x.end_us,
+                    op.name()
+                );
+            }
+        }
+    }
     let mut out = Vec::with_capacity(names.len());
     for (t, timed) in hist.per_target.iter().enumerate() {
         if diverged(t) {
             out.push(TargetVerdict {
                 target: t,
                 verdict: None,
+                sequential: false,
             });
             continue;
         }
@@ -177,7 +223,39 @@ pub async fn run_race_case(
         out.push(TargetVerdict {
             target: t,
             verdict: Some(verdict),
+            sequential: false,
         });
+    }
+    // The control: the segment's ops one after another (client by client), then the reads,
+    // judged by the same oracle. A history that fails there too is not about concurrency.
+    if out
+        .iter()
+        .any(|v| matches!(v.verdict, Some(Verdict::Not(_))))
+    {
+        let serial: Vec<Vec<crate::ops::Op>> = vec![clients.iter().flatten().cloned().collect()];
+        let cns = format!("{ns}q");
+        let outcome = ex.run(&prefix, &content, &cns).await;
+        let cdivs = check_case(&prefix, &content, &outcome);
+        let hist = ex.run_segment(&serial, &case.after, &content, &cns).await;
+        fleet.cleanup(&cns);
+        for v in &mut out {
+            if !matches!(v.verdict, Some(Verdict::Not(_))) {
+                continue;
+            }
+            let t = v.target;
+            let off = cdivs
+                .iter()
+                .any(|d| d.target == names[t] && crate::compare::changes_state(&d.field));
+            let level = consistency.get(t).copied().unwrap_or_default();
+            let ops = hist_ops(&serial, &case.after, &hist.per_target[t], level);
+            // Trust first: when the ops misbehave one at a time too (whatever the rule), the
+            // concurrent verdict cannot be laid on concurrency.
+            let control = check_history(&st, &content, &ops, t == 0, budget);
+            if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
+                eprintln!("control on {}: prefix off {off}, {control:?}", names[t]);
+            }
+            v.sequential = off || !matches!(control, Verdict::Linearizable);
+        }
     }
     Some(out)
 }
@@ -199,9 +277,9 @@ async fn attempts_showing(
         let ns = format!("{ns_base}a{a}");
         let v = run_race_case(fleet, case, &ns, &levels, cfg.budget).await;
         fleet.cleanup(&ns);
-        let shown = v.into_iter().flatten().any(|tv| match &tv.verdict {
-            Some(Verdict::Not(n)) => key_of(&names[tv.target], n).as_ref() == Some(key),
-            _ => false,
+        let shown = v.into_iter().flatten().any(|tv| {
+            tv.race()
+                .is_some_and(|n| key_of(&names[tv.target], n).as_ref() == Some(key))
         });
         if shown {
             hits += 1;
@@ -213,10 +291,11 @@ async fn attempts_showing(
     hits
 }
 
-/// Candidates one step simpler than `c`: a client dropped, an op dropped from a client.
+/// Candidates one step simpler than `c`: a client dropped, an op dropped from a client. A
+/// race needs two clients: one client's ops are sequential.
 fn simpler(c: &RaceCase) -> Vec<RaceCase> {
     let mut v = Vec::new();
-    if c.clients.len() > 1 {
+    if c.clients.len() > 2 {
         for i in 0..c.clients.len() {
             let mut d = c.clone();
             d.clients.remove(i);
@@ -285,12 +364,18 @@ pub async fn run_race(cfg: RaceRunConfig) -> anyhow::Result<RaceSummary> {
         }
     }
     let fleet = Fleet::launch_with(&targets, ExecOptions::default()).await?;
-    let result = race_with(&cfg, &fleet).await;
+    let result = race_with(&cfg, &fleet, "findings.json").await;
     fleet.shutdown().await;
     result
 }
 
-async fn race_with(cfg: &RaceRunConfig, fleet: &Fleet) -> anyhow::Result<RaceSummary> {
+/// The race loop on launched targets; the summary goes to `out/<summary_file>` (a race run's
+/// `findings.json`, or `races.json` beside a fuzz run's findings).
+pub async fn race_with(
+    cfg: &RaceRunConfig,
+    fleet: &Fleet,
+    summary_file: &str,
+) -> anyhow::Result<RaceSummary> {
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let id = run_id();
@@ -301,9 +386,11 @@ async fn race_with(cfg: &RaceRunConfig, fleet: &Fleet) -> anyhow::Result<RaceSum
         run_id: id.clone(),
         targets: names.clone(),
         cases_run: 0,
+        ops_run: 0,
         histories: 0,
         inconclusive: 0,
         unjudged: 0,
+        sequential: 0,
         findings: Vec::new(),
         elapsed: Duration::ZERO,
         out: cfg.out.clone(),
@@ -324,12 +411,18 @@ async fn race_with(cfg: &RaceRunConfig, fleet: &Fleet) -> anyhow::Result<RaceSum
         fleet.cleanup(&ns);
         let Ok(verdicts) = verdicts else { break };
         s.cases_run += 1;
+        s.ops_run += (case.prefix.len() + case.segment_ops() + case.after.len()) as u64;
         let Some(verdicts) = verdicts else {
             s.unjudged += names.len() as u64;
             continue;
         };
         for tv in verdicts {
             let name = &names[tv.target];
+            if tv.sequential {
+                s.histories += 1;
+                s.sequential += 1;
+                continue;
+            }
             match tv.verdict {
                 None => s.unjudged += 1,
                 Some(Verdict::Inconclusive) => {
@@ -420,13 +513,13 @@ async fn race_with(cfg: &RaceRunConfig, fleet: &Fleet) -> anyhow::Result<RaceSum
         .iter()
         .map(|t| t.base_url.as_str().trim_end_matches('/').to_string())
         .collect();
-    write_outputs(&s, &urls)?;
+    write_outputs(&s, &urls, summary_file)?;
     Ok(s)
 }
 
 /// `findings.json` (every race finding) and `races/<id>/` (`race.toml`, `finding.json`,
 /// `repro.sh`).
-fn write_outputs(s: &RaceSummary, urls: &[String]) -> anyhow::Result<()> {
+fn write_outputs(s: &RaceSummary, urls: &[String], summary_file: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(&s.out)?;
     let summary = serde_json::json!({
         "run_id": s.run_id,
@@ -435,11 +528,12 @@ fn write_outputs(s: &RaceSummary, urls: &[String]) -> anyhow::Result<()> {
         "histories": s.histories,
         "inconclusive": s.inconclusive,
         "unjudged": s.unjudged,
+        "sequential": s.sequential,
         "elapsed_secs": s.elapsed.as_secs_f64(),
         "findings": s.findings,
     });
     write_atomic(
-        &s.out.join("findings.json"),
+        &s.out.join(summary_file),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     for f in &s.findings {
@@ -530,9 +624,10 @@ pub async fn replay_race(
         fleet.cleanup(&ns);
         let mut any = false;
         for tv in v.into_iter().flatten() {
-            if let Some(Verdict::Not(n)) = tv.verdict {
+            if let Some(n) = tv.race() {
                 any = true;
-                rate.shown.push((names[tv.target].clone(), n.found.summary));
+                rate.shown
+                    .push((names[tv.target].clone(), n.found.summary.clone()));
             }
         }
         rate.reproduced += u32::from(any);

@@ -94,6 +94,8 @@ pub struct RaceConfig {
     pub max_ops: usize,
     /// Families to draw from (names of [`KINDS`]).
     pub kinds: Vec<String>,
+    /// Exactly `max_clients` clients of `max_ops` ops each (the checker's worst case).
+    pub exact: bool,
 }
 
 impl Default for RaceConfig {
@@ -102,6 +104,7 @@ impl Default for RaceConfig {
             max_clients: 4,
             max_ops: 3,
             kinds: KINDS.iter().map(|s| s.to_string()).collect(),
+            exact: false,
         }
     }
 }
@@ -148,13 +151,18 @@ fn prefix() -> Vec<Op> {
             Op::from(PushBlob {
                 repo: R0,
                 blob: BlobId(b),
-                method: PushMethod::Monolithic,
+                // POST, one PATCH, closing PUT: the push every registry tried takes.
+                method: PushMethod::Chunked {
+                    chunks: 1,
+                    last_in_put: false,
+                },
                 digest: Default::default(),
             })
         })
         .collect();
+    // By tag (`m0` ...): a registry that cannot push by digest still gets a judged segment.
     for m in 0..IMAGES {
-        v.push(PushManifest::new(R0, ManifestId(m), Reference::Digest(ManifestId(m))).into());
+        v.push(PushManifest::new(R0, ManifestId(m), Reference::Tag(format!("m{m}"))).into());
     }
     v.push(PushManifest::new(R0, ManifestId(0), Reference::Tag("a".into())).into());
     v
@@ -253,8 +261,15 @@ fn tags_op(rng: &mut ChaCha8Rng) -> Op {
     }
 }
 
+/// The blob most blob races are about (readers poll it; most pushes push it).
+const HOT_BLOB: BlobId = BlobId(RACE_BLOBS[0]);
+
 fn blobs_op(rng: &mut ChaCha8Rng) -> Op {
-    let blob = BlobId(pick(rng, &RACE_BLOBS));
+    let blob = if rng.gen_bool(0.75) {
+        HOT_BLOB
+    } else {
+        BlobId(RACE_BLOBS[1])
+    };
     match rng.gen_range(0..10) {
         0..=4 => PushBlob {
             repo: R0,
@@ -401,10 +416,18 @@ pub fn generate_race(seed: u64, cfg: &RaceConfig) -> RaceCase {
         pick(&mut rng, &kinds)
     };
     let max_clients = cfg.max_clients.max(2);
-    let n = rng.gen_range(2..=max_clients);
+    let n = if cfg.exact {
+        max_clients
+    } else {
+        rng.gen_range(2..=max_clients)
+    };
     let mut clients = Vec::with_capacity(n);
     for c in 0..n {
-        let k = rng.gen_range(1..=cfg.max_ops.max(1));
+        let k = if cfg.exact {
+            cfg.max_ops.max(1)
+        } else {
+            rng.gen_range(1..=cfg.max_ops.max(1))
+        };
         let family = match kind {
             "mixed" => pick(&mut rng, &KINDS[..5]),
             k => k,
@@ -419,8 +442,8 @@ pub fn generate_race(seed: u64, cfg: &RaceConfig) -> RaceCase {
             // A reader polling one blob while others push it: reads spread over the time
             // the pushes take.
             "blobs" if c > 0 && rng.gen_bool(0.5) => {
-                let blob = BlobId(pick(&mut rng, &RACE_BLOBS));
-                (0..cfg.max_ops.max(1))
+                let blob = HOT_BLOB;
+                (0..cfg.max_ops.max(4))
                     .map(|_| match rng.gen_bool(0.5) {
                         true => HeadBlob { repo: R0, blob }.into(),
                         false => GetBlob {
@@ -433,6 +456,21 @@ pub fn generate_race(seed: u64, cfg: &RaceConfig) -> RaceCase {
                     .collect()
             }
             "tags" => (0..k).map(|_| tags_op(&mut rng)).collect(),
+            // The first client pushes the hot blob first (the others race it).
+            "blobs" if c == 0 => std::iter::once(
+                PushBlob {
+                    repo: R0,
+                    blob: HOT_BLOB,
+                    method: match rng.gen_bool(0.5) {
+                        true => PushMethod::SinglePost,
+                        false => PushMethod::Monolithic,
+                    },
+                    digest: Default::default(),
+                }
+                .into(),
+            )
+            .chain((1..k).map(|_| blobs_op(&mut rng)))
+            .collect(),
             "blobs" => (0..k).map(|_| blobs_op(&mut rng)).collect(),
             "deletes" => (0..k).map(|_| deletes_op(&mut rng)).collect(),
             _ => (0..k).map(|_| referrers_op(&mut rng)).collect(),
