@@ -648,8 +648,16 @@ async fn race_cmd(a: RaceArgs) -> i32 {
             );
             for f in &s.findings {
                 println!(
-                    "{} {} on {}: {} [{} clients / {} ops after shrinking, reproduced {}/{}]",
-                    f.id, f.rule, f.target, f.summary, f.clients, f.ops, f.reproduced, f.attempts
+                    "{} {} {} on {}: {} [{} clients / {} ops after shrinking, reproduced {}/{}]",
+                    f.id,
+                    f.class,
+                    f.rule,
+                    f.target,
+                    f.summary,
+                    f.clients,
+                    f.ops,
+                    f.reproduced,
+                    f.attempts
                 );
             }
             println!("written to {}", s.out.display());

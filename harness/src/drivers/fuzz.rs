@@ -118,7 +118,7 @@ impl FuzzSummary {
     /// The run's exit code: 1 when it found violations (with a baseline: new ones) or races,
     /// else 0.
     pub fn exit_code(&self) -> i32 {
-        let races = self.races.as_ref().map_or(0, |r| r.findings.len());
+        let races = self.races.as_ref().map_or(0, |r| r.violations());
         crate::report::baseline::exit_code(self.violations, self.baseline.as_ref())
             .max(i32::from(races > 0))
     }

@@ -63,8 +63,10 @@ impl RaceRunConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RaceFinding {
     pub id: String,
-    /// `race/<endpoint>`.
+    /// `race/<endpoint>` (or `http/server-error`: a 5xx while clients overlapped).
     pub rule: String,
+    /// `violation` for a race, `variation` for a 5xx (HTTP semantics are a SHOULD).
+    pub class: crate::compare::Class,
     /// The MUST the rule quotes.
     pub spec: String,
     pub target: String,
@@ -115,9 +117,17 @@ pub struct RaceSummary {
 }
 
 impl RaceSummary {
-    /// 1 when a race was found, else 0.
+    /// Races (violations) found.
+    pub fn violations(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.class == crate::compare::Class::Violation)
+            .count()
+    }
+
+    /// 1 when a race (a violation) was found, else 0.
     pub fn exit_code(&self) -> i32 {
-        i32::from(!self.findings.is_empty())
+        i32::from(self.violations() > 0)
     }
 }
 
@@ -130,7 +140,12 @@ pub struct TargetVerdict {
     /// The history is not linearizable, but the same rule also fails with the segment's ops
     /// run one after another: a sequential bug (the fuzzer's finding), not a race.
     pub sequential: bool,
+    /// The first answer of the segment that was a 5xx: (client, op index, endpoint, status).
+    pub server_error: Option<(usize, usize, String, u16)>,
 }
+
+/// The rule of a 5xx answered while clients overlapped (a SHOULD: HTTP semantics).
+pub const SERVER_ERROR: &str = "http/server-error";
 
 impl TargetVerdict {
     /// The race this verdict shows, if any.
@@ -139,6 +154,19 @@ impl TargetVerdict {
             Some(Verdict::Not(n)) if !self.sequential => Some(n),
             _ => None,
         }
+    }
+
+    /// The findings this verdict shows on target `name`: its race, a 5xx under concurrency.
+    fn keys(&self, name: &str) -> Vec<Key> {
+        let mut v: Vec<Key> = self
+            .race()
+            .and_then(|n| key_of(name, n))
+            .into_iter()
+            .collect();
+        if self.server_error.is_some() {
+            v.push((name.to_string(), SERVER_ERROR.to_string()));
+        }
+        v
     }
 }
 
@@ -191,7 +219,7 @@ pub async fn run_race_case(
     }
     let clients = case.client_ops();
     let hist = ex.run_segment(&clients, &case.after, &content, ns).await;
-    if std::env::var_os("OCIDIFF_RACE_TIMES").is_some() {
+    if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
         for (t, timed) in hist.per_target.iter().enumerate() {
             for x in timed.iter().filter(|x| x.client < clients.len()) {
                 let op = &clients[x.client][x.index];
@@ -214,6 +242,7 @@ pub async fn run_race_case(
                 target: t,
                 verdict: None,
                 sequential: false,
+                server_error: None,
             });
             continue;
         }
@@ -224,6 +253,15 @@ pub async fn run_race_case(
             target: t,
             verdict: Some(verdict),
             sequential: false,
+            server_error: timed
+                .iter()
+                .filter(|x| x.client < clients.len())
+                .find_map(|x| {
+                    x.exchanges
+                        .iter()
+                        .find(|e| e.observation.status >= 500)
+                        .map(|e| (x.client, x.index, e.endpoint.clone(), e.observation.status))
+                }),
         });
     }
     // The control: the segment's ops one after another (client by client), then the reads,
@@ -277,10 +315,10 @@ async fn attempts_showing(
         let ns = format!("{ns_base}a{a}");
         let v = run_race_case(fleet, case, &ns, &levels, cfg.budget).await;
         fleet.cleanup(&ns);
-        let shown = v.into_iter().flatten().any(|tv| {
-            tv.race()
-                .is_some_and(|n| key_of(&names[tv.target], n).as_ref() == Some(key))
-        });
+        let shown = v
+            .into_iter()
+            .flatten()
+            .any(|tv| tv.keys(&names[tv.target]).contains(key));
         if shown {
             hits += 1;
             if stop_at_first {
@@ -418,6 +456,62 @@ pub async fn race_with(
         };
         for tv in verdicts {
             let name = &names[tv.target];
+            if let Some((c, k, endpoint, status)) = &tv.server_error {
+                let key: Key = (name.clone(), SERVER_ERROR.to_string());
+                match found.get_mut(&key) {
+                    Some(f) => f.occurrences += 1,
+                    None => {
+                        let seconds = start.elapsed().as_secs_f64();
+                        let ns_base = format!("ocidiff{id}c{i}e");
+                        let reproduced = attempts_showing(
+                            fleet,
+                            &case,
+                            &key,
+                            cfg,
+                            &ns_base,
+                            cfg.attempts,
+                            false,
+                        )
+                        .await;
+                        let r = rule(SERVER_ERROR);
+                        let op = case
+                            .clients
+                            .get(*c)
+                            .and_then(|cl| cl.ops.get(*k))
+                            .map(|op| serde_json::to_string(op).unwrap_or_default())
+                            .unwrap_or_default();
+                        let f = RaceFinding {
+                            id: format!("race-{:03}", found.len() + 1),
+                            rule: SERVER_ERROR.to_string(),
+                            class: r.class,
+                            spec: r.spec.to_string(),
+                            target: name.clone(),
+                            answer_rule: SERVER_ERROR.to_string(),
+                            answer_spec: r.spec.to_string(),
+                            summary: format!(
+                                "{endpoint} answered {status} while {} clients overlapped \
+                                 (client {c} op {k} {op})",
+                                case.clients.len()
+                            ),
+                            expected: "not a 5xx".to_string(),
+                            actual: status.to_string(),
+                            kind: case.kind.clone(),
+                            case_index: i,
+                            case_seed: seed,
+                            seconds_to_detect: seconds,
+                            found_clients: case.clients.len(),
+                            found_ops: case.segment_ops(),
+                            clients: case.clients.len(),
+                            ops: case.segment_ops(),
+                            reproduced,
+                            attempts: cfg.attempts,
+                            occurrences: 1,
+                            case: case.clone(),
+                        };
+                        found.insert(key, f);
+                    }
+                }
+            }
             if tv.sequential {
                 s.histories += 1;
                 s.sequential += 1;
@@ -477,6 +571,7 @@ pub async fn race_with(
                         RaceFinding {
                             id: format!("race-{:03}", found.len() + 1),
                             rule: key.1.clone(),
+                            class: r.class,
                             spec: r.spec.to_string(),
                             target: name.clone(),
                             answer_rule: a.id.to_string(),

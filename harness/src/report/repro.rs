@@ -42,7 +42,8 @@ NS="${NS:-ocidiffrepro$(date +%s)$$}"
 NSQ="$(printf '%s' "$NS" | sed 's#/#%2F#g')"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+BODIES="$WORK"
+trap 'rm -rf "$BODIES"' EXIT
 AUTH=()
 if [ -n "${REGISTRY_USER:-}" ]; then AUTH=(-u "${REGISTRY_USER}:${REGISTRY_PASS:-}"); fi
 STATUS=""; LOC=""; LINK=""; MINLEN=""; RUN=1; LAST=""; OPLOC=""; URL=""; BLEN=0
@@ -124,8 +125,8 @@ struct Bodies {
 fn body_file(name: String, bytes: &[u8], s: &mut String, dir: &Path) -> anyhow::Result<String> {
     if bytes.len() <= EMBED_LIMIT {
         let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-        let _ = writeln!(s, "printf '%s' '{b64}' | base64 -d > \"$WORK/{name}\"");
-        Ok(format!("$WORK/{name}"))
+        let _ = writeln!(s, "printf '%s' '{b64}' | base64 -d > \"$BODIES/{name}\"");
+        Ok(format!("$BODIES/{name}"))
     } else {
         write_atomic(&dir.join(&name), bytes)?;
         Ok(format!("$HERE/{name}"))
