@@ -287,3 +287,126 @@ async fn a_fuzz_run_gives_a_share_of_its_cases_to_concurrent_ones() {
         serde_json::from_slice(&std::fs::read(out.path().join("races.json")).unwrap()).unwrap();
     assert!(!r["findings"].as_array().unwrap().is_empty());
 }
+
+/// Against Debian's distribution 2.8.2: its histories get verdicts (its prefix stays on the
+/// model), every race found has two clients or more and a `repro.sh` that runs the clients
+/// as background jobs against a fresh distribution. Which races it has is not hard-coded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_histories_are_judged() {
+    if ocidiff::targets::find_distribution_binary().is_none() {
+        common::skip_external("docker-registry (distribution) is not installed");
+        return;
+    }
+    let spec = || ocidiff::targets::TargetSpec::Distribution { binary: None };
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = RaceRunConfig::new(
+        vec![
+            ("reference".to_string(), reference()),
+            ("distribution".to_string(), spec()),
+        ],
+        out.path().to_path_buf(),
+    );
+    cfg.seed = 4;
+    cfg.cases = 60;
+    cfg.duration = Duration::from_secs(60);
+    cfg.attempts = 4;
+    let s = run_race(cfg).await.unwrap();
+    assert_eq!(s.unjudged, 0, "distribution left the model in the prefix");
+    assert_eq!(s.inconclusive, 0);
+    assert_eq!(s.histories, 2 * s.cases_run);
+    assert!(s.findings.iter().all(|f| f.target == "distribution"));
+    for f in &s.findings {
+        assert!(f.clients >= 2, "{}: {} clients", f.id, f.clients);
+        let dir = out.path().join("races").join(&f.id);
+        let fresh = ocidiff::targets::launch("fresh", &spec()).await.unwrap();
+        let run = tokio::process::Command::new("bash")
+            .arg(dir.join("repro.sh"))
+            .env("REGISTRY", fresh.base_url.as_str())
+            .env("ATTEMPTS", "2")
+            .output()
+            .await
+            .unwrap();
+        fresh.shutdown().await;
+        let text = String::from_utf8_lossy(&run.stdout);
+        assert!(text.contains("### attempt 2"), "{text}");
+        assert!(text.contains("[client 1] === ["), "{text}");
+    }
+    println!(
+        "distribution: {} cases, {} findings: {:?}",
+        s.cases_run,
+        s.findings.len(),
+        s.findings
+            .iter()
+            .map(|f| (&f.rule, &f.summary))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// A declared consistency level changes the verdict exactly where the spec lets registries
+/// differ: a read after a completed delete that still sees the manifest is a race for a
+/// strict target and allowed for a `lazy-delete` one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_delete_allows_a_read_that_still_sees_a_deleted_manifest() {
+    use ocidiff::ops::delete::DeleteManifest;
+    use ocidiff::ops::manifest_pull::HeadManifest;
+    let mut case = ocidiff::generate::race::generate_race(2, &Default::default());
+    let head: Op = HeadManifest {
+        repo: Repo(0),
+        reference: Reference::Digest(ManifestId(1)),
+    }
+    .into();
+    let delete: Op = DeleteManifest {
+        repo: Repo(0),
+        reference: Reference::Digest(ManifestId(1)),
+    }
+    .into();
+    case.clients = vec![Client {
+        ops: vec![head.clone(), delete],
+    }];
+    case.after = vec![head];
+    let fleet = Fleet::launch(&[("reference".to_string(), reference())])
+        .await
+        .unwrap();
+    let content = Content::render(&case.content).unwrap();
+    let ns = "ocidifflazy";
+    fleet.executor.run(&case.prefix_seq(), &content, ns).await;
+    let mut st = ModelState::new();
+    st.learn(&content);
+    for op in &case.prefix {
+        op.op().apply(&mut st, &content);
+    }
+    let clients = case.client_ops();
+    let hist = fleet
+        .executor
+        .run_segment(&clients, &case.after, &content, ns)
+        .await;
+    fleet.shutdown().await;
+    let judge = |timed: &[ocidiff::vocab::exchange::TimedOp], level| {
+        let ops = hist_ops(&clients, &case.after, timed, level);
+        check_history(&st, &content, &ops, false, 100_000)
+    };
+    let timed = hist.per_target[0].clone();
+    assert_eq!(judge(&timed, Consistency::Strict), Verdict::Linearizable);
+    assert_eq!(
+        judge(&timed, Consistency::LazyDelete),
+        Verdict::Linearizable
+    );
+    // The read after the delete answers as the read before it did (200, the manifest).
+    let before = timed
+        .iter()
+        .find(|t| t.client == 0 && t.index == 0)
+        .unwrap()
+        .exchanges
+        .clone();
+    assert_eq!(before[0].observation.status, 200);
+    let mut stale = timed.clone();
+    stale.iter_mut().find(|t| t.client == 1).unwrap().exchanges = before;
+    assert!(matches!(
+        judge(&stale, Consistency::Strict),
+        Verdict::Not(_)
+    ));
+    assert_eq!(
+        judge(&stale, Consistency::LazyDelete),
+        Verdict::Linearizable
+    );
+}
