@@ -13,7 +13,7 @@ use common::{faulty, reference, target_dir};
 use ocidiff::compare::race::{check_history, hist_ops, Consistency, Verdict};
 use ocidiff::drivers::case::Fleet;
 use ocidiff::drivers::race::{run_race, RaceRunConfig};
-use ocidiff::generate::race::Client;
+use ocidiff::generate::race::{Client, RaceCase};
 use ocidiff::model::ModelState;
 use ocidiff::ops::manifest_pull::GetManifest;
 use ocidiff::ops::manifest_push::PushManifest;
@@ -188,23 +188,8 @@ async fn a_doctored_answer_makes_a_history_no_order_explains() {
         reference: Reference::Tag("a".into()),
     }
     .into()];
-    let fleet = Fleet::launch(&[("reference".to_string(), reference())])
-        .await
-        .unwrap();
-    let content = Content::render(&case.content).unwrap();
-    let ns = "ocidiffdoctored";
-    let out = fleet.executor.run(&case.prefix_seq(), &content, ns).await;
-    assert!(ocidiff::compare::check_case(&case.prefix_seq(), &content, &out).is_empty());
-    let mut st = ModelState::new();
-    st.learn(&content);
-    for op in &case.prefix {
-        op.op().apply(&mut st, &content);
-    }
+    let (content, st, hist) = recorded(&case).await;
     let clients = case.client_ops();
-    let hist = fleet
-        .executor
-        .run_segment(&clients, &case.after, &content, ns)
-        .await;
     let judge = |timed: &[ocidiff::vocab::exchange::TimedOp]| {
         let ops = hist_ops(&clients, &case.after, timed, Consistency::Strict);
         check_history(&st, &content, &ops, true, 100_000)
@@ -248,7 +233,29 @@ async fn a_doctored_answer_makes_a_history_no_order_explains() {
     o.start_us = read_end + 10;
     o.end_us = read_end + 20;
     assert!(matches!(judge(&late), Verdict::Not(_)), "saw_m1 {saw_m1}");
+}
+
+/// Runs `case` on an embedded reference: its content, the model after the prefix (which the
+/// reference must pass), and the segment's history.
+async fn recorded(case: &RaceCase) -> (Content, ModelState, ocidiff::vocab::exchange::History) {
+    let fleet = Fleet::launch(&[("reference".to_string(), reference())])
+        .await
+        .unwrap();
+    let content = Content::render(&case.content).unwrap();
+    let ns = "ocidiffrecorded";
+    let out = fleet.executor.run(&case.prefix_seq(), &content, ns).await;
+    assert!(ocidiff::compare::check_case(&case.prefix_seq(), &content, &out).is_empty());
+    let mut st = ModelState::new();
+    st.learn(&content);
+    for op in &case.prefix {
+        op.op().apply(&mut st, &content);
+    }
+    let hist = fleet
+        .executor
+        .run_segment(&case.client_ops(), &case.after, &content, ns)
+        .await;
     fleet.shutdown().await;
+    (content, st, hist)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,23 +371,8 @@ async fn lazy_delete_allows_a_read_that_still_sees_a_deleted_manifest() {
         ops: vec![head.clone(), delete],
     }];
     case.after = vec![head];
-    let fleet = Fleet::launch(&[("reference".to_string(), reference())])
-        .await
-        .unwrap();
-    let content = Content::render(&case.content).unwrap();
-    let ns = "ocidifflazy";
-    fleet.executor.run(&case.prefix_seq(), &content, ns).await;
-    let mut st = ModelState::new();
-    st.learn(&content);
-    for op in &case.prefix {
-        op.op().apply(&mut st, &content);
-    }
+    let (content, st, hist) = recorded(&case).await;
     let clients = case.client_ops();
-    let hist = fleet
-        .executor
-        .run_segment(&clients, &case.after, &content, ns)
-        .await;
-    fleet.shutdown().await;
     let judge = |timed: &[ocidiff::vocab::exchange::TimedOp], level| {
         let ops = hist_ops(&clients, &case.after, timed, level);
         check_history(&st, &content, &ops, false, 100_000)

@@ -243,7 +243,69 @@ struct Search<'a, 'b> {
     out_of_budget: bool,
 }
 
+/// One candidate step of the search.
+enum Step {
+    /// The op's answer fits the state; `applies`: its effect goes into the model.
+    Fits {
+        memo: TargetMemo,
+        applies: bool,
+    },
+    /// A finding on the state refuses the op here (the deepest one is kept for the report).
+    Blocked,
+    OutOfBudget,
+}
+
 impl Search<'_, '_> {
+    /// Judges op `k` in state `st` (the one judge of an op, as in the sequential walk).
+    fn step(&mut self, k: usize, st: &ModelState, memo: &TargetMemo, depth: usize) -> Step {
+        self.steps += 1;
+        if self.steps > self.budget {
+            self.out_of_budget = true;
+            return Step::OutOfBudget;
+        }
+        let h = self.ops[self.idx[k]];
+        let mut memo = memo.clone();
+        if h.effect_only {
+            return Step::Fits {
+                memo,
+                applies: true,
+            };
+        }
+        let j = judge_op(
+            h.op.op(),
+            st,
+            self.content,
+            self.facts,
+            &mut memo,
+            self.is_reference,
+            h.exs,
+            false,
+        );
+        if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
+            eprintln!(
+                "depth {depth} op {} c{} #{}: off_model {} found {:?}",
+                h.op.name(),
+                h.client,
+                h.index,
+                j.off_model,
+                j.found
+                    .iter()
+                    .map(|(_, f)| (&f.field, f.rule, &f.summary))
+                    .collect::<Vec<_>>()
+            );
+        }
+        if let Some((x, f)) = j.found.iter().find(|(_, f)| blocks(f, self.is_reference)) {
+            if self.best.as_ref().is_none_or(|b| depth > b.0) {
+                self.best = Some((depth, self.idx[k], *x, f.clone()));
+            }
+            return Step::Blocked;
+        }
+        Step::Fits {
+            memo,
+            applies: !j.off_model && !h.judge_only,
+        }
+    }
+
     /// Depth-first over the ops that may come next; `done` is a bit set over `idx`.
     fn go(&mut self, done: u64, st: &ModelState, memo: &TargetMemo, depth: usize) -> bool {
         let n = self.idx.len();
@@ -271,25 +333,11 @@ impl Search<'_, '_> {
             if done & (1 << k) != 0 || !h.pure || h.start > min_end {
                 continue;
             }
-            let mut memo2 = memo.clone();
-            let j = judge_op(
-                h.op.op(),
-                st,
-                self.content,
-                self.facts,
-                &mut memo2,
-                self.is_reference,
-                h.exs,
-                false,
-            );
-            self.steps += 1;
-            if let Some((x, f)) = j.found.iter().find(|(_, f)| blocks(f, self.is_reference)) {
-                if self.best.as_ref().is_none_or(|b| depth > b.0) {
-                    self.best = Some((depth, self.idx[k], *x, f.clone()));
-                }
-                continue;
+            match self.step(k, st, memo, depth) {
+                Step::Fits { memo, .. } => return self.go(done | (1 << k), st, &memo, depth + 1),
+                Step::Blocked => continue,
+                Step::OutOfBudget => return false,
             }
-            return self.go(done | (1 << k), st, &memo2, depth + 1);
         }
         for k in 0..n {
             if done & (1 << k) != 0 {
@@ -310,48 +358,14 @@ impl Search<'_, '_> {
                     continue;
                 }
             }
-            self.steps += 1;
-            if self.steps > self.budget {
-                self.out_of_budget = true;
-                return false;
-            }
+            let (memo2, applies) = match self.step(k, st, memo, depth) {
+                Step::Fits { memo, applies } => (memo, applies),
+                Step::Blocked => continue,
+                Step::OutOfBudget => return false,
+            };
             let mut next = st.clone();
-            let mut memo2 = memo.clone();
-            if h.effect_only {
+            if applies {
                 h.op.op().apply(&mut next, self.content);
-            } else {
-                let j = judge_op(
-                    h.op.op(),
-                    st,
-                    self.content,
-                    self.facts,
-                    &mut memo2,
-                    self.is_reference,
-                    h.exs,
-                    false,
-                );
-                if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
-                    eprintln!(
-                        "depth {depth} op {} c{} #{}: off_model {} found {:?}",
-                        h.op.name(),
-                        h.client,
-                        h.index,
-                        j.off_model,
-                        j.found
-                            .iter()
-                            .map(|(_, f)| (&f.field, f.rule, &f.summary))
-                            .collect::<Vec<_>>()
-                    );
-                }
-                if let Some((x, f)) = j.found.iter().find(|(_, f)| blocks(f, self.is_reference)) {
-                    if self.best.as_ref().is_none_or(|b| depth > b.0) {
-                        self.best = Some((depth, self.idx[k], *x, f.clone()));
-                    }
-                    continue;
-                }
-                if !j.off_model && !h.judge_only {
-                    h.op.op().apply(&mut next, self.content);
-                }
             }
             if self.go(done | (1 << k), &next, &memo2, depth + 1) {
                 return true;
