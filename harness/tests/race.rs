@@ -402,3 +402,32 @@ async fn lazy_delete_allows_a_read_that_still_sees_a_deleted_manifest() {
         Verdict::Linearizable
     );
 }
+
+/// `--duration` bounds the whole race run, its shrinking and replays included: with a
+/// thousand attempts per replay, a 3 s run still ends within its request timeout of 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_bounds_shrinking_and_replays() {
+    let out = tempfile::tempdir().unwrap();
+    let targets = vec![
+        ("reference".to_string(), reference()),
+        (
+            "faulty".to_string(),
+            faulty(Faults::only("referrers_lost_update").unwrap()),
+        ),
+    ];
+    let mut cfg = RaceRunConfig::new(targets, out.path().to_path_buf());
+    cfg.seed = 1;
+    cfg.cases = 100_000;
+    cfg.duration = Duration::from_secs(3);
+    cfg.attempts = 1000;
+    cfg.race.kinds = vec!["referrers".to_string()];
+    let started = Instant::now();
+    let s = run_race(cfg).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3 + 15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!s.findings.is_empty(), "found within 3 s");
+    assert!(out.path().join("findings.json").is_file());
+}

@@ -86,7 +86,8 @@ pub struct RaceFinding {
     pub found_ops: usize,
     pub clients: usize,
     pub ops: usize,
-    /// How often the (shrunk) case showed it again, out of `attempts`.
+    /// How often the (shrunk) case showed it again, out of `attempts` (fewer than asked
+    /// for when the run's deadline came first).
     pub reproduced: u32,
     pub attempts: u32,
     /// Cases that showed it.
@@ -298,20 +299,32 @@ pub async fn run_race_case(
     Some(out)
 }
 
-/// Runs `case` up to `attempts` times (fresh namespaces); how many showed race `key`.
+/// How often to run a case: at most `n` times, not past `until`, or until the first hit.
+#[derive(Clone, Copy)]
+struct Tries {
+    n: u32,
+    stop_at_first: bool,
+    until: Instant,
+}
+
+/// Runs `case` up to `tries.n` times (fresh namespaces): (how many showed race `key`, how
+/// many ran).
 async fn attempts_showing(
     fleet: &Fleet,
     case: &RaceCase,
     key: &Key,
     cfg: &RaceRunConfig,
     ns_base: &str,
-    attempts: u32,
-    stop_at_first: bool,
-) -> u32 {
+    tries: Tries,
+) -> (u32, u32) {
     let names = fleet.executor.target_names();
     let levels = levels_of(cfg, &names);
-    let mut hits = 0;
-    for a in 0..attempts {
+    let (mut hits, mut runs) = (0, 0);
+    for a in 0..tries.n {
+        if Instant::now() >= tries.until {
+            break;
+        }
+        runs += 1;
         let ns = format!("{ns_base}a{a}");
         let v = run_race_case(fleet, case, &ns, &levels, cfg.budget).await;
         fleet.cleanup(&ns);
@@ -321,12 +334,12 @@ async fn attempts_showing(
             .any(|tv| tv.keys(&names[tv.target]).contains(key));
         if shown {
             hits += 1;
-            if stop_at_first {
+            if tries.stop_at_first {
                 break;
             }
         }
     }
-    hits
+    (hits, runs)
 }
 
 /// Candidates one step simpler than `c`: a client dropped, an op dropped from a client. A
@@ -373,8 +386,12 @@ async fn shrink(
             let ns = format!("{ns_base}s{round}x{j}");
             // A simpler case may show the race less often: twice the attempts before giving
             // a candidate up.
-            let tries = cfg.attempts.saturating_mul(2);
-            if attempts_showing(fleet, &cand, key, cfg, &ns, tries, true).await > 0 {
+            let tries = Tries {
+                n: cfg.attempts.saturating_mul(2),
+                stop_at_first: true,
+                until,
+            };
+            if attempts_showing(fleet, &cand, key, cfg, &ns, tries).await.0 > 0 {
                 best = cand;
                 round += 1;
                 continue 'outer;
@@ -463,16 +480,13 @@ pub async fn race_with(
                     None => {
                         let seconds = start.elapsed().as_secs_f64();
                         let ns_base = format!("ocidiff{id}c{i}e");
-                        let reproduced = attempts_showing(
-                            fleet,
-                            &case,
-                            &key,
-                            cfg,
-                            &ns_base,
-                            cfg.attempts,
-                            false,
-                        )
-                        .await;
+                        let tries = Tries {
+                            n: cfg.attempts,
+                            stop_at_first: false,
+                            until: deadline,
+                        };
+                        let (reproduced, attempts) =
+                            attempts_showing(fleet, &case, &key, cfg, &ns_base, tries).await;
                         let r = rule(SERVER_ERROR);
                         let op = case
                             .clients
@@ -504,7 +518,7 @@ pub async fn race_with(
                             clients: case.clients.len(),
                             ops: case.segment_ops(),
                             reproduced,
-                            attempts: cfg.attempts,
+                            attempts,
                             occurrences: 1,
                             case: case.clone(),
                         };
@@ -536,21 +550,19 @@ pub async fn race_with(
                     let seconds = start.elapsed().as_secs_f64();
                     let ns_base = format!("ocidiff{id}c{i}f");
                     let shrunk = if cfg.shrink {
-                        let until = Instant::now() + Duration::from_secs(30);
+                        let until = (Instant::now() + Duration::from_secs(30)).min(deadline);
                         shrink(fleet, &case, &key, cfg, &ns_base, until).await
                     } else {
                         case.clone()
                     };
-                    let reproduced = attempts_showing(
-                        fleet,
-                        &shrunk,
-                        &key,
-                        cfg,
-                        &format!("{ns_base}r"),
-                        cfg.attempts,
-                        false,
-                    )
-                    .await;
+                    let tries = Tries {
+                        n: cfg.attempts,
+                        stop_at_first: false,
+                        until: deadline,
+                    };
+                    let ns_r = format!("{ns_base}r");
+                    let (reproduced, attempts) =
+                        attempts_showing(fleet, &shrunk, &key, cfg, &ns_r, tries).await;
                     let r = rule(key.1.as_str());
                     let a = rule(n.found.rule);
                     let (c, o) = (case.clients.len(), case.segment_ops());
@@ -592,7 +604,7 @@ pub async fn race_with(
                             clients: shrunk.clients.len(),
                             ops: shrunk.segment_ops(),
                             reproduced,
-                            attempts: cfg.attempts,
+                            attempts,
                             occurrences: 1,
                             case: shrunk,
                         },
