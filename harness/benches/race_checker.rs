@@ -61,26 +61,17 @@ async fn record(n: u64) -> Vec<Recorded> {
     let mut out = Vec::new();
     for seed in 0..n {
         let case = generate_race(seed, &cfg);
-        let content = Content::render(&case.content).expect("content");
         let ns = format!("ocidiffbench{seed}");
-        let prefix = fleet.executor.run(&case.prefix_seq(), &content, &ns).await;
-        let mut st = ModelState::new();
-        st.learn(&content);
-        for op in &case.prefix {
-            op.op().apply(&mut st, &content);
-        }
-        let hist = fleet
-            .executor
-            .run_segment(&case.client_ops(), &case.after, &content, &ns)
-            .await;
+        let r = ocidiff::drivers::race::record(&fleet, &case, &ns)
+            .await
+            .expect("content");
         fleet.cleanup(&ns);
-        let timed = hist.per_target.into_iter().next().unwrap_or_default();
         out.push(Recorded {
             case,
-            content,
-            st,
-            prefix,
-            timed,
+            content: r.content,
+            st: r.state,
+            prefix: r.prefix,
+            timed: r.history.per_target.into_iter().next().unwrap_or_default(),
         });
     }
     fleet.shutdown().await;

@@ -241,21 +241,12 @@ async fn recorded(case: &RaceCase) -> (Content, ModelState, ocidiff::vocab::exch
     let fleet = Fleet::launch(&[("reference".to_string(), reference())])
         .await
         .unwrap();
-    let content = Content::render(&case.content).unwrap();
-    let ns = "ocidiffrecorded";
-    let out = fleet.executor.run(&case.prefix_seq(), &content, ns).await;
-    assert!(ocidiff::compare::check_case(&case.prefix_seq(), &content, &out).is_empty());
-    let mut st = ModelState::new();
-    st.learn(&content);
-    for op in &case.prefix {
-        op.op().apply(&mut st, &content);
-    }
-    let hist = fleet
-        .executor
-        .run_segment(&case.client_ops(), &case.after, &content, ns)
-        .await;
+    let r = ocidiff::drivers::race::record(&fleet, case, "ocidiffrecorded")
+        .await
+        .unwrap();
     fleet.shutdown().await;
-    (content, st, hist)
+    assert!(r.prefix_divergences.is_empty());
+    (r.content, r.state, r.history)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

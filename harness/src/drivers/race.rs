@@ -15,6 +15,7 @@ use crate::generate::race::{generate_race, RaceCase, RaceConfig};
 use crate::model::ModelState;
 use crate::targets::TargetSpec;
 use crate::vocab::content::Content;
+use crate::vocab::exchange::CaseOutcome;
 use crate::vocab::fs::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -183,6 +184,42 @@ fn key_of(target: &str, n: &NotLinearizable) -> Option<Key> {
 /// Runs one race case in namespace `ns` on every target of the fleet and judges each
 /// target's history. `None` when the content does not render or the reference itself
 /// diverged in the prefix.
+/// A race case run once: its content, the prefix's outcome and divergences, the model after
+/// the prefix, and the segment's history on every target.
+pub struct Recorded {
+    pub content: Content,
+    pub prefix: CaseOutcome,
+    pub prefix_divergences: Vec<crate::compare::Divergence>,
+    /// The model after the prefix (where the search starts).
+    pub state: ModelState,
+    pub history: crate::vocab::exchange::History,
+}
+
+/// Runs `case` in namespace `ns` on every target: the prefix one op after the other, then
+/// the segment and the reads after (`None` when the content does not render).
+pub async fn record(fleet: &Fleet, case: &RaceCase, ns: &str) -> Option<Recorded> {
+    let content = Content::render(&case.content).ok()?;
+    let ex = &fleet.executor;
+    let seq = case.prefix_seq();
+    let prefix = ex.run(&seq, &content, ns).await;
+    let prefix_divergences = check_case(&seq, &content, &prefix);
+    let mut state = ModelState::new();
+    state.learn(&content);
+    for op in &case.prefix {
+        op.op().apply(&mut state, &content);
+    }
+    let history = ex
+        .run_segment(&case.client_ops(), &case.after, &content, ns)
+        .await;
+    Some(Recorded {
+        content,
+        prefix,
+        prefix_divergences,
+        state,
+        history,
+    })
+}
+
 pub async fn run_race_case(
     fleet: &Fleet,
     case: &RaceCase,
@@ -190,11 +227,15 @@ pub async fn run_race_case(
     consistency: &[Consistency],
     budget: usize,
 ) -> Option<Vec<TargetVerdict>> {
-    let content = Content::render(&case.content).ok()?;
     let ex = &fleet.executor;
+    let Recorded {
+        content,
+        prefix_divergences: divs,
+        state: st,
+        history: hist,
+        ..
+    } = record(fleet, case, ns).await?;
     let prefix = case.prefix_seq();
-    let outcome = ex.run(&prefix, &content, ns).await;
-    let divs = check_case(&prefix, &content, &outcome);
     let names = ex.target_names();
     if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
         for d in &divs {
@@ -213,13 +254,7 @@ pub async fn run_race_case(
     if diverged(0) {
         return None;
     }
-    let mut st = ModelState::new();
-    st.learn(&content);
-    for op in &case.prefix {
-        op.op().apply(&mut st, &content);
-    }
     let clients = case.client_ops();
-    let hist = ex.run_segment(&clients, &case.after, &content, ns).await;
     if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
         for (t, timed) in hist.per_target.iter().enumerate() {
             for x in timed.iter().filter(|x| x.client < clients.len()) {
