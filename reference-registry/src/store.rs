@@ -963,24 +963,25 @@ impl Store {
         Some(handle.clone())
     }
 
-    /// Unregisters and deletes a session (cancel, or failed completion).
-    pub fn cancel_upload(&self, up: &mut Upload) {
+    /// Forgets session `id` (its upload is being cancelled or committed).
+    fn unregister(&self, id: &str) {
         self.uploads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .map
-            .remove(&up.id);
+            .remove(id);
+    }
+
+    /// Unregisters and deletes a session (cancel, or failed completion).
+    pub fn cancel_upload(&self, up: &mut Upload) {
+        self.unregister(&up.id);
         up.discard();
     }
 
     /// Commits the upload's content as `digest` (already verified), links it
     /// into the upload's repository and closes the session.
     pub fn commit_upload(&self, up: &mut Upload, digest: &Digest) -> io::Result<()> {
-        self.uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .remove(&up.id);
+        self.unregister(&up.id);
         // Close the spool; the backend decides about durability (and removes a temp file it
         // does not take).
         let content = up.spool.take();
@@ -991,28 +992,32 @@ impl Store {
     }
 
     /// [`Store::commit_upload`] with fault `blob_commit_early`: a blob new to the repository
-    /// (memory storage) is linked with the first half of its content, the rest lands after `RACE_PAUSE`, and
-    /// only then is the commit acknowledged (a client reading it meanwhile gets the half).
+    /// (memory storage) is linked with the first half of its content, the rest lands after
+    /// `RACE_PAUSE`, and only then is the commit acknowledged (a client reading it meanwhile
+    /// gets the half).
     pub async fn commit_upload_early(&self, up: &mut Upload, digest: &Digest) -> io::Result<()> {
         let linked = self
             .read()
             .repos
             .get(&up.repo)
             .is_some_and(|r| r.blobs.contains(digest.as_str()));
-        let full = match (&up.spool, linked) {
-            (Spool::Memory(v), false) if v.len() > 1 => Bytes::from(v.clone()),
-            _ => return self.commit_upload(up, digest),
+        if linked || !matches!(&up.spool, Spool::Memory(v) if v.len() > 1) {
+            return self.commit_upload(up, digest);
+        }
+        self.unregister(&up.id);
+        let Spooled::Memory(v) = up.spool.take() else {
+            return Err(io::Error::other("a memory spool took out a file"));
         };
-        self.uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .remove(&up.id);
-        let _ = up.spool.take();
+        let full = Bytes::from(v);
         up.closed = true;
-        self.backend
-            .overwrite_blob(digest, full.slice(..full.len() / 2));
-        self.link_blob(&up.repo, digest)?;
+        {
+            // As in `commit_upload`: content committed but not linked yet is never purged
+            // (the guard is not held across the pause).
+            let _committing = read_lock(&self.commits);
+            self.backend
+                .overwrite_blob(digest, full.slice(..full.len() / 2));
+            self.link_blob(&up.repo, digest)?;
+        }
         crate::faults::race_pause().await;
         self.backend.overwrite_blob(digest, full);
         Ok(())

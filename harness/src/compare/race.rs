@@ -99,6 +99,12 @@ pub enum Verdict {
     Inconclusive,
 }
 
+/// `OCIDIFF_RACE_DEBUG=1`: print the search's steps (and, in `ocidiff race`, prefix
+/// divergences, per-op timings and the control's verdict).
+pub fn debugging() -> bool {
+    std::env::var_os("OCIDIFF_RACE_DEBUG").is_some()
+}
+
 /// Whether a finding on this field says something about the state the answer shows.
 pub fn state_field(field: &str) -> bool {
     matches!(
@@ -166,7 +172,8 @@ fn partition(ops: &[HistOp<'_>], st: &ModelState, content: &Content) -> Vec<Vec<
         i
     }
     // A session's ops touch the repository its opening op names (the footprint, taken in the
-    // state before the segment, does not know sessions opened within it).
+    // state before the segment, does not know sessions opened within it): all of a session's
+    // ops land in that repository's part.
     let session_repo: HashMap<crate::vocab::Session, Repo> = ops
         .iter()
         .filter_map(|h| match h.op {
@@ -202,19 +209,6 @@ fn partition(ops: &[HistOp<'_>], st: &ModelState, content: &Content) -> Vec<Vec<
                 None => {
                     by_repo.insert(r, i);
                 }
-            }
-        }
-        // A client's ops stay together (its sessions carry from op to op).
-        if let Some(&j) = last_of_client.get(&h.client) {
-            if ops[j]
-                .op
-                .op()
-                .ids()
-                .sessions
-                .iter()
-                .any(|s| h.op.op().ids().sessions.contains(s))
-            {
-                join(i, j, &mut parent);
             }
         }
         last_of_client.insert(h.client, i);
@@ -281,7 +275,7 @@ impl Search<'_, '_> {
             h.exs,
             false,
         );
-        if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
+        if debugging() {
             eprintln!(
                 "depth {depth} op {} c{} #{}: off_model {} found {:?}",
                 h.op.name(),

@@ -7,7 +7,7 @@
 
 use super::case::{case_seed, run_id, with_reference_first, Fleet};
 use crate::compare::race::{
-    check_history, hist_ops, race_rule, Consistency, NotLinearizable, Verdict,
+    check_history, debugging, hist_ops, race_rule, Consistency, NotLinearizable, Verdict,
 };
 use crate::compare::{check_case, rule};
 use crate::execute::ExecOptions;
@@ -181,9 +181,6 @@ fn key_of(target: &str, n: &NotLinearizable) -> Option<Key> {
     Some((target.to_string(), race_rule(&n.endpoint)?.to_string()))
 }
 
-/// Runs one race case in namespace `ns` on every target of the fleet and judges each
-/// target's history. `None` when the content does not render or the reference itself
-/// diverged in the prefix.
 /// A race case run once: its content, the prefix's outcome and divergences, the model after
 /// the prefix, and the segment's history on every target.
 pub struct Recorded {
@@ -220,6 +217,16 @@ pub async fn record(fleet: &Fleet, case: &RaceCase, ns: &str) -> Option<Recorded
     })
 }
 
+/// Whether a target's prefix left it off the model: a divergence that may have changed its
+/// state (a status, a missing step, other tags); header findings do not.
+fn off_model(divs: &[crate::compare::Divergence], target: &str) -> bool {
+    divs.iter()
+        .any(|d| d.target == target && crate::compare::changes_state(&d.field))
+}
+
+/// Runs one race case in namespace `ns` on every target of the fleet and judges each
+/// target's history. `None` when the content does not render or the reference itself
+/// diverged in the prefix.
 pub async fn run_race_case(
     fleet: &Fleet,
     case: &RaceCase,
@@ -235,9 +242,8 @@ pub async fn run_race_case(
         history: hist,
         ..
     } = record(fleet, case, ns).await?;
-    let prefix = case.prefix_seq();
     let names = ex.target_names();
-    if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
+    if debugging() {
         for d in &divs {
             eprintln!(
                 "prefix: {} {} {} {}: {}",
@@ -245,17 +251,13 @@ pub async fn run_race_case(
             );
         }
     }
-    // A target is judged when the prefix left it on the model: no divergence that may have
-    // changed its state (a status, a missing step, other tags); header findings do not.
-    let diverged = |t: usize| {
-        divs.iter()
-            .any(|d| d.target == names[t] && crate::compare::changes_state(&d.field))
-    };
+    // A target is judged when the prefix left it on the model.
+    let diverged = |t: usize| off_model(&divs, &names[t]);
     if diverged(0) {
         return None;
     }
     let clients = case.client_ops();
-    if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
+    if debugging() {
         for (t, timed) in hist.per_target.iter().enumerate() {
             for x in timed.iter().filter(|x| x.client < clients.len()) {
                 let op = &clients[x.client][x.index];
@@ -306,26 +308,36 @@ pub async fn run_race_case(
         .iter()
         .any(|v| matches!(v.verdict, Some(Verdict::Not(_))))
     {
-        let serial: Vec<Vec<crate::ops::Op>> = vec![clients.iter().flatten().cloned().collect()];
+        let serial_case = RaceCase {
+            clients: vec![crate::generate::race::Client {
+                ops: clients.iter().flatten().cloned().collect(),
+            }],
+            ..case.clone()
+        };
         let cns = format!("{ns}q");
-        let outcome = ex.run(&prefix, &content, &cns).await;
-        let cdivs = check_case(&prefix, &content, &outcome);
-        let hist = ex.run_segment(&serial, &case.after, &content, &cns).await;
+        let control_run = record(fleet, &serial_case, &cns).await;
         fleet.cleanup(&cns);
+        let Some(control_run) = control_run else {
+            return Some(out);
+        };
+        let serial = serial_case.client_ops();
         for v in &mut out {
             if !matches!(v.verdict, Some(Verdict::Not(_))) {
                 continue;
             }
             let t = v.target;
-            let off = cdivs
-                .iter()
-                .any(|d| d.target == names[t] && crate::compare::changes_state(&d.field));
+            let off = off_model(&control_run.prefix_divergences, &names[t]);
             let level = consistency.get(t).copied().unwrap_or_default();
-            let ops = hist_ops(&serial, &case.after, &hist.per_target[t], level);
+            let ops = hist_ops(
+                &serial,
+                &case.after,
+                &control_run.history.per_target[t],
+                level,
+            );
             // Trust first: when the ops misbehave one at a time too (whatever the rule), the
             // concurrent verdict cannot be laid on concurrency.
             let control = check_history(&st, &content, &ops, t == 0, budget);
-            if std::env::var_os("OCIDIFF_RACE_DEBUG").is_some() {
+            if debugging() {
                 eprintln!("control on {}: prefix off {off}, {control:?}", names[t]);
             }
             v.sequential = off || !matches!(control, Verdict::Linearizable);
@@ -353,7 +365,7 @@ async fn attempts_showing(
     tries: Tries,
 ) -> (u32, u32) {
     let names = fleet.executor.target_names();
-    let levels = levels_of(cfg, &names);
+    let levels = levels_of(&cfg.consistency, &names);
     let (mut hits, mut runs) = (0, 0);
     for a in 0..tries.n {
         if Instant::now() >= tries.until {
@@ -437,10 +449,11 @@ async fn shrink(
     best
 }
 
-fn levels_of(cfg: &RaceRunConfig, names: &[String]) -> Vec<Consistency> {
+/// Each target's declared consistency level (default strict), in target order.
+fn levels_of(consistency: &BTreeMap<String, Consistency>, names: &[String]) -> Vec<Consistency> {
     names
         .iter()
-        .map(|n| cfg.consistency.get(n).copied().unwrap_or_default())
+        .map(|n| consistency.get(n).copied().unwrap_or_default())
         .collect()
 }
 
@@ -470,7 +483,7 @@ pub async fn race_with(
     let deadline = start + cfg.duration;
     let id = run_id();
     let names = fleet.names();
-    let levels = levels_of(cfg, &names);
+    let levels = levels_of(&cfg.consistency, &names);
     let mut found: BTreeMap<Key, RaceFinding> = BTreeMap::new();
     let mut s = RaceSummary {
         run_id: id.clone(),
@@ -750,10 +763,7 @@ pub async fn replay_race(
     let targets = with_reference_first(targets)?;
     let fleet = Fleet::launch_with(&targets, ExecOptions::default()).await?;
     let names = fleet.names();
-    let levels: Vec<Consistency> = names
-        .iter()
-        .map(|n| consistency.get(n).copied().unwrap_or_default())
-        .collect();
+    let levels = levels_of(consistency, &names);
     let id = run_id();
     let mut rate = ReplayRate {
         shown: Vec::new(),

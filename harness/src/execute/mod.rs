@@ -265,12 +265,7 @@ impl Executor {
         let mut runs: Vec<TargetRun<'_>> = self
             .targets
             .iter()
-            .map(|t| TargetRun {
-                tc: t,
-                opts: &self.opts,
-                namespace: namespace.to_string(),
-                sessions: HashMap::new(),
-            })
+            .map(|t| TargetRun::new(t, &self.opts, namespace))
             .collect();
         let mut ops = Vec::with_capacity(seq.ops.len());
         for op in &seq.ops {
@@ -307,29 +302,10 @@ impl Executor {
                 let barrier = &barrier;
                 let epoch = &epoch;
                 async move {
-                    let mut run = TargetRun {
-                        tc,
-                        opts: &self.opts,
-                        namespace: namespace.to_string(),
-                        sessions: HashMap::new(),
-                    };
+                    let mut run = TargetRun::new(tc, &self.opts, namespace);
                     barrier.wait().await;
                     let t0 = *epoch.get_or_init(std::time::Instant::now);
-                    let mut out = Vec::with_capacity(ops.len());
-                    for (index, op) in ops.iter().enumerate() {
-                        let plan = op.op().plan(content);
-                        let start_us = t0.elapsed().as_micros() as u64;
-                        let exchanges = run.run_plan(&plan, content).await;
-                        let end_us = t0.elapsed().as_micros() as u64;
-                        out.push(TimedOp {
-                            client: c,
-                            index,
-                            start_us,
-                            end_us,
-                            exchanges,
-                        });
-                    }
-                    out
+                    run.run_timed(ops, c, t0, content).await
                 }
             });
             let mut all: Vec<TimedOp> = futures::future::join_all(runs)
@@ -338,25 +314,8 @@ impl Executor {
                 .flatten()
                 .collect();
             let t0 = epoch.get().copied().unwrap_or_else(std::time::Instant::now);
-            let mut run = TargetRun {
-                tc,
-                opts: &self.opts,
-                namespace: namespace.to_string(),
-                sessions: HashMap::new(),
-            };
-            for (index, op) in after.iter().enumerate() {
-                let plan = op.op().plan(content);
-                let start_us = t0.elapsed().as_micros() as u64;
-                let exchanges = run.run_plan(&plan, content).await;
-                let end_us = t0.elapsed().as_micros() as u64;
-                all.push(TimedOp {
-                    client: clients.len(),
-                    index,
-                    start_us,
-                    end_us,
-                    exchanges,
-                });
-            }
+            let mut run = TargetRun::new(tc, &self.opts, namespace);
+            all.extend(run.run_timed(after, clients.len(), t0, content).await);
             all
         }))
         .await;
@@ -393,6 +352,44 @@ struct TargetRun<'a> {
     opts: &'a ExecOptions,
     namespace: String,
     sessions: HashMap<Session, SessionSlot>,
+}
+
+impl<'a> TargetRun<'a> {
+    /// A run on one target in case namespace `namespace`, with no upload session yet.
+    fn new(tc: &'a TargetClient, opts: &'a ExecOptions, namespace: &str) -> TargetRun<'a> {
+        TargetRun {
+            tc,
+            opts,
+            namespace: namespace.to_string(),
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// Runs `ops` one after the other as client `client`, each timed from its first request
+    /// to its last answer in microseconds since `t0`.
+    async fn run_timed(
+        &mut self,
+        ops: &[Op],
+        client: usize,
+        t0: std::time::Instant,
+        content: &Content,
+    ) -> Vec<TimedOp> {
+        let mut out = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            let plan = op.op().plan(content);
+            let start_us = t0.elapsed().as_micros() as u64;
+            let exchanges = self.run_plan(&plan, content).await;
+            let end_us = t0.elapsed().as_micros() as u64;
+            out.push(TimedOp {
+                client,
+                index,
+                start_us,
+                end_us,
+                exchanges,
+            });
+        }
+        out
+    }
 }
 
 /// One request to send.
@@ -1006,12 +1003,7 @@ impl Executor {
             .targets
             .get(target)
             .ok_or_else(|| anyhow::anyhow!("no target {target}"))?;
-        let run = TargetRun {
-            tc,
-            opts: &self.opts,
-            namespace: String::new(),
-            sessions: HashMap::new(),
-        };
+        let run = TargetRun::new(tc, &self.opts, "");
         let url = tc
             .target
             .base_url

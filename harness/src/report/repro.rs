@@ -148,13 +148,7 @@ pub fn render(
     head: &ReproHead<'_>,
     dir: &Path,
 ) -> anyhow::Result<String> {
-    let mut s = SCRIPT_HEAD.replace("__DEFAULT_URL__", &strip_credentials(default_url));
-    for line in head.comment.lines() {
-        let _ = writeln!(s, "# {line}");
-    }
-    let _ = writeln!(s, "DIVERGING={}", shq(head.diverging));
-    let bodies = write_bodies(content, &mut s, dir)?;
-    session_helpers(content, &bodies, &mut s);
+    let (mut s, bodies) = preamble(content, default_url, head.comment, head.diverging, dir)?;
     for (i, op) in seq.ops.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -165,6 +159,26 @@ pub fn render(
         render_plan(&plan, i, content, &bodies, &mut s, dir)?;
     }
     Ok(s)
+}
+
+/// The start every reproducer shares: the script head with its default URL, the comment,
+/// `DIVERGING` (the label whose response the verdict keeps; empty: none), the bodies and the
+/// session helpers.
+fn preamble(
+    content: &Content,
+    default_url: &str,
+    comment: &str,
+    diverging: &str,
+    dir: &Path,
+) -> anyhow::Result<(String, Bodies)> {
+    let mut s = SCRIPT_HEAD.replace("__DEFAULT_URL__", &strip_credentials(default_url));
+    for line in comment.lines() {
+        let _ = writeln!(s, "# {line}");
+    }
+    let _ = writeln!(s, "DIVERGING={}", shq(diverging));
+    let bodies = write_bodies(content, &mut s, dir)?;
+    session_helpers(content, &bodies, &mut s);
+    Ok((s, bodies))
 }
 
 fn write_bodies(content: &Content, s: &mut String, dir: &Path) -> anyhow::Result<Bodies> {
@@ -481,17 +495,10 @@ pub fn render_race(
     dir: &Path,
 ) -> anyhow::Result<String> {
     let content = Content::render(&case.content)?;
-    let mut s = SCRIPT_HEAD.replace("__DEFAULT_URL__", &strip_credentials(default_url));
-    for line in comment.lines() {
-        let _ = writeln!(s, "# {line}");
-    }
-    let _ = writeln!(
-        s,
-        "# Verdict: ocidiff race --replay \"$(dirname \"$0\")/race.toml\" --target {target}=$REGISTRY"
+    let comment = format!(
+        "{comment}\nVerdict: ocidiff race --replay \"$(dirname \"$0\")/race.toml\" --target {target}=$REGISTRY"
     );
-    let _ = writeln!(s, "DIVERGING=''");
-    let bodies = write_bodies(&content, &mut s, dir)?;
-    session_helpers(&content, &bodies, &mut s);
+    let (mut s, bodies) = preamble(&content, default_url, &comment, "", dir)?;
     let _ = writeln!(s, "BASE_NS=\"$NS\"; BASE_WORK=\"$WORK\"");
     let _ = writeln!(s, "for attempt in $(seq 1 \"${{ATTEMPTS:-5}}\"); do");
     let _ = writeln!(
