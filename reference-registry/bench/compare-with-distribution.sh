@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Compare the reference registry with Debian's distribution 2.8.2 on loopback.
+# Compare the reference registry with Debian's distribution 2.8.2 and the crates.io
+# `container-registry` (a registry written in Rust, served by ocidiff's `serve` example) on
+# loopback, in one run.
 #
 #   bash reference-registry/bench/compare-with-distribution.sh
 #
-# Both registries use disk storage in fresh temp dirs. Seeds each with a small
+# All registries use disk storage in fresh temp dirs. Seeds each with a small
 # manifest + tag and a 64 MiB blob, then measures with wrk (2 threads, 16
 # connections, 10 s each): GET manifest, GET tag list, GET 64 MiB blob (HEAD
 # manifest with `ab -i -k -c16`, as wrk cannot load-test HEAD); the
@@ -13,9 +15,13 @@
 # of ~10 client processes per chunked push); and each registry's peak RSS (VmHWM, reset before the phase)
 # during 8 concurrent 64 MiB uploads. Prints a Markdown table.
 #
+# A push a registry refuses (container-registry answers 500 to a monolithic closing PUT)
+# is reported as `fails (CODE)` in its column, not timed.
+#
 # Env: WRK_DURATION (default 10s), PUSH_RUNS (default 5), DIST_BIN
 # (default /usr/bin/docker-registry), SKIP_BUILD=1 to reuse target/release,
-# REF_BIN=PATH to use another reference-registry binary (no build).
+# REF_BIN=PATH to use another reference-registry binary (no build), NO_CR=1 to leave
+# container-registry out.
 set -euo pipefail
 
 WRK_DURATION=${WRK_DURATION:-10s}
@@ -29,13 +35,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=$(mktemp -d /tmp/ocidiff-bench.XXXXXX)
 REF_PID=""
 DIST_PID=""
+CR_PID=""
 
 cleanup() {
     # Only the processes this script started, by id.
-    [[ -n "$REF_PID" ]] && kill "$REF_PID" 2>/dev/null || true
-    [[ -n "$DIST_PID" ]] && kill "$DIST_PID" 2>/dev/null || true
-    [[ -n "$REF_PID" ]] && wait "$REF_PID" 2>/dev/null || true
-    [[ -n "$DIST_PID" ]] && wait "$DIST_PID" 2>/dev/null || true
+    local p
+    for p in "$REF_PID" "$DIST_PID" "$CR_PID"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null || true; done
+    for p in "$REF_PID" "$DIST_PID" "$CR_PID"; do [[ -n "$p" ]] && wait "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -62,8 +68,16 @@ if [[ -z "${REF_BIN:-}" && "${SKIP_BUILD:-0}" != 1 ]]; then
     log "building reference-registry (release)"
     (cd "$ROOT" && timeout 1800 cargo build --release -p reference-registry --bin reference-registry >&2)
 fi
+if [[ "${NO_CR:-0}" != 1 && "${SKIP_BUILD:-0}" != 1 ]]; then
+    log "building ocidiff's serve example (release; serves container-registry)"
+    (cd "$ROOT" && timeout 1800 cargo build --release -p ocidiff --example serve >&2)
+fi
 REF_BIN=${REF_BIN:-"$ROOT/target/release/reference-registry"}
 [[ -x "$REF_BIN" ]] || die "$REF_BIN not built"
+SERVE_BIN="$ROOT/target/release/examples/serve"
+WHO=(ref dist)
+[[ "${NO_CR:-0}" != 1 ]] && WHO+=(cr)
+declare -A NAME=([ref]=reference [dist]=distribution [cr]=container-registry)
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -116,6 +130,25 @@ DIST_PID=$!
 DIST_URL="http://127.0.0.1:$DIST_PORT"
 wait_ready "$DIST_URL" || die "distribution not ready: $(tail -5 "$WORK/dist.log")"
 log "reference: $REF_URL (pid $REF_PID)   distribution: $DIST_URL (pid $DIST_PID)"
+declare -A BASE=([ref]=$REF_URL [dist]=$DIST_URL)
+declare -A PID=([ref]=$REF_PID [dist]=$DIST_PID)
+if [[ " ${WHO[*]} " == *" cr "* ]]; then
+    [[ -x "$SERVE_BIN" ]] || die "$SERVE_BIN not built"
+    "$SERVE_BIN" container-registry >"$WORK/cr.out" 2>"$WORK/cr.err" &
+    CR_PID=$!
+    CR_URL=""
+    for _ in $(seq 1 200); do
+        CR_URL=$(sed -n 's/^listening on //p' "$WORK/cr.out" | head -1 | tr -d '\r')
+        [[ -n "$CR_URL" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$CR_URL" ]] || die "container-registry did not report its address: $(cat "$WORK/cr.err")"
+    CR_URL=${CR_URL%/}
+    wait_ready "$CR_URL" || die "container-registry not ready"
+    BASE[cr]=$CR_URL
+    PID[cr]=$CR_PID
+    log "container-registry: $CR_URL (pid $CR_PID)"
+fi
 
 # ---------------------------------------------------------------- helpers
 CURL=(curl -sS --max-time 300)
@@ -149,15 +182,35 @@ UPLOAD=(-H 'Expect:' -H 'Content-Type: application/octet-stream')
 REQ_TIME=0
 add_req_time() { REQ_TIME=$(awk -v a="$REQ_TIME" -v b="$1" 'BEGIN {printf "%.6f", a + b}'); }
 
-# Monolithic POST + PUT; fails unless 201.
+# Monolithic POST + PUT. Returns 1 (PUSH_FAIL = the status) unless 201.
+PUSH_FAIL=""
 push_mono() { # base repo file digest
     local up out code
     up=$(start_upload "$1" "$2")
     out=$("${CURL[@]}" -o /dev/null -w '%{http_code} %{time_total}' -X PUT "${UPLOAD[@]}" \
         -T "$3" "$(with_digest "$up" "$4")")
     code=${out%% *}
-    [[ "$code" == 201 ]] || die "monolithic PUT to $1 -> $code"
+    if [[ "$code" != 201 ]]; then PUSH_FAIL="PUT $code"; return 1; fi
     REQ_TIME=${out#* }
+}
+
+# POST, one PATCH with the whole file, empty closing PUT (for seeding registries that refuse
+# the monolithic PUT).
+push_one_patch() { # base repo file digest
+    local up out code
+    up=$(start_upload "$1" "$2")
+    out=$("${CURL[@]}" -o /dev/null -w '%{http_code} %header{location}' -X PATCH "${UPLOAD[@]}" \
+        -H "Content-Range: 0-$(($(stat -c %s "$3") - 1))" -T "$3" "$up")
+    code=${out%% *}
+    [[ "$code" == 202 ]] || die "PATCH to $1 -> $code"
+    up=${out#* }
+    [[ "$up" == http* ]] || up="$1$up"
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Length: 0' "$(with_digest "$up" "$4")")
+    [[ "$code" == 201 ]] || die "closing PUT to $1 -> $code"
+}
+
+seed_blob() { # base repo file digest
+    push_mono "$@" || push_one_patch "$@"
 }
 
 # Chunked: POST, PATCH each chunk file in order, empty PUT. The chunk sizes
@@ -173,7 +226,7 @@ push_chunked() { # base repo digest chunkdir
         out=$("${CURL[@]}" -o /dev/null -w '%{http_code} %{time_total} %header{location}' -X PATCH "${UPLOAD[@]}" \
             -H "Content-Range: $off-$end" -T "$c" "$up")
         code=${out%% *}
-        [[ "$code" == 202 ]] || die "PATCH $off-$end to $1 -> $code"
+        if [[ "$code" != 202 ]]; then PUSH_FAIL="PATCH $code"; return 1; fi
         rest=${out#* }
         add_req_time "${rest%% *}"
         up=${rest#* }
@@ -182,7 +235,7 @@ push_chunked() { # base repo digest chunkdir
     done
     out=$("${CURL[@]}" -o /dev/null -w '%{http_code} %{time_total}' -X PUT -H 'Content-Length: 0' "$(with_digest "$up" "$3")")
     code=${out%% *}
-    [[ "$code" == 201 ]] || die "closing PUT to $1 -> $code"
+    if [[ "$code" != 201 ]]; then PUSH_FAIL="PUT $code"; return 1; fi
     add_req_time "${out#* }"
 }
 
@@ -201,9 +254,10 @@ MT=application/vnd.oci.image.manifest.v1+json
 printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' \
     "$MT" "$CONFIG_DIGEST" "$CONFIG_SIZE" "$BIG_DIGEST" "$((BLOB_MIB * 1024 * 1024))" >"$WORK/data/manifest"
 
-for base in "$REF_URL" "$DIST_URL"; do
-    push_mono "$base" bench/img "$WORK/data/config" "$CONFIG_DIGEST"
-    push_mono "$base" bench/img "$BIG" "$BIG_DIGEST"
+for who in "${WHO[@]}"; do
+    base=${BASE[$who]}
+    seed_blob "$base" bench/img "$WORK/data/config" "$CONFIG_DIGEST"
+    seed_blob "$base" bench/img "$BIG" "$BIG_DIGEST"
     code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT -H "Content-Type: $MT" \
         --data-binary @"$WORK/data/manifest" "$base/v2/bench/img/manifests/latest")
     [[ "$code" == 201 ]] || die "manifest PUT to $base -> $code"
@@ -243,8 +297,8 @@ run_ab_head() { # url
 }
 
 declare -A R
-for who in ref dist; do
-    if [[ $who == ref ]]; then base=$REF_URL; else base=$DIST_URL; fi
+for who in "${WHO[@]}"; do
+    base=${BASE[$who]}
     log "$who: ab HEAD manifest"
     out=$(run_ab_head "$base/v2/bench/img/manifests/latest")
     read -r "R[$who.head]" "R[$who.head.bad]" <<<"$out"
@@ -257,6 +311,11 @@ for who in ref dist; do
     log "$who: wrk GET ${BLOB_MIB} MiB blob"
     out=$(run_wrk "$WORK/get.lua" "$base/v2/bench/img/blobs/$BIG_DIGEST")
     read -r "R[$who.blob]" "R[$who.blob.bad]" <<<"$out"
+    # A load run whose answers were not 2xx measured an error path: say so in its cell.
+    for k in head man tags blob; do
+        if [[ "${R[$who.$k.bad]}" != 0 ]]; then R[$who.$k.fail]="answers non-2xx (${R[$who.$k.bad]})"; fi
+    done
+    [[ -n "${R[$who.blob.fail]:-}" ]] && R[$who.gbps.fail]=${R[$who.blob.fail]}
     R[$who.gbps]=$(awk -v r="${R[$who.blob]}" -v m="$BLOB_MIB" 'BEGIN {printf "%.2f", r * m * 1048576 / 1e9}')
 done
 
@@ -269,8 +328,8 @@ make_variant() { # n -> file path
     echo "$f"
 }
 
-for who in ref dist; do
-    if [[ $who == ref ]]; then base=$REF_URL; else base=$DIST_URL; fi
+for who in "${WHO[@]}"; do
+    base=${BASE[$who]}
     : >"$WORK/mono.$who"
     : >"$WORK/chunk.$who"
     : >"$WORK/monoreq.$who"
@@ -279,10 +338,14 @@ for who in ref dist; do
         f=$(make_variant "$((i * 10 + 1))")
         d=$(digest_of "$f")
         t0=$(now)
-        push_mono "$base" "bench/mono$i" "$f" "$d"
-        t1=$(now)
-        awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/mono.$who"
-        echo "$REQ_TIME" >>"$WORK/monoreq.$who"
+        if push_mono "$base" "bench/mono$i" "$f" "$d"; then
+            t1=$(now)
+            awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/mono.$who"
+            echo "$REQ_TIME" >>"$WORK/monoreq.$who"
+        else
+            R[$who.mono.fail]="fails ($PUSH_FAIL)"
+            R[$who.monoreq.fail]="fails ($PUSH_FAIL)"
+        fi
 
         f=$(make_variant "$((i * 10 + 2))")
         d=$(digest_of "$f")
@@ -291,10 +354,14 @@ for who in ref dist; do
         CHUNK_SIZES=()
         for c in "$WORK/data/chunks"/chunk.*; do CHUNK_SIZES+=("$(stat -c %s "$c")"); done
         t0=$(now)
-        push_chunked "$base" "bench/chunk$i" "$d" "$WORK/data/chunks"
-        t1=$(now)
-        awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/chunk.$who"
-        echo "$REQ_TIME" >>"$WORK/chunkreq.$who"
+        if push_chunked "$base" "bench/chunk$i" "$d" "$WORK/data/chunks"; then
+            t1=$(now)
+            awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/chunk.$who"
+            echo "$REQ_TIME" >>"$WORK/chunkreq.$who"
+        else
+            R[$who.chunk.fail]="fails ($PUSH_FAIL)"
+            R[$who.chunkreq.fail]="fails ($PUSH_FAIL)"
+        fi
     done
     R[$who.mono]=$(median <"$WORK/mono.$who")
     R[$who.chunk]=$(median <"$WORK/chunk.$who")
@@ -306,8 +373,9 @@ done
 # ---------------------------------------------------------------- peak RSS
 rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-for who in ref dist; do
-    if [[ $who == ref ]]; then base=$REF_URL; pid=$REF_PID; else base=$DIST_URL; pid=$DIST_PID; fi
+for who in "${WHO[@]}"; do
+    base=${BASE[$who]}
+    pid=${PID[$who]}
     # Reset the high-water mark to the current RSS (Linux clear_refs "5").
     echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || log "$who: cannot reset VmHWM; value includes earlier phases"
     R[$who.rss_before]=$(rss_kib "$pid" VmRSS)
@@ -322,7 +390,7 @@ for who in ref dist; do
     for i in $(seq 1 "$CONCURRENT_UPLOADS"); do
         f=${files[$((i - 1))]}
         d=$(digest_of "$f")
-        push_mono "$base" "bench/conc$i" "$f" "$d" &
+        seed_blob "$base" "bench/conc$i" "$f" "$d" &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || die "$who: concurrent upload failed"; done
@@ -331,28 +399,50 @@ for who in ref dist; do
 done
 
 # ---------------------------------------------------------------- report
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-fmt() { awk -v v="$1" -v p="$2" 'BEGIN { printf "%." p "f", v }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+fmt() { awk -v v="$1" -v p="$2" 'BEGIN { if (v == "") print "n/a"; else printf "%." p "f", v }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# cell KEY DECIMALS: a value, or why there is none.
+cell() { local who=${1%%.*} key=${1#*.}; if [[ -n "${R[$who.$key.fail]:-}" ]]; then echo "${R[$who.$key.fail]}"; else fmt "${R[$1]}" "$2"; fi; }
+# row LABEL KEY DECIMALS [mib]
+row() {
+    local line="| $1 |" who v
+    for who in "${WHO[@]}"; do
+        if [[ "${4:-}" == mib ]]; then v=$(mib "${R[$who.$2]}"); else v=$(cell "$who.$2" "$3"); fi
+        line+=" $v |"
+    done
+    for who in "${WHO[@]:1}"; do
+        if [[ -n "${R[ref.$2.fail]:-}${R[$who.$2.fail]:-}" ]]; then line+=" n/a |"; else line+=" $(ratio "${R[ref.$2]}" "${R[$who.$2]}") |"; fi
+    done
+    echo "$line"
+}
 
 echo
-echo "Loopback, disk storage, wrk -t2 -c16 -d$WRK_DURATION; push = median of $PUSH_RUNS; ratio = reference / distribution."
+echo "Loopback, disk storage, wrk -t2 -c16 -d$WRK_DURATION; push = median of $PUSH_RUNS; ratio = reference / other."
 echo
-echo "| metric | reference | distribution | ratio |"
-echo "|---|---|---|---|"
-echo "| HEAD manifest (req/s, ab -i -k -c16; higher is better) | $(fmt "${R[ref.head]}" 0) | $(fmt "${R[dist.head]}" 0) | $(ratio "${R[ref.head]}" "${R[dist.head]}") |"
-echo "| GET manifest (req/s) | $(fmt "${R[ref.man]}" 0) | $(fmt "${R[dist.man]}" 0) | $(ratio "${R[ref.man]}" "${R[dist.man]}") |"
-echo "| GET tag list (req/s) | $(fmt "${R[ref.tags]}" 0) | $(fmt "${R[dist.tags]}" 0) | $(ratio "${R[ref.tags]}" "${R[dist.tags]}") |"
-echo "| GET ${BLOB_MIB} MiB blob (req/s) | $(fmt "${R[ref.blob]}" 2) | $(fmt "${R[dist.blob]}" 2) | $(ratio "${R[ref.blob]}" "${R[dist.blob]}") |"
-echo "| GET ${BLOB_MIB} MiB blob (GB/s) | ${R[ref.gbps]} | ${R[dist.gbps]} | $(ratio "${R[ref.gbps]}" "${R[dist.gbps]}") |"
-echo "| push ${BLOB_MIB} MiB monolithic (s, lower is better) | $(fmt "${R[ref.mono]}" 3) | $(fmt "${R[dist.mono]}" 3) | $(ratio "${R[ref.mono]}" "${R[dist.mono]}") |"
-echo "| push ${BLOB_MIB} MiB chunked ${CHUNK_MIB} MiB PATCHes (s) | $(fmt "${R[ref.chunk]}" 3) | $(fmt "${R[dist.chunk]}" 3) | $(ratio "${R[ref.chunk]}" "${R[dist.chunk]}") |"
-echo "| push monolithic, PUT request only (s, curl time_total) | $(fmt "${R[ref.monoreq]}" 3) | $(fmt "${R[dist.monoreq]}" 3) | $(ratio "${R[ref.monoreq]}" "${R[dist.monoreq]}") |"
-echo "| push chunked, PATCH+PUT requests only (s, sum of curl time_total) | $(fmt "${R[ref.chunkreq]}" 3) | $(fmt "${R[dist.chunkreq]}" 3) | $(ratio "${R[ref.chunkreq]}" "${R[dist.chunkreq]}") |"
-echo "| peak RSS, ${CONCURRENT_UPLOADS} concurrent ${BLOB_MIB} MiB uploads (MiB) | $(mib "${R[ref.rss]}") | $(mib "${R[dist.rss]}") | $(ratio "${R[ref.rss]}" "${R[dist.rss]}") |"
-bad="${R[ref.head.bad]}${R[ref.man.bad]}${R[ref.tags.bad]}${R[ref.blob.bad]}${R[dist.head.bad]}${R[dist.man.bad]}${R[dist.tags.bad]}${R[dist.blob.bad]}"
-if [[ "$bad" != 00000000 ]]; then
+head="| metric |"
+sep="|---|"
+for who in "${WHO[@]}"; do head+=" ${NAME[$who]} |"; sep+="---|"; done
+for who in "${WHO[@]:1}"; do head+=" ref / ${NAME[$who]} |"; sep+="---|"; done
+echo "$head"
+echo "$sep"
+row "HEAD manifest (req/s, ab -i -k -c16; higher is better)" head 0
+row "GET manifest (req/s)" man 0
+row "GET tag list (req/s)" tags 0
+row "GET ${BLOB_MIB} MiB blob (req/s)" blob 2
+row "GET ${BLOB_MIB} MiB blob (GB/s)" gbps 2
+row "push ${BLOB_MIB} MiB monolithic (s, lower is better)" mono 3
+row "push ${BLOB_MIB} MiB chunked ${CHUNK_MIB} MiB PATCHes (s)" chunk 3
+row "push monolithic, PUT request only (s, curl time_total)" monoreq 3
+row "push chunked, PATCH+PUT requests only (s, sum of curl time_total)" chunkreq 3
+row "peak RSS, ${CONCURRENT_UPLOADS} concurrent ${BLOB_MIB} MiB uploads (MiB)" rss 1 mib
+bad=""
+for who in "${WHO[@]}"; do
+    for k in head man tags blob; do
+        if [[ "${R[$who.$k.bad]}" != 0 ]]; then bad+=" $who $k: ${R[$who.$k.bad]} non-2xx;"; fi
+    done
+done
+if [[ -n "$bad" ]]; then
     echo
-    echo "WARNING: non-2xx responses: ref head/manifest/tags/blob=${R[ref.head.bad]}/${R[ref.man.bad]}/${R[ref.tags.bad]}/${R[ref.blob.bad]}" \
-        "dist=${R[dist.head.bad]}/${R[dist.man.bad]}/${R[dist.tags.bad]}/${R[dist.blob.bad]}"
+    echo "WARNING:$bad"
 fi
