@@ -234,6 +234,19 @@ async fn run_engine(seqs: &[Sequence], oracle: bool) -> Result<(Duration, usize,
     Ok((elapsed, requests, divergences))
 }
 
+/// CPU time (user + system) of the calling thread so far, from `/proc/thread-self/stat` (clock
+/// ticks, 10 ms here); `None` where that file is missing. The bench future runs on the thread
+/// of `block_on`, the registry and hyper's connection tasks on the runtime's workers, so this is
+/// the client side's CPU: the plain loop's, or the engine's (render, plan, exec, observe, oracle).
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesized command name: state is field 3; utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -265,14 +278,26 @@ async fn bench() -> Result<()> {
     recorder.shutdown().await;
     let raw_requests: usize = cases.iter().map(Vec::len).sum();
 
+    // Rendering alone (blob bytes and digests, manifests): part of (b) and (c), not of (a).
+    let mut best_render = Duration::MAX;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for seq in &seqs {
+            std::hint::black_box(Content::render(&seq.content).context("render")?);
+        }
+        best_render = best_render.min(t.elapsed());
+    }
     let mut best_a = Duration::MAX;
     let mut best_b = Duration::MAX;
     let mut best_c = Duration::MAX;
     let mut req_b = 0;
+    let mut cpu: Vec<(Duration, Duration, Duration)> = Vec::new();
     let mut divs = 0;
     let mut mismatched = 0;
     for _ in 0..rounds {
+        let c0 = thread_cpu();
         let (t, sent, m) = run_baseline(&cases).await?;
+        let c1 = thread_cpu();
         mismatched = m;
         anyhow::ensure!(
             sent == raw_requests,
@@ -280,9 +305,14 @@ async fn bench() -> Result<()> {
         );
         best_a = best_a.min(t);
         let (t, r, _) = run_engine(&seqs, false).await?;
+        let c2 = thread_cpu();
         best_b = best_b.min(t);
         req_b = r;
         let (t, _, d) = run_engine(&seqs, true).await?;
+        let c3 = thread_cpu();
+        if let (Some(c0), Some(c1), Some(c2), Some(c3)) = (c0, c1, c2, c3) {
+            cpu.push((c1 - c0, c2 - c1, c3 - c2));
+        }
         best_c = best_c.min(t);
         divs = d;
     }
@@ -315,6 +345,24 @@ async fn bench() -> Result<()> {
         );
     }
     println!();
+    println!(
+        "of which content rendering (every blob's bytes and digest, every manifest; done by (b) \
+         and (c), not by (a)): {:.3} s",
+        best_render.as_secs_f64()
+    );
+    if let Some((a, b, c)) = cpu.iter().min_by_key(|x| x.2) {
+        println!(
+            "client-side CPU (the driving thread, round with the least for (c)): (a) {:.2} s, \
+             (b) {:.2} s, (c) {:.2} s: {:.0} / {:.0} / {:.0} us per request",
+            a.as_secs_f64(),
+            b.as_secs_f64(),
+            c.as_secs_f64(),
+            1e6 * a.as_secs_f64() / raw_requests.max(1) as f64,
+            1e6 * b.as_secs_f64() / req_b.max(1) as f64,
+            1e6 * c.as_secs_f64() / req_b.max(1) as f64,
+        );
+        println!();
+    }
     let ratio = rate(best_c, ops) / base_ops.max(1e-9);
     println!(
         "engine path keeps {:.0} % of the plain client's throughput (goal >= 70 %): {}",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz throughput, in one run: ops/s of `ocidiff fuzz --no-shrink` with --jobs 1 and with the
 # default --jobs, against the embedded reference alone, an external reference-registry process,
-# CNCF distribution (when docker-registry is installed) and the embedded crates.io
+# CNCF distribution (when docker-registry is installed; again with its storage on tmpfs,
+# OCIDIFF_DISTRIBUTION_DIR=/dev/shm) and the embedded crates.io
 # container-registry; the ratio default / jobs 1; and the peak RSS of each run.
 #
 #   bash harness/benches/throughput.sh [SECONDS]     (default 20 s per run)
@@ -44,5 +45,8 @@ row "reference" --target reference
 row "reference + reference process" --target reference --target "ext=$EXT_URL"
 if command -v docker-registry >/dev/null 2>&1 || command -v registry >/dev/null 2>&1; then
   row "reference + distribution" --target reference --target distribution
+  if [ -d /dev/shm ]; then
+    OCIDIFF_DISTRIBUTION_DIR=/dev/shm row "reference + distribution, tmpfs" --target reference --target distribution
+  fi
 fi
 row "reference + container-registry" --target reference --target container-registry

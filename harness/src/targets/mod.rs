@@ -777,11 +777,33 @@ async fn launch_distribution(name: &str, binary: Option<&Path>) -> Result<Launch
     Err(last_err.unwrap_or_else(|| anyhow!("distribution did not start")))
 }
 
+/// Where a launched distribution keeps its config, log and storage: a fresh directory in
+/// `OCIDIFF_DISTRIBUTION_DIR` if set (e.g. `/dev/shm`), else in the system temp dir.
+/// distribution's filesystem driver fsyncs every file it commits (each blob, each link file of
+/// a manifest push), so on a disk a fuzz run is bound by that I/O; on tmpfs the same code paths
+/// run about twice as fast (README "Scale"). Not the default: distribution never frees the data
+/// of deleted blobs without garbage collection, so its storage grows with the run (~15 MB/s of
+/// fuzzing here), which in RAM would take the machine within an hour.
+fn distribution_dir() -> Result<tempfile::TempDir> {
+    distribution_dir_in(std::env::var_os("OCIDIFF_DISTRIBUTION_DIR").map(PathBuf::from))
+}
+
+fn distribution_dir_in(base: Option<PathBuf>) -> Result<tempfile::TempDir> {
+    let mut b = tempfile::Builder::new();
+    b.prefix("ocidiff-distribution-");
+    match base {
+        Some(dir) => b.tempdir_in(&dir).with_context(|| {
+            format!(
+                "creating a directory for distribution in OCIDIFF_DISTRIBUTION_DIR ({})",
+                dir.display()
+            )
+        }),
+        None => b.tempdir().context("creating a directory for distribution"),
+    }
+}
+
 async fn start_distribution_once(name: &str, binary: &Path) -> Result<LaunchedTarget> {
-    let dir = tempfile::Builder::new()
-        .prefix("ocidiff-distribution-")
-        .tempdir()
-        .context("creating a directory for distribution")?;
+    let dir = distribution_dir()?;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).context("creating distribution's data directory")?;
     let port = free_loopback_port()?;
@@ -1034,6 +1056,24 @@ mod tests {
         let has_dist = targets.iter().any(|(n, _)| n == "distribution");
         assert_eq!(has_dist, find_distribution_binary().is_some());
         assert_eq!(has_dist, skipped.is_empty(), "{skipped:?}");
+    }
+
+    #[test]
+    fn distribution_dir_honours_its_base() {
+        let base = tempfile::tempdir().unwrap();
+        let d = distribution_dir_in(Some(base.path().to_path_buf())).unwrap();
+        assert!(d.path().starts_with(base.path()), "{}", d.path().display());
+        assert!(d.path().is_dir());
+        let d = distribution_dir_in(None).unwrap();
+        assert!(d.path().starts_with(std::env::temp_dir()));
+        let missing = base.path().join("missing");
+        let e = distribution_dir_in(Some(missing.clone())).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("OCIDIFF_DISTRIBUTION_DIR")
+                && msg.contains(&missing.display().to_string()),
+            "{msg}"
+        );
     }
 
     #[test]
