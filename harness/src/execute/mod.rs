@@ -392,6 +392,11 @@ impl<'a> TargetRun<'a> {
     }
 }
 
+/// Request bodies up to this size that the content does not name (chunks, invalid manifests)
+/// are hashed for `RequestRecord::body_sha256`; bigger ones are recorded by length only (a
+/// hash of every chunk cost the engine more CPU than anything but rendering).
+const RECORD_HASH_MAX: usize = 64 * 1024;
+
 /// One request to send.
 struct Req {
     label: String,
@@ -684,15 +689,18 @@ impl TargetRun<'_> {
             }
             let body_len = body.as_ref().map(|b| b.len() as u32).unwrap_or(0);
             let sent = self
-                .send(Req {
-                    label: step.label.clone(),
-                    endpoint: step.endpoint,
-                    method: reqwest_method(step.method),
-                    url,
-                    headers,
-                    body,
-                    body_sha256,
-                })
+                .send(
+                    Req {
+                        label: step.label.clone(),
+                        endpoint: step.endpoint,
+                        method: reqwest_method(step.method),
+                        url,
+                        headers,
+                        body,
+                        body_sha256,
+                    },
+                    Some(content),
+                )
                 .await;
             self.apply_effects(step, &sent, body_len);
             if sent.location.is_some() {
@@ -748,15 +756,18 @@ impl TargetRun<'_> {
         let mut out = Vec::new();
         for page in 1..=self.opts.max_pages.max(1) {
             let sent = self
-                .send(Req {
-                    label: format!("{}#{page}", step.label),
-                    endpoint: step.endpoint,
-                    method: reqwest_method(step.method),
-                    url: url.clone(),
-                    headers: Vec::new(),
-                    body: None,
-                    body_sha256: None,
-                })
+                .send(
+                    Req {
+                        label: format!("{}#{page}", step.label),
+                        endpoint: step.endpoint,
+                        method: reqwest_method(step.method),
+                        url: url.clone(),
+                        headers: Vec::new(),
+                        body: None,
+                        body_sha256: None,
+                    },
+                    None,
+                )
                 .await;
             let ok = sent.status() == 200;
             let next = sent
@@ -863,15 +874,17 @@ impl TargetRun<'_> {
             url: req.url.to_string(),
             headers,
             body_len,
-            body_sha256: req
-                .body
-                .as_ref()
-                .filter(|b| !b.is_empty())
-                .map(|b| req.body_sha256.clone().unwrap_or_else(|| sha256_hex(b))),
+            body_sha256: req.body.as_ref().filter(|b| !b.is_empty()).and_then(|b| {
+                req.body_sha256
+                    .clone()
+                    .or_else(|| (b.len() <= RECORD_HASH_MAX).then(|| sha256_hex(b)))
+            }),
         }
     }
 
-    async fn send(&self, req: Req) -> Sent {
+    /// Sends `req`. `content`: the case's content, so a body that is one of its blobs or
+    /// manifests is named by the digest the content already knows instead of hashed again.
+    async fn send(&self, req: Req, content: Option<&Content>) -> Sent {
         if let Some(why) = self.tc.health.dropped() {
             return Sent {
                 exchange: Exchange {
@@ -892,7 +905,7 @@ impl TargetRun<'_> {
             started: std::time::Instant::now(),
             done: false,
         };
-        let sent = self.send_now(req).await;
+        let sent = self.send_now(req, content).await;
         pending.done = true;
         let o = &sent.exchange.observation;
         let failure = (o.status == 0).then(|| o.transport_error.as_deref().unwrap_or("no answer"));
@@ -902,7 +915,7 @@ impl TargetRun<'_> {
         sent
     }
 
-    async fn send_now(&self, req: Req) -> Sent {
+    async fn send_now(&self, req: Req, content: Option<&Content>) -> Sent {
         let _permit = match &self.tc.inflight {
             Some(s) => s.clone().acquire_owned().await.ok(),
             None => None,
@@ -918,9 +931,15 @@ impl TargetRun<'_> {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|l| final_url.join(l.trim()).ok());
                 let link_next = observe::link_next(&final_url, resp.headers());
-                let mut obs =
-                    observe::observe(req.endpoint, &req.method, resp, self.opts.max_body_bytes)
-                        .await;
+                let known = |body: &[u8]| content.and_then(|c| c.sha256_of_known(body));
+                let mut obs = observe::observe(
+                    req.endpoint,
+                    &req.method,
+                    resp,
+                    self.opts.max_body_bytes,
+                    &known,
+                )
+                .await;
                 if let Some((what, first_url, own)) = &redirect {
                     observe::keep_registry_headers(&mut obs, first_url, own);
                     obs.redirect = Some(what.clone());

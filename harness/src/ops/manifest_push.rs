@@ -271,8 +271,23 @@ fn next_step(d: &mut Draw<'_>, repo: Repo, target: ManifestId) -> Option<(Op, bo
     Some((Op::PushManifest(push), !is_dependency))
 }
 
-/// Bodies of deliberately malformed manifests.
+/// Bodies of deliberately malformed manifests. They never change, so each is built once per
+/// process (the oversized one is 4 MiB of JSON; building it per op showed in the engine's
+/// profile).
 pub fn bad_manifest_body(kind: &BadManifest) -> Bytes {
+    static BODIES: [std::sync::OnceLock<Bytes>; 4] = [const { std::sync::OnceLock::new() }; 4];
+    let slot = match kind {
+        BadManifest::NotJson => 0,
+        BadManifest::WrongSchemaVersion => 1,
+        BadManifest::BadDescriptorDigest => 2,
+        BadManifest::Oversized => 3,
+    };
+    BODIES[slot]
+        .get_or_init(|| build_bad_manifest_body(kind))
+        .clone()
+}
+
+fn build_bad_manifest_body(kind: &BadManifest) -> Bytes {
     let empty = digest_of(DigestAlgo::Sha256, b"");
     let base = |layer_digest: &str, version: serde_json::Value, extra: Option<String>| {
         let mut m = serde_json::json!({

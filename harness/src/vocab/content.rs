@@ -363,6 +363,18 @@ impl Content {
     }
 
     /// The sha256 digest of the manifest's bytes (what a registry computes when pushed by tag).
+    /// The sha256 (hex) of `body` when it is byte for byte one of this content's blobs or
+    /// manifests (compared, not hashed: a memcmp is an order of magnitude cheaper than sha256).
+    pub fn sha256_of_known(&self, body: &[u8]) -> Option<String> {
+        if let Some(i) = self.blobs.iter().position(|b| b.bytes.as_ref() == body) {
+            return self.blob_sha256_hex(BlobId(i as u16)).map(str::to_string);
+        }
+        self.manifests
+            .iter()
+            .find(|m| m.bytes.as_ref() == body)
+            .map(|m| m.sha256.trim_start_matches("sha256:").to_string())
+    }
+
     pub fn manifest_sha256(&self, id: ManifestId) -> Option<&str> {
         self.manifests.get(id.0 as usize).map(|m| m.sha256.as_str())
     }
@@ -571,6 +583,37 @@ mod tests {
         assert!(d1.starts_with("sha512:") && d1.len() == 7 + 128);
         assert_eq!(c.blob_algo(BlobId(1)), Some(DigestAlgo::Sha512));
         assert!(c.blob(BlobId(2)).is_none());
+    }
+
+    #[test]
+    fn known_bodies_are_named_by_their_sha256_and_others_are_not() {
+        let spec = ContentSpec {
+            blobs: vec![
+                blob(300, 1),
+                BlobSpec {
+                    size: 300,
+                    seed: 2,
+                    algo: DigestAlgo::Sha512,
+                },
+                blob(0, 3),
+            ],
+            manifests: vec![image(0, &[1])],
+        };
+        let c = Content::render(&spec).unwrap();
+        for id in [0u16, 1, 2] {
+            let b = c.blob(BlobId(id)).unwrap();
+            assert_eq!(c.sha256_of_known(b), Some(sha256_hex(b)), "blob {id}");
+        }
+        let m = c.manifest(ManifestId(0)).unwrap();
+        assert_eq!(c.sha256_of_known(m), Some(sha256_hex(m)));
+        // Same length, one byte off; a prefix; a longer body: not known, so hashed by the caller.
+        let mut off = c.blob(BlobId(0)).unwrap().to_vec();
+        off[299] ^= 1;
+        assert_eq!(c.sha256_of_known(&off), None);
+        assert_eq!(c.sha256_of_known(&c.blob(BlobId(0)).unwrap()[..299]), None);
+        let mut longer = m.to_vec();
+        longer.push(b'\n');
+        assert_eq!(c.sha256_of_known(&longer), None);
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub struct RequestRecord {
     /// Request headers that matter (Content-Type, Content-Range, Range, Accept, Content-Length).
     pub headers: BTreeMap<String, String>,
     pub body_len: u64,
-    /// sha256 of the request body (hex), to name it in reproducers.
+    /// sha256 of the request body (hex), to name it in reports: the content's own digest for a
+    /// whole blob or manifest, else hashed when the body is at most 64 KiB (bigger chunks are
+    /// named by `body_len` only; reproducers rebuild bodies from the plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
 }
