@@ -94,18 +94,25 @@ wait_ready() { # url
     return 1
 }
 
+# Print the URL a server announced as `listening on URL` in OUT (no trailing slash), once it
+# answers; dies with its stderr (ERR) otherwise.
+announced_url() { # name out err
+    local url="" i
+    for i in $(seq 1 200); do
+        url=$(sed -n 's/^listening on //p' "$2" | head -1 | tr -d '\r')
+        [[ -n "$url" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$url" ]] || die "$1 did not report its address: $(cat "$3")"
+    url=${url%/}
+    wait_ready "$url" || die "$1 not ready"
+    echo "$url"
+}
+
 mkdir -p "$WORK/ref-storage" "$WORK/dist-storage" "$WORK/data"
 "$REF_BIN" --listen 127.0.0.1:0 --storage "$WORK/ref-storage" >"$WORK/ref.out" 2>"$WORK/ref.err" &
 REF_PID=$!
-REF_URL=""
-for _ in $(seq 1 200); do
-    REF_URL=$(sed -n 's/^listening on //p' "$WORK/ref.out" | head -1 | tr -d '\r')
-    [[ -n "$REF_URL" ]] && break
-    sleep 0.1
-done
-[[ -n "$REF_URL" ]] || die "reference-registry did not report its address: $(cat "$WORK/ref.err")"
-REF_URL=${REF_URL%/}
-wait_ready "$REF_URL" || die "reference-registry not ready"
+REF_URL=$(announced_url reference-registry "$WORK/ref.out" "$WORK/ref.err")
 
 DIST_PORT=$(free_port)
 cat >"$WORK/dist.yml" <<EOF
@@ -136,15 +143,7 @@ if [[ " ${WHO[*]} " == *" cr "* ]]; then
     [[ -x "$SERVE_BIN" ]] || die "$SERVE_BIN not built"
     "$SERVE_BIN" container-registry >"$WORK/cr.out" 2>"$WORK/cr.err" &
     CR_PID=$!
-    CR_URL=""
-    for _ in $(seq 1 200); do
-        CR_URL=$(sed -n 's/^listening on //p' "$WORK/cr.out" | head -1 | tr -d '\r')
-        [[ -n "$CR_URL" ]] && break
-        sleep 0.1
-    done
-    [[ -n "$CR_URL" ]] || die "container-registry did not report its address: $(cat "$WORK/cr.err")"
-    CR_URL=${CR_URL%/}
-    wait_ready "$CR_URL" || die "container-registry not ready"
+    CR_URL=$(announced_url container-registry "$WORK/cr.out" "$WORK/cr.err")
     BASE[cr]=$CR_URL
     PID[cr]=$CR_PID
     log "container-registry: $CR_URL (pid $CR_PID)"
@@ -328,6 +327,22 @@ make_variant() { # n -> file path
     echo "$f"
 }
 
+# timed_push KIND PUSHFN ARGS...: runs one push for $who; appends its wall time to
+# $WORK/KIND.$who and its request time to $WORK/KINDreq.$who, or marks KIND as failing.
+timed_push() {
+    local kind=$1 t0 t1
+    shift
+    t0=$(now)
+    if "$@"; then
+        t1=$(now)
+        awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/$kind.$who"
+        echo "$REQ_TIME" >>"$WORK/${kind}req.$who"
+    else
+        R[$who.$kind.fail]="fails ($PUSH_FAIL)"
+        R[$who.${kind}req.fail]="fails ($PUSH_FAIL)"
+    fi
+}
+
 for who in "${WHO[@]}"; do
     base=${BASE[$who]}
     : >"$WORK/mono.$who"
@@ -337,15 +352,7 @@ for who in "${WHO[@]}"; do
     for i in $(seq 1 "$PUSH_RUNS"); do
         f=$(make_variant "$((i * 10 + 1))")
         d=$(digest_of "$f")
-        t0=$(now)
-        if push_mono "$base" "bench/mono$i" "$f" "$d"; then
-            t1=$(now)
-            awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/mono.$who"
-            echo "$REQ_TIME" >>"$WORK/monoreq.$who"
-        else
-            R[$who.mono.fail]="fails ($PUSH_FAIL)"
-            R[$who.monoreq.fail]="fails ($PUSH_FAIL)"
-        fi
+        timed_push mono push_mono "$base" "bench/mono$i" "$f" "$d"
 
         f=$(make_variant "$((i * 10 + 2))")
         d=$(digest_of "$f")
@@ -353,15 +360,7 @@ for who in "${WHO[@]}"; do
         split -b "${CHUNK_MIB}M" -a 3 -d "$f" "$WORK/data/chunks/chunk."
         CHUNK_SIZES=()
         for c in "$WORK/data/chunks"/chunk.*; do CHUNK_SIZES+=("$(stat -c %s "$c")"); done
-        t0=$(now)
-        if push_chunked "$base" "bench/chunk$i" "$d" "$WORK/data/chunks"; then
-            t1=$(now)
-            awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$WORK/chunk.$who"
-            echo "$REQ_TIME" >>"$WORK/chunkreq.$who"
-        else
-            R[$who.chunk.fail]="fails ($PUSH_FAIL)"
-            R[$who.chunkreq.fail]="fails ($PUSH_FAIL)"
-        fi
+        timed_push chunk push_chunked "$base" "bench/chunk$i" "$d" "$WORK/data/chunks"
     done
     R[$who.mono]=$(median <"$WORK/mono.$who")
     R[$who.chunk]=$(median <"$WORK/chunk.$who")
