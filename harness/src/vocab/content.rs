@@ -362,7 +362,6 @@ impl Content {
         self.manifests.get(id.0 as usize).map(|m| m.digest.as_str())
     }
 
-    /// The sha256 digest of the manifest's bytes (what a registry computes when pushed by tag).
     /// The sha256 (hex) of `body` when it is byte for byte one of this content's blobs or
     /// manifests (compared, not hashed: a memcmp is an order of magnitude cheaper than sha256).
     pub fn sha256_of_known(&self, body: &[u8]) -> Option<String> {
@@ -375,6 +374,7 @@ impl Content {
             .map(|m| m.sha256.trim_start_matches("sha256:").to_string())
     }
 
+    /// The sha256 digest of the manifest's bytes (what a registry computes when pushed by tag).
     pub fn manifest_sha256(&self, id: ManifestId) -> Option<&str> {
         self.manifests.get(id.0 as usize).map(|m| m.sha256.as_str())
     }
