@@ -302,6 +302,17 @@ fn digest_of_another_algorithm_is_variation() {
         (d[0].rule.as_str(), d[0].class),
         ("end-2/get-digest", Class::Violation)
     );
+    // Another algorithm, but not the digest of these bytes: a wrong digest.
+    let d = run(|o| {
+        o[2][0].observation.headers.insert(
+            "docker-content-digest".into(),
+            format!("sha512:{}", "0".repeat(128)),
+        );
+    });
+    assert_eq!(
+        (d[0].rule.as_str(), d[0].class),
+        ("end-2/get-digest", Class::Violation)
+    );
 }
 
 #[test]

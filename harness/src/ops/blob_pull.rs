@@ -129,7 +129,7 @@ impl Operation for HeadBlob {
                     200,
                     digest_check(
                         c.blob_digest(self.blob).unwrap_or_default(),
-                        c.blob_digests(self.blob),
+                        c.blob(self.blob).cloned().unwrap_or_default(),
                         "end-2/head-digest",
                         "end-2/digest-algorithm",
                     ),
@@ -172,7 +172,7 @@ impl GetBlob {
             200,
             digest_check(
                 c.blob_digest(self.blob).unwrap_or_default(),
-                c.blob_digests(self.blob),
+                c.blob(self.blob).cloned().unwrap_or_default(),
                 "end-2/get-digest",
                 "end-2/digest-algorithm",
             ),

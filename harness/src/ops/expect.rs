@@ -79,10 +79,11 @@ pub enum Check {
         rule: &'static str,
     },
     /// `Docker-Content-Digest` must be `value`; another digest of the same bytes (another
-    /// algorithm) is reported under `alt_rule`.
+    /// algorithm) is reported under `alt_rule`. `bytes` (a shared handle, not a copy) are only
+    /// hashed when the answer is not `value`.
     Digest {
         value: String,
-        same_bytes: Vec<String>,
+        bytes: bytes::Bytes,
         rule: &'static str,
         alt_rule: &'static str,
     },
@@ -339,28 +340,29 @@ impl ExpectCx<'_> {
     }
 }
 
-/// The `Docker-Content-Digest` check of content whose digests (every algorithm) are
-/// `same_bytes`.
+/// The `Docker-Content-Digest` check of `bytes`, whose digest under the algorithm asked for is
+/// `value`.
 pub fn digest_check(
     value: &str,
-    same_bytes: Vec<String>,
+    bytes: bytes::Bytes,
     rule: &'static str,
     alt_rule: &'static str,
 ) -> Check {
     Check::Digest {
         value: value.to_string(),
-        same_bytes,
+        bytes,
         rule,
         alt_rule,
     }
 }
 
-/// The digests of `bytes` with every algorithm.
-pub fn digests_of(bytes: &[u8]) -> Vec<String> {
-    vec![
-        digest_of(DigestAlgo::Sha256, bytes),
-        digest_of(DigestAlgo::Sha512, bytes),
-    ]
+/// Whether `got` is a digest of `bytes` with another supported algorithm than `value`'s.
+fn other_algo_digest(got: &str, value: &str, bytes: &[u8]) -> bool {
+    let algo = |d: &str| d.split_once(':').map(|(a, _)| a.to_string());
+    [DigestAlgo::Sha256, DigestAlgo::Sha512]
+        .into_iter()
+        .filter(|a| algo(got).as_deref() == Some(a.name()) && algo(value) != algo(got))
+        .any(|a| digest_of(a, bytes) == got)
 }
 
 /// An op on an upload session the model does not know (closed or never opened).
@@ -458,7 +460,7 @@ impl Check {
             }
             Check::Digest {
                 value,
-                same_bytes,
+                bytes,
                 rule,
                 alt_rule,
             } => {
@@ -466,7 +468,7 @@ impl Check {
                 if got == Some(value.as_str()) {
                     return;
                 }
-                let other_algo = got.is_some_and(|g| same_bytes.iter().any(|d| d == g));
+                let other_algo = got.is_some_and(|g| other_algo_digest(g, value, bytes));
                 out.push(Found::new(
                     "header:docker-content-digest",
                     if other_algo { alt_rule } else { rule },

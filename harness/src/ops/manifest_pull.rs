@@ -1,7 +1,7 @@
 //! end-3: manifest `HEAD` and `GET`, by tag or digest (and by references no registry should
 //! resolve: invalid tags, a sha512 manifest named by its sha256 digest).
 
-use super::expect::{digest_check, digests_of, Check, Exp, ExpectCx, Found};
+use super::expect::{digest_check, Check, Exp, ExpectCx, Found};
 use super::gen::{Draw, Transition};
 use super::manifest_push::PushManifest;
 use super::refs::{bad_tags, is_sha512, manifest_accept, reads};
@@ -154,7 +154,7 @@ fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> E
         200,
         digest_check(
             &digest,
-            digests_of(&bytes),
+            bytes.clone(),
             "end-3/digest",
             "end-3/digest-algorithm",
         ),

@@ -334,14 +334,6 @@ impl Content {
             .map(|d| d.trim_start_matches("sha256:"))
     }
 
-    /// The blob's digests with every algorithm (what a registry may answer for its bytes).
-    pub fn blob_digests(&self, id: BlobId) -> Vec<String> {
-        [DigestAlgo::Sha256, DigestAlgo::Sha512]
-            .into_iter()
-            .filter_map(|a| self.blob_digest_as(id, a).map(str::to_string))
-            .collect()
-    }
-
     /// The digest a client sends for blob `id` under `choice`, with `algo`.
     pub fn blob_digest_choice(&self, id: BlobId, choice: DigestChoice, algo: DigestAlgo) -> String {
         let correct = self.blob_digest_as(id, algo).unwrap_or_default();
