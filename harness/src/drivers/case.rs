@@ -117,9 +117,20 @@ pub async fn run_checked(
     ns: &str,
 ) -> Option<(Content, CaseOutcome, Vec<Divergence>)> {
     let content = Content::render(&seq.content).ok()?;
-    let outcome = ex.run(seq, &content, ns).await;
-    let divs = check_case(seq, &content, &outcome);
+    let (outcome, divs) = run_rendered(ex, seq, &content, ns).await;
     Some((content, outcome, divs))
+}
+
+/// `run_checked` of a sequence whose content is already rendered.
+pub async fn run_rendered(
+    ex: &Executor,
+    seq: &Sequence,
+    content: &Content,
+    ns: &str,
+) -> (CaseOutcome, Vec<Divergence>) {
+    let outcome = ex.run(seq, content, ns).await;
+    let divs = check_case(seq, content, &outcome);
+    (outcome, divs)
 }
 
 /// Runs a scenario's ops on every target of `ex`: consecutive ops as one sequence, each

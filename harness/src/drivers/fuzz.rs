@@ -13,11 +13,11 @@
 //! runs beside the case stream (findings are written unshrunk first, then replaced). A target
 //! that stops answering is dropped by the executor and reported once (`target/unresponsive`).
 
-use super::case::{case_seed, run_checked, run_id, with_reference_first, Fleet};
+use super::case::{case_seed, run_checked, run_id, run_rendered, with_reference_first, Fleet};
 use super::fuzz_shrink::{shrink_finding, ShrinkCx, ShrinkJob};
 use crate::compare::{rule, symptom_of, Cause, Class, Divergence};
 use crate::execute::{ExecOptions, Executor};
-use crate::generate::{generate_sequence, GenConfig};
+use crate::generate::{generate_case, GenConfig};
 use crate::ops::Sequence;
 use crate::report::baseline::{Baseline, Comparison};
 use crate::report::fuzz_html::{self, RunInfo};
@@ -25,6 +25,7 @@ use crate::report::repro::strip_credentials;
 use crate::report::{FindingsWriter, Progress};
 use crate::shrink::{roots_first, Absorbed, Finding, FindingSet};
 use crate::targets::TargetSpec;
+use crate::vocab::content::Content;
 use crate::vocab::exchange::CaseOutcome;
 use crate::vocab::fs::write_atomic;
 use anyhow::bail;
@@ -215,9 +216,15 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
         cfg.jobs
     };
     let (deadline, run_id) = (run.deadline, run.id.clone());
+    // Two stages: cases are generated and rendered (CPU only) on the blocking pool, at most one
+    // ahead of the `jobs` being executed, so that work overlaps the requests in flight instead
+    // of stalling them; then executed and judged, `jobs` at a time, in case order.
+    let gen = std::sync::Arc::new(cfg.gen.clone());
     let mut cases = futures::stream::iter(mine)
         .take_while(|_| std::future::ready(Instant::now() < deadline))
-        .map(|i| execute_case(cfg, fleet, &run_id, deadline, i))
+        .map(|i| prepare_case(cfg.seed, gen.clone(), i))
+        .buffered(jobs + 1)
+        .map(|p| execute_case(cfg, fleet, &run_id, deadline, p))
         .buffered(jobs);
     let shrink_cx = ShrinkCx {
         fleet,
@@ -261,39 +268,72 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
     run.finish(fleet, completed)
 }
 
-/// Runs and judges case `i`, cut at the deadline; `None` when cut (or content won't render).
+/// A generated case with its rendered content (`None`: it does not render).
+struct PreparedCase {
+    i: u64,
+    seed: u64,
+    seq: Sequence,
+    content: Option<Content>,
+}
+
+/// Generates and renders case `i` on the blocking pool (CPU work off the async threads).
+async fn prepare_case(run_seed: u64, gen: std::sync::Arc<GenConfig>, i: u64) -> PreparedCase {
+    let seed = case_seed(run_seed, i);
+    let job = move || {
+        let (seq, content) = generate_case(seed, &gen);
+        PreparedCase {
+            i,
+            seed,
+            seq,
+            content,
+        }
+    };
+    match tokio::task::spawn_blocking(job).await {
+        Ok(p) => p,
+        // The generator panicked: the same panic, on this task (a bug, not an outcome).
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Runs and judges a prepared case, cut at the deadline; `None` when cut (or content won't
+/// render).
 async fn execute_case(
     cfg: &FuzzConfig,
     fleet: &Fleet,
     run: &str,
     deadline: Instant,
-    i: u64,
+    p: PreparedCase,
 ) -> Option<CaseRun> {
-    let seed = case_seed(cfg.seed, i);
-    let seq = generate_sequence(seed, &cfg.gen);
+    let PreparedCase {
+        i,
+        seed,
+        seq,
+        content,
+    } = p;
+    let Some(content) = content else {
+        tracing::warn!(case = i, "generated content does not render; skipped");
+        return None;
+    };
+    if Instant::now() >= deadline {
+        return None;
+    }
     let ns = format!("ocidiff{run}c{i}");
     let result = tokio::time::timeout_at(
         tokio::time::Instant::from_std(deadline),
-        run_checked(&fleet.executor, &seq, &ns),
+        run_rendered(&fleet.executor, &seq, &content, &ns),
     )
     .await;
     if cfg.cleanup {
         fleet.cleanup(&ns);
     }
-    match result {
-        Ok(Some((_content, outcome, divs))) => Some(CaseRun {
-            i,
-            seed,
-            seq,
-            outcome,
-            divs,
-        }),
-        Ok(None) => {
-            tracing::warn!(case = i, "generated content does not render; skipped");
-            None
-        }
-        Err(_) => None,
-    }
+    let (outcome, divs) = result.ok()?;
+    Some(CaseRun {
+        i,
+        seed,
+        seq,
+        outcome,
+        divs,
+    })
 }
 
 impl<'a> Run<'a> {

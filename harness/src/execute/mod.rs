@@ -392,9 +392,11 @@ impl<'a> TargetRun<'a> {
     }
 }
 
-/// Request bodies up to this size that the content does not name (chunks, invalid manifests)
-/// are hashed for `RequestRecord::body_sha256`; bigger ones are recorded by length only (a
-/// hash of every chunk cost the engine more CPU than anything but rendering).
+/// Literal request bodies (invalid manifests, odd payloads) up to this size are hashed for
+/// `RequestRecord::body_sha256`; bigger ones are recorded by length only. Bodies cut from the
+/// case's content (chunks, session slices) are not hashed either: the content and the request's
+/// `Content-Range` name them, and hashing every chunk cost the engine more CPU than anything
+/// but rendering.
 const RECORD_HASH_MAX: usize = 64 * 1024;
 
 /// One request to send.
@@ -407,6 +409,8 @@ struct Req {
     body: Option<Bytes>,
     /// The body's sha256 (hex) when known without hashing it (a whole blob or manifest).
     body_sha256: Option<String>,
+    /// Whether the record may hash the body when its sha256 is not known (a literal body).
+    hash_body: bool,
 }
 
 /// What a sent request gave back: the exchange plus the raw values the plan follows.
@@ -698,6 +702,7 @@ impl TargetRun<'_> {
                         headers,
                         body,
                         body_sha256,
+                        hash_body: matches!(step.body, Body::Bytes(_)),
                     },
                     Some(content),
                 )
@@ -765,6 +770,7 @@ impl TargetRun<'_> {
                         headers: Vec::new(),
                         body: None,
                         body_sha256: None,
+                        hash_body: false,
                     },
                     None,
                 )
@@ -875,9 +881,9 @@ impl TargetRun<'_> {
             headers,
             body_len,
             body_sha256: req.body.as_ref().filter(|b| !b.is_empty()).and_then(|b| {
-                req.body_sha256
-                    .clone()
-                    .or_else(|| (b.len() <= RECORD_HASH_MAX).then(|| sha256_hex(b)))
+                req.body_sha256.clone().or_else(|| {
+                    (req.hash_body && b.len() <= RECORD_HASH_MAX).then(|| sha256_hex(b))
+                })
             }),
         }
     }
@@ -1039,6 +1045,7 @@ impl Executor {
                 .collect(),
             body: None,
             body_sha256: None,
+            hash_body: false,
         };
         let (result, redirect) = run.response(&req).await;
         let mut resp = result.map_err(|e| anyhow::anyhow!("GET {path}: {}", describe_error(&e)))?;
@@ -1153,6 +1160,7 @@ impl TargetRun<'_> {
                 } else {
                     None
                 },
+                hash_body: keep_body && req.hash_body,
             };
             match self
                 .build_to(&follow, method.clone(), &next, token, same_host)

@@ -221,19 +221,26 @@ fn rng_for(seed: u64) -> TestRng {
 
 /// The sequence for `seed`: same seed and config, same sequence.
 pub fn generate_sequence(seed: u64, cfg: &GenConfig) -> Sequence {
+    generate_case(seed, cfg).0
+}
+
+/// The sequence for `seed` with its rendered content (the generator renders it to plan the ops,
+/// so a case need not render it again); `None` when the content does not render.
+pub fn generate_case(seed: u64, cfg: &GenConfig) -> (Sequence, Option<Content>) {
     let mut runner = TestRunner::new_with_rng(Config::default(), rng_for(seed));
     let (spec, op_seed) = match (content_strategy(cfg), any::<u64>()).new_tree(&mut runner) {
         Ok(tree) => tree.current(),
-        Err(_) => return Sequence::default(),
+        Err(_) => return (Sequence::default(), Some(Content::default())),
     };
     let Ok(content) = Content::render(&spec) else {
-        return Sequence {
+        let seq = Sequence {
             content: spec,
             ops: Vec::new(),
         };
+        return (seq, None);
     };
     let ops = Machine::new().run(cfg, &content, &mut ChaCha8Rng::seed_from_u64(op_seed));
-    Sequence { content: spec, ops }
+    (Sequence { content: spec, ops }, Some(content))
 }
 
 #[cfg(test)]
@@ -247,6 +254,26 @@ mod tests {
         let weighted: BTreeSet<&str> = WEIGHTS.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, weighted);
         assert_eq!(WEIGHTS.len(), weighted.len(), "duplicate weight");
+    }
+
+    #[test]
+    fn generated_content_is_the_rendered_spec() {
+        let cfg = GenConfig::default();
+        for seed in 0..20u64 {
+            let (seq, content) = generate_case(seed, &cfg);
+            let content = content.expect("generated content renders");
+            let again = Content::render(&seq.content).unwrap();
+            assert_eq!(content.blob_count(), again.blob_count(), "seed {seed}");
+            for b in 0..content.blob_count() {
+                let b = crate::vocab::BlobId(b as u16);
+                assert_eq!(content.blob_digest(b), again.blob_digest(b), "seed {seed}");
+            }
+            for m in 0..content.manifest_count() {
+                let m = crate::vocab::ManifestId(m as u16);
+                assert_eq!(content.manifest(m), again.manifest(m), "seed {seed}");
+            }
+            assert_eq!(seq, generate_sequence(seed, &cfg));
+        }
     }
 
     #[test]

@@ -38,22 +38,41 @@ const VERBATIM: [&str; 10] = [
     "warning",
 ];
 
+fn trimmed(value: &http::HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).trim().to_string()
+}
+
 fn header_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
-    headers
-        .get_all(name)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
-        .collect()
+    headers.get_all(name).iter().map(trimmed).collect()
+}
+
+/// Whether `raw` starts with a scheme (RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`).
+fn has_scheme(raw: &str) -> bool {
+    let Some((scheme, _)) = raw.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Whether two URLs have the same origin (scheme, host, port). The request URL is always
+/// `http(s)`, so this is `url::Origin` equality without building the origins.
+fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// How a URL in a header relates to the request URL.
 fn url_form(raw: &str, request_url: &url::Url, resolved: &url::Url) -> &'static str {
     // Absolute: a scheme (RFC 3986 `absolute-URI`, `url` parses it on its own) or a
     // network-path reference (`//host/...`).
-    let is_absolute = url::Url::parse(raw).is_ok() || raw.starts_with("//");
+    // (`resolved` came from joining `raw`, so a `raw` with a scheme parsed on its own.)
+    let is_absolute = has_scheme(raw) || raw.starts_with("//");
     if !is_absolute {
         "relative"
-    } else if resolved.origin() == request_url.origin() {
+    } else if same_origin(resolved, request_url) {
         "absolute"
     } else {
         "foreign"
@@ -62,23 +81,35 @@ fn url_form(raw: &str, request_url: &url::Url, resolved: &url::Url) -> &'static 
 
 /// Resolves `raw` against `request_url` and writes it without the request's own origin.
 fn host_dropped(request_url: &url::Url, resolved: &url::Url) -> String {
-    let mut s = if resolved.origin() == request_url.origin() {
-        String::new()
-    } else {
-        format!(
-            "{}://{}",
-            resolved.scheme(),
-            resolved.host_str().unwrap_or("")
-        ) + &resolved.port().map(|p| format!(":{p}")).unwrap_or_default()
-    };
+    host_dropped_parts(request_url, resolved, resolved.path(), resolved.query())
+}
+
+/// `resolved` written without the request's own origin, with `path` and `query` in place of
+/// its own.
+fn host_dropped_parts(
+    request_url: &url::Url,
+    resolved: &url::Url,
+    path: &str,
+    query: Option<&str>,
+) -> String {
+    let mut s = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1) + 2);
+    if !same_origin(resolved, request_url) {
+        s.push_str(resolved.scheme());
+        s.push_str("://");
+        s.push_str(resolved.host_str().unwrap_or(""));
+        if let Some(p) = resolved.port() {
+            s.push(':');
+            s.push_str(&p.to_string());
+        }
+    }
     // A same-origin path starting with `//` would read back as a network-path reference
     // (`//host/...`): keep it unambiguous with a `/.` prefix (the same path after dot-segment
     // removal).
-    if s.is_empty() && resolved.path().starts_with("//") {
+    if s.is_empty() && path.starts_with("//") {
         s.push_str("/.");
     }
-    s.push_str(resolved.path());
-    if let Some(q) = resolved.query() {
+    s.push_str(path);
+    if let Some(q) = query {
         s.push('?');
         s.push_str(q);
     }
@@ -91,37 +122,33 @@ pub fn normalize_location(request_url: &url::Url, raw: &str) -> (String, &'stati
         return (raw.to_string(), "invalid");
     };
     let form = url_form(raw, request_url, &resolved);
-    let mut u = resolved.clone();
-    if let Some(pos) = u.path().find("/blobs/uploads/") {
-        let head = &u.path()[..pos + "/blobs/uploads/".len()];
-        let rest = &u.path()[pos + "/blobs/uploads/".len()..];
-        if !rest.is_empty() || u.query().is_some() {
-            if !rest.is_empty() {
-                let new_path = format!("{head}<upload>");
-                u.set_path(&new_path);
-            }
+    const UPLOADS: &str = "/blobs/uploads/";
+    let path = resolved.path();
+    if let Some(pos) = path.find(UPLOADS) {
+        let (head, rest) = path.split_at(pos + UPLOADS.len());
+        if !rest.is_empty() || resolved.query().is_some() {
+            let path = if rest.is_empty() {
+                head.to_string()
+            } else {
+                format!("{head}<upload>")
+            };
             // Keys are decoded by `query_pairs`: encode them again so that a key holding `&`,
             // `=` or `#` reads back as the same key.
-            let pairs: Vec<String> = u
+            let pairs: Vec<String> = resolved
                 .query_pairs()
                 .map(|(k, _)| {
                     let key: String = url::form_urlencoded::byte_serialize(k.as_bytes()).collect();
                     format!("{key}=<v>")
                 })
                 .collect();
-            if pairs.is_empty() {
-                u.set_query(None);
-            } else {
-                u.set_query(Some(&pairs.join("&")));
-            }
-            let mut s = host_dropped(request_url, &u);
-            s = s
-                .replace("%3Cupload%3E", "<upload>")
-                .replace("%3Cv%3E", "<v>");
-            return (s, form);
+            let query = (!pairs.is_empty()).then(|| pairs.join("&"));
+            return (
+                host_dropped_parts(request_url, &resolved, &path, query.as_deref()),
+                form,
+            );
         }
     }
-    (host_dropped(request_url, &u), form)
+    (host_dropped(request_url, &resolved), form)
 }
 
 /// Whether `s` holds a UUID (8-4-4-4-12 hex digits, any case).
@@ -182,17 +209,21 @@ pub fn normalize_headers(
     headers: &http::HeaderMap,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for name in VERBATIM {
-        let vals = header_values(headers, name);
-        if !vals.is_empty() {
-            out.insert(name.to_string(), vals.join(", "));
+    // One pass over the response's headers (a few), not one lookup per wanted name; the values
+    // of one name come in their order.
+    for (name, value) in headers {
+        let name = name.as_str();
+        if name == "oci-tag" || VERBATIM.contains(&name) {
+            let value = trimmed(value);
+            out.entry(name.to_string())
+                .and_modify(|joined: &mut String| {
+                    joined.push_str(", ");
+                    joined.push_str(&value);
+                })
+                .or_insert(value);
         }
     }
-    let tags = header_values(headers, "oci-tag");
-    if !tags.is_empty() {
-        out.insert("oci-tag".into(), tags.join(", "));
-    }
-    if let Some(ct) = header_values(headers, "content-type").into_iter().next() {
+    if let Some(ct) = headers.get("content-type").map(trimmed) {
         let essence = ct
             .split(';')
             .next()
@@ -202,7 +233,7 @@ pub fn normalize_headers(
         out.insert("content-type".into(), ct);
         out.insert("content-type-essence".into(), essence);
     }
-    if let Some(loc) = header_values(headers, "location").into_iter().next() {
+    if let Some(loc) = headers.get("location").map(trimmed) {
         let (norm, form) = normalize_location(request_url, &loc);
         out.insert("location".into(), norm);
         out.insert("location-form".into(), form.into());
@@ -507,8 +538,18 @@ mod tests {
         assert_eq!(d, "/v2/ns/r0/blobs/uploads/<upload>");
         let (e, _) = normalize_location(&req, "/v2/ns/r0/blobs/uploads/?uuid=1234");
         assert_eq!(e, "/v2/ns/r0/blobs/uploads/?uuid=<v>");
-        let (f, _) = normalize_location(&req, "/v2/ns/r0/blobs/sha256:ab");
-        assert_eq!(f, "/v2/ns/r0/blobs/sha256:ab");
+        let (f, ff) = normalize_location(&req, "/v2/ns/r0/blobs/sha256:ab");
+        assert_eq!((f.as_str(), ff), ("/v2/ns/r0/blobs/sha256:ab", "relative"));
+        // A colon after a path character is no scheme; `//host` is a network-path reference.
+        assert_eq!(normalize_location(&req, "blobs/sha256:ab").1, "relative");
+        assert_eq!(
+            normalize_location(&req, "//127.0.0.1:5000/v2/").1,
+            "absolute"
+        );
+        assert_eq!(
+            normalize_location(&req, "HTTP://127.0.0.1:5000/v2/").1,
+            "absolute"
+        );
     }
 
     #[test]

@@ -85,11 +85,14 @@ fn splitmix64(state: &mut u64) -> u64 {
 pub fn blob_bytes(seed: u64, size: u32) -> Bytes {
     let size = size as usize;
     let mut state = seed ^ (size as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        out.extend_from_slice(&splitmix64(&mut state).to_le_bytes());
+    let mut out = vec![0u8; size];
+    let mut words = out.chunks_exact_mut(8);
+    for w in &mut words {
+        w.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
     }
-    out.truncate(size);
+    let tail = words.into_remainder();
+    let last = splitmix64(&mut state).to_le_bytes();
+    tail.copy_from_slice(&last[..tail.len()]);
     Bytes::from(out)
 }
 
@@ -554,6 +557,15 @@ mod tests {
         assert_ne!(a, blob_bytes(8, 1000));
         assert_eq!(a.len(), 1000);
         assert_eq!(blob_bytes(1, 0).len(), 0);
+        // The stream itself is fixed: corpora and reproducers name blobs by these digests.
+        assert_eq!(
+            sha256_hex(&blob_bytes(7, 1003)),
+            "bc6d1b7a1200136cb0e2caa72e1a8d546c0e5b51e4fd9e03f8c528a1c5bb4d48"
+        );
+        assert_eq!(
+            sha256_hex(&blob_bytes(u64::MAX, 16)),
+            "6f83f0ec32f1f0990c41f5fb27833a412bb482f0aad83a3fbecd9c8cdf95a0a4"
+        );
         let spec = ContentSpec {
             blobs: vec![
                 blob(3, 1),
