@@ -8,9 +8,12 @@
 //!    registry (upload ids remapped through the `Location`s it answers, nothing else).
 //! 3. (b) exec only: `Executor::run` on a fresh registry (render + HTTP + observe).
 //! 4. (c) full engine path: render + `Executor::run` + `oracle::check_case` on a fresh registry.
+//!    As in `ocidiff fuzz`, content is rendered on the blocking pool one case ahead.
 //!
 //! Each pass runs `BENCH_ROUNDS` times (fresh registry each time); the best time counts. The
-//! table reports ops/s (symbolic ops) and requests/s; the goal is (c)/(a) >= 70 %.
+//! table reports ops/s (symbolic ops) and requests/s; the goal (issue 13) is (c)/(a) >= 90 %.
+//! Client and registry share this machine's cores, so the CPU lines (the driving thread's, and
+//! the whole process's) say where the difference goes.
 //!
 //! Run: `cargo bench -p ocidiff --bench engine_overhead` (env `BENCH_CASES`, `BENCH_ROUNDS`,
 //! `BENCH_SEED`).
@@ -404,9 +407,9 @@ async fn bench() -> Result<()> {
     println!();
     let ratio = rate(best_c, ops) / base_ops.max(1e-9);
     println!(
-        "engine path keeps {:.0} % of the plain client's throughput (goal >= 70 %): {}",
+        "engine path keeps {:.0} % of the plain client's throughput (goal >= 90 %): {}",
         100.0 * ratio,
-        if ratio >= 0.7 { "MET" } else { "NOT MET" }
+        if ratio >= 0.9 { "MET" } else { "NOT MET" }
     );
     Ok(())
 }

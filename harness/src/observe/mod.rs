@@ -415,7 +415,13 @@ pub async fn read_body_capped(
     mut resp: reqwest::Response,
     max_body: u64,
 ) -> Result<Vec<u8>, (Vec<u8>, String)> {
-    let mut buf = Vec::new();
+    // Sized once from `Content-Length` (capped: the header is the server's word, not a promise).
+    let expected = resp
+        .content_length()
+        .unwrap_or(0)
+        .min(max_body)
+        .min(64 << 20);
+    let mut buf = Vec::with_capacity(expected as usize);
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {

@@ -83,16 +83,43 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 /// The deterministic bytes of a blob of `size` bytes from `seed`.
 pub fn blob_bytes(seed: u64, size: u32) -> Bytes {
+    blob_stream(seed, size, |_| {})
+}
+
+/// The bytes of `blob_bytes` with their digest under `algo`, hashed while they are generated
+/// (block by block, while each block is in cache).
+fn blob_bytes_with_digest(seed: u64, size: u32, algo: DigestAlgo) -> (Bytes, String) {
+    use sha2::Digest as _;
+    match algo {
+        DigestAlgo::Sha256 => {
+            let mut h = sha2::Sha256::new();
+            let bytes = blob_stream(seed, size, |block| h.update(block));
+            (bytes, format!("sha256:{}", hex::encode(h.finalize())))
+        }
+        DigestAlgo::Sha512 => {
+            let mut h = sha2::Sha512::new();
+            let bytes = blob_stream(seed, size, |block| h.update(block));
+            (bytes, format!("sha512:{}", hex::encode(h.finalize())))
+        }
+    }
+}
+
+/// Generates the splitmix64 stream of a blob in 4 KiB blocks (a multiple of both hashes'
+/// block sizes), handing each block to `each` before it is appended.
+fn blob_stream(seed: u64, size: u32, mut each: impl FnMut(&[u8])) -> Bytes {
+    const BLOCK: usize = 4096;
     let size = size as usize;
     let mut state = seed ^ (size as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    let mut out = vec![0u8; size];
-    let mut words = out.chunks_exact_mut(8);
-    for w in &mut words {
-        w.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
+    let mut out = Vec::with_capacity(size);
+    let mut block = [0u8; BLOCK];
+    while out.len() < size {
+        let n = (size - out.len()).min(BLOCK);
+        for w in block[..n.div_ceil(8) * 8].chunks_exact_mut(8) {
+            w.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
+        }
+        each(&block[..n]);
+        out.extend_from_slice(&block[..n]);
     }
-    let tail = words.into_remainder();
-    let last = splitmix64(&mut state).to_le_bytes();
-    tail.copy_from_slice(&last[..tail.len()]);
     Bytes::from(out)
 }
 
@@ -115,8 +142,7 @@ impl Content {
             .blobs
             .iter()
             .map(|b| {
-                let bytes = blob_bytes(b.seed, b.size);
-                let digest = digest_of(b.algo, &bytes);
+                let (bytes, digest) = blob_bytes_with_digest(b.seed, b.size, b.algo);
                 RenderedBlob {
                     bytes,
                     digest,
@@ -557,6 +583,13 @@ mod tests {
         assert_ne!(a, blob_bytes(8, 1000));
         assert_eq!(a.len(), 1000);
         assert_eq!(blob_bytes(1, 0).len(), 0);
+        for size in [0u32, 1, 7, 8, 4095, 4096, 4097, 70_001] {
+            for algo in [DigestAlgo::Sha256, DigestAlgo::Sha512] {
+                let (bytes, digest) = blob_bytes_with_digest(5, size, algo);
+                assert_eq!(bytes, blob_bytes(5, size), "size {size}");
+                assert_eq!(digest, digest_of(algo, &bytes), "size {size} {algo:?}");
+            }
+        }
         // The stream itself is fixed: corpora and reproducers name blobs by these digests.
         assert_eq!(
             sha256_hex(&blob_bytes(7, 1003)),
