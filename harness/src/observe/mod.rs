@@ -414,26 +414,49 @@ pub fn body_facts_known(
 pub async fn read_body_capped(
     mut resp: reqwest::Response,
     max_body: u64,
-) -> Result<Vec<u8>, (Vec<u8>, String)> {
-    // Sized once from `Content-Length` (capped: the header is the server's word, not a promise).
+) -> Result<bytes::Bytes, (bytes::Bytes, String)> {
+    // A body that arrives as one chunk (most of them, on loopback) is kept as it is; longer
+    // ones are gathered in one buffer sized from `Content-Length` (capped: the header is the
+    // server's word, not a promise).
     let expected = resp
         .content_length()
         .unwrap_or(0)
         .min(max_body)
         .min(64 << 20);
-    let mut buf = Vec::with_capacity(expected as usize);
+    let mut first: Option<bytes::Bytes> = None;
+    let mut buf: Vec<u8> = Vec::new();
+    let gathered = |first: Option<bytes::Bytes>, buf: Vec<u8>| match first {
+        Some(f) if buf.is_empty() => f,
+        _ => bytes::Bytes::from(buf),
+    };
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                if buf.len() as u64 + chunk.len() as u64 > max_body {
+                let have = first.as_ref().map_or(0, |f| f.len()) as u64 + buf.len() as u64;
+                if have + chunk.len() as u64 > max_body {
+                    if let Some(f) = first.take() {
+                        buf.extend_from_slice(&f);
+                    }
                     let take = (max_body as usize).saturating_sub(buf.len());
                     buf.extend_from_slice(&chunk[..take.min(chunk.len())]);
-                    return Err((buf, format!("body exceeds {max_body} bytes")));
+                    return Err((
+                        bytes::Bytes::from(buf),
+                        format!("body exceeds {max_body} bytes"),
+                    ));
                 }
-                buf.extend_from_slice(&chunk);
+                match first.take() {
+                    None if buf.is_empty() => first = Some(chunk),
+                    f => {
+                        if let Some(f) = f {
+                            buf.reserve((expected as usize).max(f.len() + chunk.len()));
+                            buf.extend_from_slice(&f);
+                        }
+                        buf.extend_from_slice(&chunk);
+                    }
+                }
             }
-            Ok(None) => return Ok(buf),
-            Err(e) => return Err((buf, format!("body read error: {e}"))),
+            Ok(None) => return Ok(gathered(first, buf)),
+            Err(e) => return Err((gathered(first, buf), format!("body read error: {e}"))),
         }
     }
 }
@@ -498,6 +521,35 @@ pub fn transport_failure(error: impl Into<String>) -> Observation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn response(chunks: &[&'static [u8]]) -> reqwest::Response {
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = chunks
+            .iter()
+            .map(|c| Ok(bytes::Bytes::from_static(c)))
+            .collect();
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+        reqwest::Response::from(http::Response::new(body))
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_or_cut_at_the_cap() {
+        for chunks in [
+            &[][..],
+            &[&b""[..]][..],
+            &[&b"abcdef"[..]][..],
+            &[&b"ab"[..], &b"cd"[..], &b"ef"[..]][..],
+            &[&b""[..], &b"abc"[..], &b"def"[..]][..],
+        ] {
+            let whole: Vec<u8> = chunks.concat();
+            let got = read_body_capped(response(chunks), 6).await.unwrap();
+            assert_eq!(got.as_ref(), whole.as_slice(), "{chunks:?}");
+            if whole.len() > 3 {
+                let (cut, why) = read_body_capped(response(chunks), 3).await.unwrap_err();
+                assert_eq!(cut.as_ref(), &whole[..3], "{chunks:?}");
+                assert!(why.contains("exceeds 3 bytes"), "{why}");
+            }
+        }
+    }
 
     #[test]
     fn known_bodies_give_the_same_facts_as_hashed_ones() {
