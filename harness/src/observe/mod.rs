@@ -415,48 +415,29 @@ pub async fn read_body_capped(
     mut resp: reqwest::Response,
     max_body: u64,
 ) -> Result<bytes::Bytes, (bytes::Bytes, String)> {
-    // A body that arrives as one chunk (most of them, on loopback) is kept as it is; longer
-    // ones are gathered in one buffer sized from `Content-Length` (capped: the header is the
-    // server's word, not a promise).
-    let expected = resp
-        .content_length()
-        .unwrap_or(0)
-        .min(max_body)
-        .min(64 << 20);
-    let mut first: Option<bytes::Bytes> = None;
-    let mut buf: Vec<u8> = Vec::new();
-    let gathered = |first: Option<bytes::Bytes>, buf: Vec<u8>| match first {
-        Some(f) if buf.is_empty() => f,
-        _ => bytes::Bytes::from(buf),
-    };
+    // The chunks as they came; a body of one chunk (most of them, on loopback) is kept as it
+    // is, longer ones are joined once at the end.
+    fn joined(mut chunks: Vec<bytes::Bytes>) -> bytes::Bytes {
+        match chunks.len() {
+            0 => bytes::Bytes::new(),
+            1 => chunks.remove(0),
+            _ => bytes::Bytes::from(chunks.concat()),
+        }
+    }
+    let mut chunks: Vec<bytes::Bytes> = Vec::new();
+    let mut have: u64 = 0;
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                let have = first.as_ref().map_or(0, |f| f.len()) as u64 + buf.len() as u64;
                 if have + chunk.len() as u64 > max_body {
-                    if let Some(f) = first.take() {
-                        buf.extend_from_slice(&f);
-                    }
-                    let take = (max_body as usize).saturating_sub(buf.len());
-                    buf.extend_from_slice(&chunk[..take.min(chunk.len())]);
-                    return Err((
-                        bytes::Bytes::from(buf),
-                        format!("body exceeds {max_body} bytes"),
-                    ));
+                    chunks.push(chunk.slice(..(max_body - have) as usize));
+                    return Err((joined(chunks), format!("body exceeds {max_body} bytes")));
                 }
-                match first.take() {
-                    None if buf.is_empty() => first = Some(chunk),
-                    f => {
-                        if let Some(f) = f {
-                            buf.reserve((expected as usize).max(f.len() + chunk.len()));
-                            buf.extend_from_slice(&f);
-                        }
-                        buf.extend_from_slice(&chunk);
-                    }
-                }
+                have += chunk.len() as u64;
+                chunks.push(chunk);
             }
-            Ok(None) => return Ok(gathered(first, buf)),
-            Err(e) => return Err((gathered(first, buf), format!("body read error: {e}"))),
+            Ok(None) => return Ok(joined(chunks)),
+            Err(e) => return Err((joined(chunks), format!("body read error: {e}"))),
         }
     }
 }

@@ -4,9 +4,9 @@
 //! (`Found`). Rule ids name rows of the rule table (`compare::rules`).
 
 use crate::model::ModelState;
-use crate::vocab::content::{digest_of, Content};
+use crate::vocab::content::{algo_of, digest_matches, Content};
 use crate::vocab::exchange::{BodyFacts, Exchange, Observation};
-use crate::vocab::{DigestAlgo, Session};
+use crate::vocab::Session;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -356,13 +356,9 @@ pub fn digest_check(
     }
 }
 
-/// Whether `got` is a digest of `bytes` with another supported algorithm than `value`'s.
+/// Whether `got` is a digest of `bytes` with another algorithm than `value`'s.
 fn other_algo_digest(got: &str, value: &str, bytes: &[u8]) -> bool {
-    let algo = |d: &str| d.split_once(':').map(|(a, _)| a.to_string());
-    [DigestAlgo::Sha256, DigestAlgo::Sha512]
-        .into_iter()
-        .filter(|a| algo(got).as_deref() == Some(a.name()) && algo(value) != algo(got))
-        .any(|a| digest_of(a, bytes) == got)
+    algo_of(got) != algo_of(value) && digest_matches(got, bytes)
 }
 
 /// An op on an upload session the model does not know (closed or never opened).
