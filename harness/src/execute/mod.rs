@@ -467,6 +467,18 @@ fn with_last(url: &Url, n: u32, last: &str) -> Url {
     u
 }
 
+/// `path` appended to `base`'s path, as `Url::parse` of the two strings joined would give it;
+/// only the path is parsed when that is the same (no query or fragment on either side).
+fn under_base(base: &Url, path: &str) -> Url {
+    if base.query().is_none() && base.fragment().is_none() && !path.contains(['?', '#']) {
+        let mut url = base.clone();
+        url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+        return url;
+    }
+    let joined = format!("{}{path}", base.as_str().trim_end_matches('/'));
+    Url::parse(&joined).unwrap_or_else(|_| base.clone())
+}
+
 /// `bytes[start..end]`, clamped.
 fn slice(bytes: &Bytes, start: u32, end: Option<u32>) -> Bytes {
     let s = (start as usize).min(bytes.len());
@@ -547,8 +559,7 @@ impl TargetRun<'_> {
                 Seg::Name(n) => path.push_str(&name_segments(n)),
             }
         }
-        let base = self.tc.target.base_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{path}")).unwrap_or_else(|_| self.tc.target.base_url.clone())
+        under_base(&self.tc.target.base_url, &path)
     }
 
     fn session_location(&self, session: Session) -> Option<Url> {

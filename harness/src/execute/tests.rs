@@ -380,3 +380,34 @@ blob = 0
             .contains_key("authorization"));
     }
 }
+
+#[test]
+fn paths_under_a_base_are_parsed_as_the_joined_string() {
+    let bases = [
+        "http://127.0.0.1:5000",
+        "http://127.0.0.1:5000/",
+        "https://registry.example.com/prefix/",
+        "http://[::1]:8080/a/b",
+        "http://h/?q=1",
+    ];
+    let paths = [
+        "/v2/",
+        "/v2/ns/r0/blobs/uploads/",
+        "/v2/ns/r0/manifests/sha256:abc",
+        "/v2/../x/./y",
+        "/v2/a/%2e%2e/b",
+        "/v2/A%20b/c d/é",
+        "/v2//double//slash",
+        "/v2/tags/list?n=1",
+        "/v2/x#frag",
+        "",
+    ];
+    for b in bases {
+        let base = Url::parse(b).unwrap();
+        for p in paths {
+            let old = Url::parse(&format!("{}{p}", base.as_str().trim_end_matches('/')))
+                .unwrap_or_else(|_| base.clone());
+            assert_eq!(under_base(&base, p), old, "{b} + {p}");
+        }
+    }
+}
