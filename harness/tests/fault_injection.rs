@@ -42,6 +42,8 @@ struct Row {
     original_ops: Option<usize>,
     rule: Option<String>,
     finding_id: Option<String>,
+    /// Whether that reproducer shows the fault on fresh registries, with nothing of the run.
+    isolated: Option<bool>,
     /// Every signature seen on "faulty" (class rule endpoint field).
     signatures: Vec<String>,
     cases_run: u64,
@@ -84,6 +86,7 @@ async fn probe_fault(fault: &str) -> Row {
         original_ops: first.map(|f| f.original_ops_len),
         rule: first.map(|f| f.divergence.rule.clone()),
         finding_id: first.map(|f| f.id.clone()),
+        isolated: first.and_then(|f| f.isolated),
         signatures: full
             .findings
             .iter()
@@ -208,6 +211,16 @@ async fn every_fault_is_detected() {
     assert!(
         long.is_empty(),
         "minimal reproducers longer than {MAX_SHRUNK_OPS} ops: {long:?}"
+    );
+    // A reproducer proves itself: each shows its fault on a fresh pair of registries.
+    let dependent: Vec<_> = rows
+        .iter()
+        .filter(|r| r.detected && r.isolated != Some(true))
+        .map(|r| format!("{} ({:?})", r.fault, r.isolated))
+        .collect();
+    assert!(
+        dependent.is_empty(),
+        "reproducers not shown on fresh registries: {dependent:?}"
     );
 }
 

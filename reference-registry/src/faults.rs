@@ -32,6 +32,11 @@ pub struct Faults {
     pub final_chunk_order_ignored: bool,
     /// The tag list's `Link` (end-8b) is a bare URL: no `<...>`, no `rel="next"`.
     pub link_malformed: bool,
+    /// `GET` / `HEAD` blob (end-2) serves any blob the registry stores, whatever repository
+    /// it was pushed to (one content store, no per-repository links).
+    pub blobs_shared_across_repos: bool,
+    /// A manifest `PUT` (end-7) by digest is rejected (400 `MANIFEST_INVALID`); by tag it works.
+    pub manifest_put_by_digest_rejected: bool,
     // ---- races (`RACE_NAMES`): each is invisible to one client at a time and shows only
     // when requests overlap; every racy step pauses `RACE_PAUSE` in its window.
     /// A manifest PUT by tag reads the repository's tag map, pauses, and writes the map back
@@ -69,6 +74,8 @@ impl Faults {
         "referrers_drop_artifact_type",
         "final_chunk_order_ignored",
         "link_malformed",
+        "blobs_shared_across_repos",
+        "manifest_put_by_digest_rejected",
     ];
 
     /// The race faults: detectable only by concurrent clients (`ocidiff race`), accepted by
@@ -94,6 +101,8 @@ impl Faults {
             "referrers_drop_artifact_type" => &mut f.referrers_drop_artifact_type,
             "final_chunk_order_ignored" => &mut f.final_chunk_order_ignored,
             "link_malformed" => &mut f.link_malformed,
+            "blobs_shared_across_repos" => &mut f.blobs_shared_across_repos,
+            "manifest_put_by_digest_rejected" => &mut f.manifest_put_by_digest_rejected,
             "tag_update_lost" => &mut f.tag_update_lost,
             "delete_stale_tags" => &mut f.delete_stale_tags,
             "blob_commit_early" => &mut f.blob_commit_early,
@@ -108,6 +117,16 @@ impl Faults {
     pub fn any(&self) -> bool {
         *self != Faults::default()
     }
+}
+
+/// Whether a blob is served in a repository: when linked there, or (fault) stored at all.
+pub(crate) fn blob_visible(f: &Faults, linked: bool) -> bool {
+    linked || f.blobs_shared_across_repos
+}
+
+/// Whether a manifest `PUT` by digest is refused.
+pub(crate) fn refuses_put_by_digest(f: &Faults) -> bool {
+    f.manifest_put_by_digest_rejected
 }
 
 /// Whether the closing `PUT` checks that its final chunk starts at the session's offset.

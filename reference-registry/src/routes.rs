@@ -434,12 +434,13 @@ fn blob_unknown(d: &str) -> ApiError {
 
 async fn get_blob(st: &St, name: &str, d: &str, head: bool, headers: &HeaderMap) -> Res {
     let digest = parse_digest(d)?;
-    let visible = st
+    let linked = st
         .store
         .read()
         .repos
         .get(name)
         .is_some_and(|r| r.blobs.contains(digest.as_str()));
+    let visible = faults::blob_visible(&st.config.faults, linked);
     let content = visible
         .then(|| st.store.blob(digest.as_str()))
         .flatten()
@@ -1066,6 +1067,10 @@ async fn put_manifest(
         .ok_or_else(|| manifest_invalid(json!({"reason": "invalid tag", "tag": r})))?;
     if let Reference::Digest(d) = &reference {
         declined(st, d)?;
+        if faults::refuses_put_by_digest(&st.config.faults) {
+            discard_body(body).await;
+            return Err(manifest_invalid(json!({"reason": "push by tag"})));
+        }
     }
     if q.require_content_type && !headers.contains_key(header::CONTENT_TYPE) {
         q.hit("require_content_type");
@@ -1598,11 +1603,15 @@ mod tests {
         gap_put: StatusCode,
         /// The Link of `?n=1`.
         link_n1: String,
+        /// HEAD of the blob in a repository it was never pushed to.
+        other_repo_blob: StatusCode,
+        /// A manifest PUT by digest (then deleted).
+        put_by_digest: StatusCode,
     }
 
     async fn observe(faults: Faults) -> Obs {
         let app = crate::router(crate::Config {
-            faults,
+            faults: faults.clone(),
             ..crate::Config::default()
         })
         .unwrap();
@@ -1629,16 +1638,25 @@ mod tests {
         .to_string();
         let md = Algorithm::Sha256.digest(m.as_bytes());
         let ct = [("content-type", spec::OCI_MANIFEST)];
-        let (s, h, _) = call(
-            &app,
-            "PUT",
-            &format!("/v2/r/manifests/{md}?tag=a&tag=b&tag=c"),
-            &ct,
-            m.as_bytes(),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED);
-        assert_eq!(h[OCI_TAG], "a, b, c");
+        if faults.manifest_put_by_digest_rejected {
+            // The rest of the observation needs the manifest: pushed by its tags instead.
+            for tag in ["a", "b", "c"] {
+                let path = format!("/v2/r/manifests/{tag}");
+                let (s, _, _) = call(&app, "PUT", &path, &ct, m.as_bytes()).await;
+                assert_eq!(s, StatusCode::CREATED);
+            }
+        } else {
+            let (s, h, _) = call(
+                &app,
+                "PUT",
+                &format!("/v2/r/manifests/{md}?tag=a&tag=b&tag=c"),
+                &ct,
+                m.as_bytes(),
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED);
+            assert_eq!(h[OCI_TAG], "a, b, c");
+        }
         let sig = json!({"schemaVersion": 2, "mediaType": spec::OCI_MANIFEST, "artifactType": "x/sig",
             "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd.as_str(), "size": 2},
             "layers": [], "subject": {"mediaType": spec::OCI_MANIFEST, "digest": md.as_str(), "size": m.len()}})
@@ -1693,6 +1711,16 @@ mod tests {
         let (s, _, _) = call(&app, "DELETE", "/v2/r/manifests/sig", &[], b"").await;
         assert_eq!(s, StatusCode::ACCEPTED);
         let (after_delete, _, _) = call(&app, "GET", "/v2/r/manifests/sig", &[], b"").await;
+        let (other_repo_blob, _, _) =
+            call(&app, "HEAD", &format!("/v2/other/blobs/{bd}"), &[], b"").await;
+        let (put_by_digest, _, _) = call(
+            &app,
+            "PUT",
+            &format!("/v2/bydigest/manifests/{md}"),
+            &ct,
+            m.as_bytes(),
+        )
+        .await;
         Obs {
             put_status,
             manifest_digest,
@@ -1704,6 +1732,8 @@ mod tests {
             referrer_at,
             gap_put,
             link_n1,
+            other_repo_blob,
+            put_by_digest,
         }
     }
 
@@ -1814,6 +1844,8 @@ mod tests {
                 referrer_at: Some("x/sig".into()),
                 gap_put: StatusCode::RANGE_NOT_SATISFIABLE,
                 link_n1: "</v2/r/tags/list?n=1&last=a>; rel=\"next\"".into(),
+                other_repo_blob: StatusCode::NOT_FOUND,
+                put_by_digest: StatusCode::CREATED,
             }
         );
         for name in Faults::NAMES {
@@ -1836,6 +1868,10 @@ mod tests {
                 // The skipped byte is not noticed; the digest then fails (400).
                 "final_chunk_order_ignored" => expected.gap_put = StatusCode::BAD_REQUEST,
                 "link_malformed" => expected.link_n1 = "/v2/r/tags/list?n=1&last=a".into(),
+                "blobs_shared_across_repos" => expected.other_repo_blob = StatusCode::OK,
+                "manifest_put_by_digest_rejected" => {
+                    expected.put_by_digest = StatusCode::BAD_REQUEST
+                }
                 "tags_ignore_n" => {
                     expected.tags_n1 = 4;
                     expected.link_n1 = String::new();

@@ -38,6 +38,15 @@ impl Divergence {
                 "diff/header:{}",
                 self.field.strip_prefix("header:").unwrap_or(&self.field)
             ),
+            // A 5xx is the registry failing, whatever answer the rule expected: one finding per
+            // endpoint and status (the same crash reached by a valid and an out-of-order PUT
+            // is one bug), its rules listed where it showed.
+            r if self.field == "status"
+                && is_server_error(&self.actual)
+                && !r.starts_with("race/") =>
+            {
+                format!("{SERVER_ERROR}:{}:{}", self.endpoint, self.actual)
+            }
             r => r.to_string(),
         };
         Cause {
@@ -48,7 +57,15 @@ impl Divergence {
     }
 }
 
-/// (symptom rule, endpoint it applies on or `*`, the rules it follows from).
+/// The key of the causes of 5xx answers (`server-error:<endpoint>:<status>`).
+pub const SERVER_ERROR: &str = "server-error";
+
+fn is_server_error(status: &str) -> bool {
+    status.len() == 3 && status.starts_with('5') && status.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// (symptom rule, endpoint it applies on or `*`, the rules it follows from, the likelier
+/// first: a symptom goes under the first of them the target has a finding of).
 const SYMPTOMS: &[(&str, &str, &[&str])] = &[
     ("end-8b/n-zero", "*", &["end-8b/n-max"]),
     (
@@ -56,25 +73,26 @@ const SYMPTOMS: &[(&str, &str, &[&str])] = &[
         "*",
         &["end-8a/order", "end-8b/n-max", "end-8b/n-more-with-link"],
     ),
+    // `last` answered wrong: most often the handler that ignores `n` ignores `last` too.
     (
         "end-8b/content",
         "*",
         &[
-            "end-8a/order",
             "end-8b/n-max",
             "end-8b/n-more-with-link",
             "end-8b/n-fewer",
+            "end-8a/order",
         ],
     ),
     (
         "end-8b/pagination",
         "*",
         &[
-            "end-8a/order",
             "end-8b/n-max",
             "end-8b/n-more-with-link",
             "end-8b/n-fewer",
             "end-8b/content",
+            "end-8a/order",
         ],
     ),
     ("end-12a/missing", "end-12b", &["end-12a/artifact-type"]),
@@ -118,6 +136,23 @@ mod tests {
             d("diff/header", "end-2", "header:range", "").cause(),
             d("diff/header", "end-2", "header:oci-subject", "").cause()
         );
+        // A 5xx on one endpoint is one cause whatever the rule expected; another status or
+        // endpoint is another.
+        let crash = |rule: &str, ep: &str, status: &str| d(rule, ep, "status", status).cause();
+        assert_eq!(
+            crash("end-6/put-201", "end-6", "500"),
+            crash("end-6/out-of-order-416", "end-6", "500")
+        );
+        assert_eq!(crash("end-6/put-201", "end-6", "500").rule(), SERVER_ERROR);
+        assert_ne!(
+            crash("end-6/put-201", "end-6", "500"),
+            crash("end-6/put-201", "end-6", "503")
+        );
+        assert_ne!(
+            crash("end-6/put-201", "end-6", "500"),
+            crash("end-5/range", "end-5", "500")
+        );
+        assert_eq!(crash("end-6/put-201", "end-6", "400").key, "end-6/put-201");
         assert!(symptom_of("end-8b/n-fewer", "end-8b").contains(&"end-8b/n-max"));
         assert!(symptom_of("end-12a/missing", "end-12a").is_empty());
         assert!(!symptom_of("end-12a/missing", "end-12b").is_empty());

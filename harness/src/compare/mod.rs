@@ -79,10 +79,17 @@ pub(crate) fn facts_of<'a>(exchanges: impl Iterator<Item = &'a Exchange>) -> Tar
     let mut f = TargetFacts::default();
     {
         for ex in exchanges {
-            if ex.endpoint.starts_with("end-12") {
+            let seen = if ex.endpoint.starts_with("end-12") {
+                Some(&mut f.referrers)
+            } else if ex.endpoint.starts_with("end-8") {
+                Some(&mut f.tags)
+            } else {
+                None
+            };
+            if let Some(seen) = seen {
                 match ex.observation.status {
-                    200 => f.referrers = Some(true),
-                    404 if f.referrers.is_none() => f.referrers = Some(false),
+                    200 => *seen = Some(true),
+                    404 if seen.is_none() => *seen = Some(false),
                     _ => {}
                 }
             }

@@ -154,6 +154,7 @@ rules! {
     // ---- end-6 ----
     "end-6/put-201", "end-6", X, M, "The response to a successful closing of the session MUST be `201 Created`, and MUST contain the following header:";
     "end-6/out-of-order-416", "end-6", X, M, "If the final chunk is uploaded out of order, the registry MUST respond with a `416 Requested Range Not Satisfiable` code.";
+    "end-6/location-pullable", "end-6", X, M, "The response to a successful closing of the session MUST be `201 Created`, and MUST contain the following header: … Here, `<blob-location>` is a pullable blob URL.";
     "end-6/location", "end-6", X, M, "Upon successful completion of the request, the response MUST have code `201 Created` and MUST have the following header:";
     // ---- end-7 ----
     "end-7/put-201", "end-7a", X, M, "Upon a successful upload, the registry MUST return response code `201 Created`, and MUST have the following header:";
@@ -172,6 +173,7 @@ rules! {
     "end-7/exact-bytes", "end-7a", X, M, "The registry MUST store the manifest in the exact byte representation provided by the client.";
     // ---- end-8 ----
     "end-8a/200", "end-8a", X, M, "Assuming a repository is found, this request MUST return a `200 OK` response code.";
+    "end-8a/unsupported", "end-8a", U, S, "Registries SHOULD also support the **Push**, **Content Discovery**, and **Content Management** categories.";
     "end-8a/unknown-repo", "end-8a", V, Y, "The list of tags MAY be empty if there are no tags on the repository.";
     "end-8a/json", "end-8a", X, M, "Upon success, the response MUST be a json body in the following format:";
     "end-8a/name", "end-8a", X, M, TAGS_FORMAT;

@@ -49,6 +49,9 @@ pub fn with_reference_first(
 pub struct Fleet {
     pub launched: Vec<LaunchedTarget>,
     pub executor: Executor,
+    /// What each target was launched from, and the executor's options (for fresh copies).
+    specs: Vec<(String, TargetSpec)>,
+    opts: ExecOptions,
 }
 
 impl Fleet {
@@ -73,8 +76,39 @@ impl Fleet {
                 }
             }
         }
-        let executor = Executor::new(launched.iter().map(|t| t.exec_target()).collect(), opts)?;
-        Ok(Fleet { launched, executor })
+        let executor = Executor::new(
+            launched.iter().map(|t| t.exec_target()).collect(),
+            opts.clone(),
+        )?;
+        Ok(Fleet {
+            launched,
+            executor,
+            specs: targets.to_vec(),
+            opts,
+        })
+    }
+
+    /// A new fleet of a fresh reference and a fresh copy of `target`, when ocidiff starts that
+    /// target itself and cheaply (embedded registries, a distribution process): nothing of
+    /// this run is on them. `None` for targets it cannot start afresh (URLs, containers).
+    pub async fn fresh_pair(&self, target: &str) -> Option<anyhow::Result<Fleet>> {
+        let reference = self.specs.first()?;
+        let (name, spec) = self.specs.iter().find(|(n, _)| n == target)?;
+        let fresh = matches!(
+            spec,
+            TargetSpec::Reference(_)
+                | TargetSpec::ContainerRegistry
+                | TargetSpec::Distribution { .. }
+        );
+        if !fresh {
+            return None;
+        }
+        let pair = if name == &reference.0 {
+            vec![reference.clone()]
+        } else {
+            vec![reference.clone(), (name.clone(), spec.clone())]
+        };
+        Some(Fleet::launch_with(&pair, self.opts.clone()).await)
     }
 
     /// Forgets case namespace `ns` on every target that can (see `LaunchedTarget::cleanup`).
@@ -105,9 +139,13 @@ pub fn run_id() -> String {
         .collect()
 }
 
-/// The seed of case `i`.
+/// The seed of case `i`: the run seed and the index mixed (splitmix64), so that runs with
+/// neighbouring seeds draw different cases (`seed + i` made seed 2 replay seed 1's cases
+/// shifted by one). Distinct indices of one run give distinct seeds.
 pub fn case_seed(seed: u64, i: u64) -> u64 {
-    seed.wrapping_add(i)
+    let mut run = seed;
+    let mut state = crate::vocab::content::splitmix64(&mut run) ^ i;
+    crate::vocab::content::splitmix64(&mut state)
 }
 
 /// Runs a (candidate) sequence in namespace `ns` and checks it. `None` when content won't render.
@@ -183,6 +221,18 @@ mod tests {
     fn reference() -> (String, TargetSpec) {
         ("reference".into(), TargetSpec::Reference(Box::default()))
     }
+    #[test]
+    fn neighbouring_seeds_draw_different_cases() {
+        let run = |seed| (0..1000).map(move |i| case_seed(seed, i));
+        let one: std::collections::BTreeSet<u64> = run(1).collect();
+        assert_eq!(one.len(), 1000, "distinct indices, distinct seeds");
+        assert!(
+            run(2).all(|s| !one.contains(&s)),
+            "seed 2 shares no case with seed 1"
+        );
+        assert_eq!(case_seed(1, 5), case_seed(1, 5));
+    }
+
     #[test]
     fn reference_is_first_and_added() {
         let t = with_reference_first(vec![("cr".into(), TargetSpec::ContainerRegistry)]).unwrap();

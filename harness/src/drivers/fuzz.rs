@@ -15,7 +15,7 @@
 
 use super::case::{case_seed, run_checked, run_id, run_rendered, with_reference_first, Fleet};
 use super::fuzz_shrink::{shrink_finding, ShrinkCx, ShrinkJob};
-use crate::compare::{rule, symptom_of, Cause, Class, Divergence};
+use crate::compare::{rule, Cause, Class, Divergence};
 use crate::execute::{ExecOptions, Executor};
 use crate::generate::{generate_case, GenConfig};
 use crate::ops::Sequence;
@@ -392,8 +392,8 @@ impl<'a> Run<'a> {
                     self.new_finding(&c, d, sx).await?;
                 }
                 Absorbed::Occurrence(_) | Absorbed::Symptom(_) => {
-                    if let Some(root) = self.root_cause(d) {
-                        self.dirty.insert(root);
+                    if let Some(home) = self.findings.cause_of(d) {
+                        self.dirty.insert(home);
                     }
                 }
             }
@@ -405,19 +405,6 @@ impl<'a> Run<'a> {
             self.flush()?;
         }
         Ok(())
-    }
-
-    /// The cause of the finding `d` was counted against.
-    fn root_cause(&self, d: &Divergence) -> Option<Cause> {
-        let own = d.cause();
-        if self.findings.contains(&own) {
-            return Some(own);
-        }
-        let roots = symptom_of(&d.rule, &d.endpoint);
-        self.findings
-            .iter()
-            .map(|f| f.divergence.cause())
-            .find(|c| c.target == d.target && roots.contains(&c.rule()))
     }
 
     /// A divergence of a cause not seen before: confirmed when it could be the network's
@@ -477,6 +464,17 @@ impl<'a> Run<'a> {
     /// that did not show again, the finding goes).
     fn shrunk(&mut self, cause: &Cause, f: Option<Finding>) -> anyhow::Result<()> {
         match f {
+            // Its control showed another cause: the finding of that cause takes it.
+            Some(f) if f.divergence.cause() != *cause => {
+                let now = f.divergence.cause();
+                for id in self.findings.reattribute(cause, f) {
+                    self.writer.remove(&id)?;
+                }
+                if let Some(f) = self.findings.get(&now) {
+                    self.writer.add(f)?;
+                }
+                self.dirty.remove(cause);
+            }
             Some(f) => {
                 let id = f.id.clone();
                 if self.findings.replace_shrunk(cause, f) {

@@ -287,6 +287,8 @@ impl Exp {
 pub struct TargetFacts {
     /// `Some(true)` when any referrers request answered 200, `Some(false)` when one answered 404.
     pub referrers: Option<bool>,
+    /// The same for tag lists (end-8a / end-8b).
+    pub tags: Option<bool>,
     /// The case namespace, from the first request URL (`/v2/<ns>/r<k>/...`).
     pub namespace: Option<String>,
 }

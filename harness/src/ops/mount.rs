@@ -2,7 +2,7 @@
 //! client does it: a mount declined with 202 opens an upload session, and the blob is then
 //! uploaded through it (end-6); a mount answered 201 is checked to have made the blob pullable.
 
-use super::expect::{Exp, ExpectCx, Found};
+use super::expect::{Check, Exp, ExpectCx, Found};
 use super::gen::Transition;
 use super::{Footprint, Ids, Op, Operation, Renumber, Sym};
 use crate::model::ModelState;
@@ -74,7 +74,14 @@ impl Operation for MountBlob {
         if let Some(f) = self.from {
             post = post.query("from", Val::Repo(f));
         }
+        // The Location of a 201 is a pullable blob: the mount's (end-11) is HEADed, the
+        // fallback PUT's (end-6) pulled (it may be a storage URL signed for GET), each right
+        // after it and judged by its own rule.
+        let verify = |label: &str, method: Method| {
+            Step::new(label, "end-2", method, Url::Location).when(When::PrevStatus(201))
+        };
         Plan::one(post)
+            .then(verify("verify", Method::Head))
             .then(
                 Step::new("put-fallback", "end-6", Method::Put, Url::Location)
                     .query("digest", d)
@@ -85,10 +92,7 @@ impl Operation for MountBlob {
                     })
                     .when(When::PrevStatus(202)),
             )
-            .then(
-                Step::new("verify", "end-2", Method::Head, Url::Location)
-                    .when(When::PrevStatus(201)),
-            )
+            .then(verify("verify-put", Method::Get))
     }
 
     fn expect(&self, cx: &mut ExpectCx<'_>, ex: &Exchange) -> Option<Exp> {
@@ -101,9 +105,18 @@ impl Operation for MountBlob {
                         .sha512_declinable(sha512),
                 )
             }
-            // The Location of a 201 (the mount's, or the fallback PUT's) is an existing blob:
-            // its HEAD MUST answer 200.
+            // The Location of a 201 is an existing blob: its HEAD MUST answer 200.
             "verify" => return Some(Exp::new(&[200], "end-11/mounted-head-200")),
+            "verify-put" => {
+                return Some(Exp::new(&[200], "end-6/location-pullable").check(
+                    200,
+                    Check::Content {
+                        len: cx.blob_len(self.blob),
+                        sha256: cx.blob_sha(self.blob),
+                        rule: "end-6/location-pullable",
+                    },
+                ))
+            }
             _ => {}
         }
         let st = cx.st;

@@ -83,10 +83,14 @@ pub struct TagsCheck {
 
 /// 200 for an existing repository; a repository without any tag may be "not found" for the tag
 /// list (the spec does not define when a repository exists; registries key it on tags).
-fn tags_exp(st: &ModelState, repo: Repo) -> Exp {
+fn tags_exp(cx: &ExpectCx<'_>, repo: Repo) -> Exp {
     let e = Exp::new(&[200], "end-8a/200");
-    if st.tags(repo).is_empty() {
+    if cx.st.tags(repo).is_empty() {
         e.alt(&[404], "end-8a/unknown-repo")
+    } else if cx.facts.tags != Some(true) && !cx.is_reference {
+        // Tags exist, yet no tag list of this case answered 200: a registry that does not
+        // implement the endpoint (Content Discovery is a SHOULD).
+        e.alt(&[404], "end-8a/unsupported")
     } else {
         e
     }
@@ -375,7 +379,7 @@ impl Operation for ListTags {
         if !cx.st.repo_exists(self.repo) {
             return Some(unknown_repo());
         }
-        Some(tags_exp(cx.st, self.repo).check(
+        Some(tags_exp(cx, self.repo).check(
             200,
             Check::Body(Arc::new(TagsCheck {
                 repo: self.repo,
@@ -428,7 +432,7 @@ impl Operation for ListTagsPaged {
             return Some(unknown_repo());
         }
         // Per page: JSON, order, at most n (the concatenation is checked per op).
-        Some(tags_exp(cx.st, self.repo).check(
+        Some(tags_exp(cx, self.repo).check(
             200,
             Check::Body(Arc::new(TagsCheck {
                 repo: self.repo,

@@ -148,6 +148,12 @@ fn finding_html(f: &Finding, url: &str) -> String {
         d.op_index,
         esc(&d.label)
     ));
+    if let Some(line) = super::isolation_note(f) {
+        h.push_str(&format!(
+            "<p>Reproduces alone: {}</p>\n",
+            esc(&line.replace('`', ""))
+        ));
+    }
     let toml = crate::scenario::to_string(&crate::scenario::Scenario::from_sequence(&f.ops))
         .unwrap_or_else(|e| e.to_string());
     h.push_str(&format!(

@@ -130,6 +130,7 @@ impl FindingsWriter {
             "original_ops_len": f.original_ops_len,
             "minimal_ops_len": f.ops.ops.len(),
             "confirmed": f.confirmed,
+            "isolated": f.isolated,
             "shrink_runs": f.shrink_runs,
             "shrink_skipped": f.shrink_skipped,
             "reproducer": rel.join("scenario.toml").to_string_lossy(),
@@ -235,6 +236,21 @@ pub fn render_repro_sh(
 // report.md
 // ------------------------------------------------------------------------------------------
 
+/// What the isolation check said (`Finding::isolated`), for reports; `None` when not checked.
+pub fn isolation_note(f: &Finding) -> Option<String> {
+    let target = &f.divergence.target;
+    f.isolated.map(|alone| {
+        if alone {
+            format!("yes: shown on a fresh `{target}` and a fresh reference")
+        } else {
+            format!(
+                "NO: not shown on a fresh `{target}`, even with the case's content pushed to \
+                 another repository first; it depended on what other cases left on the target"
+            )
+        }
+    })
+}
+
 /// The human-readable report of one finding.
 pub fn render_report_md(f: &Finding) -> String {
     let d = &f.divergence;
@@ -273,6 +289,9 @@ pub fn render_report_md(f: &Finding) -> String {
             ", NOT re-confirmed"
         }
     );
+    if let Some(line) = isolation_note(f) {
+        let _ = writeln!(s, "| reproduces alone | {line} |");
+    }
     if f.occurrences > 1 {
         let _ = writeln!(
             s,
@@ -535,6 +554,7 @@ mod tests {
             shrink_runs: 4,
             shrink_skipped: 2,
             confirmed: true,
+            isolated: None,
             occurrences: 1,
             seen_at: vec!["end-2 status".into()],
             symptoms: Vec::new(),

@@ -27,6 +27,11 @@ pub struct Finding {
     pub shrink_skipped: u32,
     /// Whether the minimal sequence was confirmed to still show the cause.
     pub confirmed: bool,
+    /// Whether the minimal sequence shows the cause on fresh instances of the reference and
+    /// the target, with nothing of the run on them (its reproducer holds on its own); `None`
+    /// when not checked (a target ocidiff does not start itself, or the deadline came first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolated: Option<bool>,
     /// Divergences of this cause the run saw (every op of every case; at least 1).
     #[serde(default = "one")]
     pub occurrences: u32,
@@ -70,6 +75,7 @@ impl Finding {
             shrink_runs: 0,
             shrink_skipped: 0,
             confirmed: true,
+            isolated: None,
             occurrences: 1,
             seen_at: vec![seen_at(d)],
             symptoms: Vec::new(),
@@ -128,6 +134,8 @@ pub fn finding_id(c: &Cause) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct FindingSet {
     by_cause: BTreeMap<Cause, Finding>,
+    /// Causes a control showed to be another (see [`FindingSet::reattribute`]).
+    aliases: BTreeMap<Cause, Cause>,
 }
 
 /// What [`FindingSet::absorb`] did with a divergence.
@@ -153,25 +161,44 @@ impl FindingSet {
     /// Counts `d` against the finding it belongs to: its cause's, or the finding it is a
     /// symptom of.
     pub fn absorb(&mut self, d: &Divergence) -> Absorbed {
-        if let Some(f) = self.by_cause.get_mut(&d.cause()) {
-            f.note(d);
-            return Absorbed::Occurrence(f.id.clone());
-        }
-        if let Some(root) = self.root_of(&d.target, &d.rule, &d.endpoint) {
-            let f = self.by_cause.get_mut(&root).expect("root exists");
+        let Some((cause, symptom)) = self.home(d) else {
+            return Absorbed::New;
+        };
+        let f = self.by_cause.get_mut(&cause).expect("home exists");
+        if symptom {
             f.note_symptom(&d.rule, &d.endpoint, 1, &d.summary);
-            return Absorbed::Symptom(f.id.clone());
+            Absorbed::Symptom(f.id.clone())
+        } else {
+            f.note(d);
+            Absorbed::Occurrence(f.id.clone())
         }
-        Absorbed::New
+    }
+
+    /// The cause of the finding `d` counts for, if any.
+    pub fn cause_of(&self, d: &Divergence) -> Option<Cause> {
+        self.home(d).map(|(c, _)| c)
+    }
+
+    /// The finding `d` counts for: its cause's (or the cause a control showed it to be), else
+    /// the one it is a symptom of (`true`).
+    fn home(&self, d: &Divergence) -> Option<(Cause, bool)> {
+        let own = d.cause();
+        let own = self.aliases.get(&own).unwrap_or(&own);
+        if self.by_cause.contains_key(own) {
+            return Some((own.clone(), false));
+        }
+        self.root_of(&d.target, &d.rule, &d.endpoint)
+            .map(|root| (root, true))
     }
 
     /// The finding a divergence of `rule` on `endpoint` of `target` is a symptom of.
     fn root_of(&self, target: &str, rule: &str, endpoint: &str) -> Option<Cause> {
-        let roots = symptom_of(rule, endpoint);
-        self.by_cause
-            .keys()
-            .find(|c| c.target == target && roots.contains(&c.rule()))
-            .cloned()
+        symptom_of(rule, endpoint).iter().find_map(|root| {
+            self.by_cause
+                .keys()
+                .find(|c| c.target == target && c.rule() == *root)
+                .cloned()
+        })
     }
 
     /// Adds a new finding and folds the findings that are symptoms of it under it; returns the
@@ -258,6 +285,26 @@ impl FindingSet {
         true
     }
 
+    /// Puts a shrunk finding whose cause its control changed (`drivers::fuzz_shrink`) in place
+    /// of the finding of `was`: what the run counted under `was` goes with it, later
+    /// divergences of `was` count for the new cause, and a finding already held for the new
+    /// cause takes it in. Returns the ids that are no longer findings of their own (the old
+    /// one among them); nothing when `was` is gone (folded meanwhile).
+    pub fn reattribute(&mut self, was: &Cause, shrunk: Finding) -> Vec<String> {
+        let Some(old) = self.by_cause.remove(was) else {
+            return Vec::new();
+        };
+        let mut f = shrunk;
+        f.occurrences = old.occurrences;
+        f.seen_at = old.seen_at;
+        f.symptoms = old.symptoms;
+        f.first_seen_case = old.first_seen_case;
+        self.aliases.insert(was.clone(), f.divergence.cause());
+        let mut gone = vec![old.id];
+        gone.extend(self.merge(f));
+        gone
+    }
+
     /// Drops a finding (a transport error that did not show again).
     pub fn remove(&mut self, c: &Cause) -> Option<Finding> {
         self.by_cause.remove(c)
@@ -303,14 +350,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reattributed_finding_takes_its_counts_and_later_divergences() {
+        let was = Divergence::sample("end-7/missing-subject", "end-7a", "status", "400");
+        let now = Divergence::sample("end-7/put-201", "end-7a", "status", "400");
+        let mut set = FindingSet::new();
+        set.insert(finding(&was));
+        set.absorb(&was);
+        let gone = set.reattribute(&was.cause(), finding(&now));
+        assert_eq!(gone, vec![finding_id(&was.cause())]);
+        assert_eq!(set.len(), 1);
+        let f = set.get(&now.cause()).unwrap();
+        assert_eq!(f.occurrences, 2);
+        // Later divergences of the old cause count for the new one.
+        assert_eq!(
+            set.absorb(&was),
+            Absorbed::Occurrence(finding_id(&now.cause()))
+        );
+        assert!(!set.contains(&was.cause()));
+    }
+
+    #[test]
     fn ids_are_stable_and_one_cause_is_one_finding() {
-        let d = div("http/server-error", "end-2", "status");
+        let at = |ep: &str| Divergence::sample("end-2/404", ep, "status", "200");
+        let d = at("end-2");
         assert_eq!(finding_id(&d.cause()), finding_id(&d.cause().clone()));
         assert_eq!(finding_id(&d.cause()).len(), 12);
         let mut set = FindingSet::new();
         assert!(set.insert(finding(&d)).is_empty());
         // The same rule on another endpoint: an occurrence, not a finding.
-        let other = div("http/server-error", "end-7", "status");
+        let other = at("end-3");
         assert_eq!(
             set.absorb(&other),
             Absorbed::Occurrence(finding_id(&d.cause()))
@@ -319,7 +387,19 @@ mod tests {
         assert_eq!(set.len(), 1);
         let f = set.iter().next().unwrap();
         assert_eq!(f.occurrences, 3);
-        assert_eq!(f.seen_at, vec!["end-2 status", "end-7 status"]);
+        assert_eq!(f.seen_at, vec!["end-2 status", "end-3 status"]);
+        // A 5xx: one finding per endpoint and status, whatever the rule.
+        let crash = div("end-6/put-201", "end-6", "status");
+        assert_eq!(set.absorb(&crash), Absorbed::New);
+        set.insert(finding(&crash));
+        assert_eq!(
+            set.absorb(&div("end-6/out-of-order-416", "end-6", "status")),
+            Absorbed::Occurrence(finding_id(&crash.cause()))
+        );
+        assert_eq!(
+            set.absorb(&div("end-6/put-201", "end-2", "status")),
+            Absorbed::New
+        );
         // Another rule: a new finding.
         assert_eq!(
             set.absorb(&div("end-2/get-body", "end-2", "body")),

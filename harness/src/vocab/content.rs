@@ -73,7 +73,8 @@ pub struct Content {
     manifests: Vec<RenderedManifest>,
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
+/// One step of the splitmix64 generator (a bijective mix of `state` after the step).
+pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
