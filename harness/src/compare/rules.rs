@@ -123,6 +123,7 @@ rules! {
     "end-2/head-digest", "end-2", X, M, "A successful response MUST contain the digest of the uploaded blob or manifest in the header `Docker-Content-Digest`.";
     "end-2/head-length", "end-2", X, M, "A successful response MUST contain the size in bytes of the uploaded blob or manifest in the header `Content-Length`.";
     "end-2/digest-algorithm", "end-2", V, M, "If present, the value of this header MUST be a digest matching that of the response body.";
+    "end-2/same-content", "end-2", V, N, "**Blob**: the binary form of content that is stored by a registry, addressable by a digest";
     "end-2/404", "end-2", X, M, "If the blob is not found in the repository, the response code MUST be `404 Not Found`. … If the blob or manifest is not found in the repository, the response code MUST be `404 Not Found`.";
     "end-2/range-ignored", "end-2", V, S, "A registry SHOULD support the `Range` request header in accordance with [RFC 9110 (section 14)](https://www.rfc-editor.org/rfc/rfc9110#section-14).";
     // ---- end-3 ----

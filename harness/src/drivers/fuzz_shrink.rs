@@ -393,12 +393,22 @@ mod tests {
         })
     }
 
-    /// Shrinks (and checks the isolation of) the first violation `seq` shows on "shared" in
-    /// namespace `ns`.
-    async fn finding_of(fleet: &Fleet, seq: Sequence, ns: &str) -> Finding {
-        finding_on(fleet, "shared", seq, ns).await
+    /// The reference and, as `name`, a reference with `fault`.
+    async fn with_fault(name: &str, fault: &str) -> Fleet {
+        let faulty = reference_registry::Config {
+            faults: reference_registry::Faults::only(fault).unwrap(),
+            ..Default::default()
+        };
+        Fleet::launch(&[
+            ("reference".into(), TargetSpec::Reference(Box::default())),
+            (name.into(), TargetSpec::Reference(Box::new(faulty))),
+        ])
+        .await
+        .unwrap()
     }
 
+    /// Shrinks (and checks the isolation of) the first violation `seq` shows on `target` in
+    /// namespace `ns`.
     async fn finding_on(fleet: &Fleet, target: &str, seq: Sequence, ns: &str) -> Finding {
         let (_, outcome, divs) = run_checked(&fleet.executor, &seq, ns).await.unwrap();
         // Forgotten as after a case; an embedded registry drops content one cleanup after the
@@ -433,19 +443,11 @@ mod tests {
     /// registry; a finding the case shows by itself needs nothing added.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reproducers_hold_on_fresh_registries() {
-        let shared = reference_registry::Config {
-            faults: reference_registry::Faults::only("blobs_shared_across_repos").unwrap(),
-            ..Default::default()
-        };
-        let fleet = Fleet::launch(&[
-            ("reference".into(), TargetSpec::Reference(Box::default())),
-            ("shared".into(), TargetSpec::Reference(Box::new(shared))),
-        ])
-        .await
-        .unwrap();
+        let fleet = with_fault("shared", "blobs_shared_across_repos").await;
         // Shown by the case itself (pushed to r1, pulled from r0): as it is.
-        let f = finding_of(
+        let f = finding_on(
             &fleet,
+            "shared",
             Sequence {
                 content: empty_blob(),
                 ops: vec![push(Repo(1)), pull(Repo(0))],
@@ -463,8 +465,9 @@ mod tests {
         let (_, _, divs) = run_checked(&fleet.executor, &other, "other").await.unwrap();
         assert!(divs.is_empty(), "{divs:#?}");
 
-        let f = finding_of(
+        let f = finding_on(
             &fleet,
+            "shared",
             Sequence {
                 content: empty_blob(),
                 ops: vec![pull(Repo(0))],
@@ -508,16 +511,7 @@ mod tests {
     /// the finding is the plain push rule's, not the missing subject's.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_condition_that_is_not_the_cause_is_dropped() {
-        let by_tag_only = reference_registry::Config {
-            faults: reference_registry::Faults::only("manifest_put_by_digest_rejected").unwrap(),
-            ..Default::default()
-        };
-        let fleet = Fleet::launch(&[
-            ("reference".into(), TargetSpec::Reference(Box::default())),
-            ("bytag".into(), TargetSpec::Reference(Box::new(by_tag_only))),
-        ])
-        .await
-        .unwrap();
+        let fleet = with_fault("bytag", "manifest_put_by_digest_rejected").await;
         let mut content = empty_blob();
         content.manifests = vec![image(None), image(Some(ManifestId(0)))];
         let seq = Sequence {

@@ -96,6 +96,31 @@ fn sha512(content: &Content, blob: BlobId) -> bool {
     content.blob_algo(blob) == Some(DigestAlgo::Sha512)
 }
 
+/// `repo` holds the very bytes of `blob` under the other digest algorithm (another blob of the
+/// case with the same content): a registry may serve them by either digest.
+fn same_bytes_held(st: &ModelState, content: &Content, repo: Repo, blob: BlobId) -> bool {
+    let (Some(bytes), Some(algo)) = (content.blob(blob), content.blob_algo(blob)) else {
+        return false;
+    };
+    (0..content.blob_count()).any(|i| {
+        let other = BlobId(i as u16);
+        content.blob_algo(other) != Some(algo)
+            && content.blob(other) == Some(bytes)
+            && st.has_blob(repo, other)
+    })
+}
+
+/// A pull of a blob `repo` does not hold: 404, or (when the repository holds the same bytes
+/// under the other algorithm) the blob.
+fn missing(st: &ModelState, content: &Content, repo: Repo, blob: BlobId) -> Exp {
+    let e = Exp::new(&[404], "end-2/404");
+    if same_bytes_held(st, content, repo, blob) {
+        e.alt(&[200, 206], "end-2/same-content")
+    } else {
+        e
+    }
+}
+
 fn pull_kind(st: &ModelState, content: &Content, repo: Repo, blob: BlobId) -> Option<&'static str> {
     content.blob(blob)?;
     Some(if st.has_blob(repo, blob) {
@@ -141,7 +166,12 @@ impl Operation for HeadBlob {
                     "end-2/head-length",
                 )
         } else {
-            Exp::new(&[404], "end-2/404")
+            missing(cx.st, c, self.repo, self.blob).header_eq(
+                200,
+                "content-length",
+                cx.blob_len(self.blob).to_string(),
+                "end-2/head-length",
+            )
         };
         Some(e.sha512_declinable(sha512(c, self.blob)))
     }
@@ -220,7 +250,8 @@ impl Operation for GetBlob {
     fn expect(&self, cx: &mut ExpectCx<'_>, _: &Exchange) -> Option<Exp> {
         let sha512 = sha512(cx.content, self.blob);
         if !cx.st.has_blob(self.repo, self.blob) {
-            return Some(Exp::new(&[404], "end-2/404").sha512_declinable(sha512));
+            let e = missing(cx.st, cx.content, self.repo, self.blob);
+            return Some(self.full(cx, e).sha512_declinable(sha512));
         }
         let len = cx.blob_len(self.blob);
         let e = match self.range {

@@ -418,10 +418,6 @@ fn strip_sha(s: &str) -> &str {
     s.strip_prefix("sha256:").unwrap_or(s)
 }
 
-fn media_type_base(s: &str) -> &str {
-    s.split(';').next().unwrap_or("").trim()
-}
-
 impl Check {
     /// Appends what does not hold in `o`.
     pub fn eval(&self, o: &Observation, out: &mut Vec<Found>) {
@@ -434,7 +430,9 @@ impl Check {
                 }
                 let ok = match got {
                     None => false,
-                    Some(g) if *name == "content-type" => media_type_base(g) == value.as_str(),
+                    Some(g) if *name == "content-type" => {
+                        reference_registry::spec::media_type_essence(g) == value.as_str()
+                    }
                     Some(g) if *name == "oci-tag" => {
                         let mut a: Vec<&str> = g.split(',').map(str::trim).collect();
                         a.sort_unstable();
