@@ -134,6 +134,7 @@ rules! {
     "end-3/head-200", "end-3", X, M, HEAD_200;
     "end-3/head-length", "end-3", X, M, "A successful response MUST contain the size in bytes of the uploaded blob or manifest in the header `Content-Length`.";
     "end-3/content-type", "end-3", V, S, "The `Content-Type` header SHOULD match what the client [pushed as the manifest's `Content-Type`](#pushing-manifests).";
+    "end-3/same-content", "end-3", V, N, "**Blob**: the binary form of content that is stored by a registry, addressable by a digest … **Manifest**: a JSON document uploaded via the manifests endpoint.";
     "end-3/404", "end-3", X, M, "If the manifest is not found in the repository, the response code MUST be `404 Not Found`. … An attempt to pull a nonexistent repository MUST return response code `404 Not Found`.";
     // ---- end-4 ----
     "end-4a/post-202", "end-4a", X, M, "Upon success, the response MUST have a code of `202 Accepted`, and MUST include the following header:";

@@ -1,5 +1,6 @@
 //! end-3: manifest `HEAD` and `GET`, by tag or digest (and by references no registry should
-//! resolve: invalid tags, a sha512 manifest named by its sha256 digest).
+//! resolve: invalid tags; a sha512 manifest named by its sha256 digest, which a registry may
+//! serve as the same content or not know).
 
 use super::expect::{digest_check, Check, Exp, ExpectCx, Found};
 use super::gen::{Draw, Transition};
@@ -127,6 +128,24 @@ fn plan(repo: Repo, reference: &Reference, content: &Content, head: bool) -> Pla
     Plan::one(Step::new(label, "end-3", method, url).header("accept", manifest_accept()))
 }
 
+/// A manifest `repo` holds whose bytes the (otherwise unknown) `reference` names by their digest
+/// under the other algorithm (a sha512 manifest named by its sha256 digest): a registry may
+/// serve the same content by either digest.
+fn same_bytes_held(
+    st: &ModelState,
+    content: &Content,
+    repo: Repo,
+    reference: &Reference,
+) -> Option<ManifestId> {
+    let RefKind::Digest(wanted) = classify_reference(reference, content) else {
+        return None;
+    };
+    let wanted = Some(wanted.as_str());
+    st.manifests(repo).into_iter().find_map(|(_, m)| {
+        (content.manifest_digest(m) != wanted && content.manifest_sha256(m) == wanted).then_some(m)
+    })
+}
+
 fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> Exp {
     let (st, content) = (cx.st, cx.content);
     let sha512 = is_sha512(reference, content);
@@ -136,7 +155,15 @@ fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> E
             RefKind::Invalid(_) => Exp::client_error(),
             // A tag whose manifest was deleted and pushed again: kept (200) or gone (404).
             RefKind::Tag(t) if st.dangling_revived(repo, &t) => Exp::new(&[404, 200], "end-3/404"),
-            _ => Exp::new(&[404], "end-3/404"),
+            _ => match same_bytes_held(st, content, repo, reference) {
+                Some(held) => served(
+                    Exp::new(&[404], "end-3/404").alt(&[200], "end-3/same-content"),
+                    content,
+                    held,
+                    head,
+                ),
+                None => Exp::new(&[404], "end-3/404"),
+            },
         };
         return e.sha512_declinable(sha512);
     };
@@ -152,20 +179,21 @@ fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> E
     )
     .check(
         200,
-        digest_check(
-            &digest,
-            bytes.clone(),
-            "end-3/digest",
-            "end-3/digest-algorithm",
-        ),
-    )
-    .header_eq(
+        digest_check(&digest, bytes, "end-3/digest", "end-3/digest-algorithm"),
+    );
+    served(e, content, m, head).sha512_declinable(sha512)
+}
+
+/// The checks of a 200 serving manifest `m`: its media type, and its length (HEAD) or bytes.
+fn served(e: Exp, content: &Content, m: ManifestId, head: bool) -> Exp {
+    let bytes = content.manifest(m).cloned().unwrap_or_default();
+    let e = e.header_eq(
         200,
         "content-type",
         content.manifest_media_type(m).unwrap_or_default(),
         "end-3/content-type",
     );
-    let e = if head {
+    if head {
         e.header_eq(
             200,
             "content-length",
@@ -181,8 +209,7 @@ fn expect(cx: &ExpectCx<'_>, repo: Repo, reference: &Reference, head: bool) -> E
                 rule: "end-3/get-body",
             },
         )
-    };
-    e.sha512_declinable(sha512)
+    }
 }
 
 macro_rules! manifest_pull {
