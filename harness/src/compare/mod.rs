@@ -93,6 +93,9 @@ pub(crate) fn facts_of<'a>(exchanges: impl Iterator<Item = &'a Exchange>) -> Tar
                     _ => {}
                 }
             }
+            if ex.endpoint.starts_with("end-7") && ex.observation.status == 201 {
+                f.pushes = true;
+            }
             if f.namespace.is_none() {
                 f.namespace = namespace_of(&ex.request.url);
             }

@@ -154,12 +154,13 @@ rules! {
     "end-5/out-of-order-416", "end-5", X, M, "If a chunk is uploaded out of order, the registry MUST respond with a `416 Requested Range Not Satisfiable` code.";
     "upload/unknown-session", "end-5", V, N, "The `<blob-push-location>` refers to the URL obtained from the preceding `POST` request.";
     // ---- end-6 ----
-    "end-6/put-201", "end-6", X, M, "The response to a successful closing of the session MUST be `201 Created`, and MUST contain the following header:";
+    "end-6/put-201", "end-6", X, M, "The response to a successful closing of the session MUST be `201 Created`, and MUST contain the following header: … A registry claiming conformance with one of these specification categories MUST implement all APIs in the claimed category.";
     "end-6/out-of-order-416", "end-6", X, M, "If the final chunk is uploaded out of order, the registry MUST respond with a `416 Requested Range Not Satisfiable` code.";
     "end-6/location-pullable", "end-6", X, M, "The response to a successful closing of the session MUST be `201 Created`, and MUST contain the following header: … Here, `<blob-location>` is a pullable blob URL.";
     "end-6/location", "end-6", X, M, "Upon successful completion of the request, the response MUST have code `201 Created` and MUST have the following header:";
     // ---- end-7 ----
-    "end-7/put-201", "end-7a", X, M, "Upon a successful upload, the registry MUST return response code `201 Created`, and MUST have the following header:";
+    "end-7/put-201", "end-7a", X, M, "Upon a successful upload, the registry MUST return response code `201 Created`, and MUST have the following header: … A registry claiming conformance with one of these specification categories MUST implement all APIs in the claimed category.";
+    "end-7/push-unsupported", "end-7a", U, S, "Registries SHOULD also support the **Push**, **Content Discovery**, and **Content Management** categories.";
     "end-7/location", "end-7a", X, M, "Upon a successful upload, the registry MUST return response code `201 Created`, and MUST have the following header:";
     "end-7/digest", "end-7a", X, M, "The Docker-Content-Digest header returns the digest of the uploaded blob, and MUST be equal to the client provided digest.";
     "end-7/missing-subject", "end-7a", X, M, "A registry MUST initially accept an otherwise valid manifest with a `subject` field that references a manifest that does not exist in the repository, allowing clients to push a manifest and referrers to that manifest in either order.";

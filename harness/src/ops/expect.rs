@@ -289,6 +289,9 @@ pub struct TargetFacts {
     pub referrers: Option<bool>,
     /// The same for tag lists (end-8a / end-8b).
     pub tags: Option<bool>,
+    /// Some manifest push (end-7a / end-7b) answered 201: the registry implements pushing
+    /// manifests, so it "MUST implement all APIs in the claimed category".
+    pub pushes: bool,
     /// The case namespace, from the first request URL (`/v2/<ns>/r<k>/...`).
     pub namespace: Option<String>,
 }

@@ -408,6 +408,11 @@ impl PushManifest {
         if by_digest && !self.tags.is_empty() {
             e = e.alt_range(400, 499, "end-7b/tags-rejected");
         }
+        if !missing && !cx.facts.pushes && !cx.is_reference {
+            // No manifest push of this case was accepted: a registry that does not implement
+            // pushing (Push is a SHOULD category), not one that fails this manifest.
+            e = e.alt_range(400, 499, "end-7/push-unsupported");
+        }
         if missing {
             // "A registry MAY reject ..." and then "MUST result in one or more
             // MANIFEST_BLOB_UNKNOWN errors"; another reason (an algorithm it does not know) may
