@@ -33,7 +33,7 @@ pub use rules::{rule, Class, Level, Rule, LEGACY_ERROR_CODES, RULES, SPEC_ERROR_
 
 use crate::model::ModelState;
 use crate::ops::expect::{Exp, ExpectCx, Found, TargetFacts, TargetMemo, QUIET};
-use crate::ops::{Sequence, Sym};
+use crate::ops::{Op, Sequence, Sym};
 use crate::vocab::content::Content;
 use crate::vocab::exchange::{BodyFacts, CaseOutcome, Exchange};
 use std::collections::BTreeSet;
@@ -65,20 +65,21 @@ fn namespace_of(url: &str) -> Option<String> {
 }
 
 /// Per-target facts gathered from the whole case before checking.
-fn target_facts(outcome: &CaseOutcome, t: usize) -> TargetFacts {
-    facts_of(
-        outcome
-            .ops
-            .iter()
-            .flat_map(|op| op.per_target.get(t).into_iter().flatten()),
-    )
+fn target_facts(seq: &Sequence, outcome: &CaseOutcome, t: usize) -> TargetFacts {
+    facts_of(seq.ops.iter().zip(&outcome.ops).flat_map(|(op, o)| {
+        o.per_target
+            .get(t)
+            .into_iter()
+            .flatten()
+            .map(move |ex| (op, ex))
+    }))
 }
 
-/// [`target_facts`] of any exchanges of one target.
-pub(crate) fn facts_of<'a>(exchanges: impl Iterator<Item = &'a Exchange>) -> TargetFacts {
+/// [`target_facts`] of any exchanges of one target, with the op that sent each.
+pub(crate) fn facts_of<'a>(exchanges: impl Iterator<Item = (&'a Op, &'a Exchange)>) -> TargetFacts {
     let mut f = TargetFacts::default();
     {
-        for ex in exchanges {
+        for (op, ex) in exchanges {
             let seen = if ex.endpoint.starts_with("end-12") {
                 Some(&mut f.referrers)
             } else if ex.endpoint.starts_with("end-8") {
@@ -93,7 +94,11 @@ pub(crate) fn facts_of<'a>(exchanges: impl Iterator<Item = &'a Exchange>) -> Tar
                     _ => {}
                 }
             }
-            if ex.endpoint.starts_with("end-7") && ex.observation.status == 201 {
+            // A valid manifest accepted (a malformed one accepted says nothing of pushing).
+            if matches!(op, Op::PushManifest(_))
+                && ex.endpoint.starts_with("end-7")
+                && ex.observation.status == 201
+            {
                 f.pushes = true;
             }
             if f.namespace.is_none() {
@@ -351,7 +356,7 @@ pub(crate) fn judge_op(
 /// Runs both oracles over one case. Output order is deterministic (op, target, label order).
 pub fn check_case(seq: &Sequence, content: &Content, outcome: &CaseOutcome) -> Vec<Divergence> {
     let nt = outcome.targets.len();
-    let facts: Vec<TargetFacts> = (0..nt).map(|t| target_facts(outcome, t)).collect();
+    let facts: Vec<TargetFacts> = (0..nt).map(|t| target_facts(seq, outcome, t)).collect();
     let mut taint: Vec<BTreeSet<Sym>> = vec![BTreeSet::new(); nt];
     // Per target: the previous op may have left a dropped connection behind (an oversized
     // manifest answered early), so a transport error on this op is not the target's fault.

@@ -384,7 +384,10 @@ pub fn check_history(
     is_reference: bool,
     budget: usize,
 ) -> Verdict {
-    let facts = facts_of(ops.iter().flat_map(|h| h.exs.iter()));
+    let facts = facts_of(
+        ops.iter()
+            .flat_map(|h| h.exs.iter().map(move |ex| (h.op, ex))),
+    );
     let ops: Vec<HistOp<'_>> = ops
         .iter()
         .map(|h| HistOp {
