@@ -499,6 +499,22 @@ mod tests {
         }
     }
 
+    /// An image with the same references as `image(None)` and other bytes.
+    fn other_image() -> ManifestSpec {
+        let mut other = image(None);
+        if let ManifestSpec::Image { custom_fields, .. } = &mut other {
+            *custom_fields = true;
+        }
+        other
+    }
+
+    fn push_by_tag(m: u16) -> Op {
+        Op::PushManifest(PushManifest {
+            reference: Reference::Tag("t".into()),
+            ..PushManifest::new(Repo(0), ManifestId(m), Reference::Digest(ManifestId(m)))
+        })
+    }
+
     fn push_manifest(m: u16) -> Op {
         Op::PushManifest(PushManifest {
             repo: Repo(0),
@@ -516,18 +532,10 @@ mod tests {
     async fn a_condition_that_is_not_the_cause_is_dropped() {
         let fleet = with_fault("bytag", "manifest_put_by_digest_rejected").await;
         let mut content = empty_blob();
-        let mut other = image(None);
-        if let ManifestSpec::Image { custom_fields, .. } = &mut other {
-            *custom_fields = true;
-        }
-        content.manifests = vec![image(None), image(Some(ManifestId(0))), other];
-        let by_tag = Op::PushManifest(PushManifest {
-            reference: Reference::Tag("t".into()),
-            ..PushManifest::new(Repo(0), ManifestId(2), Reference::Digest(ManifestId(2)))
-        });
+        content.manifests = vec![image(None), image(Some(ManifestId(0))), other_image()];
         let seq = Sequence {
             content,
-            ops: vec![push(Repo(0)), by_tag, push_manifest(1)],
+            ops: vec![push(Repo(0)), push_by_tag(2), push_manifest(1)],
         };
         let (_, _, divs) = run_checked(&fleet.executor, &seq, "first").await.unwrap();
         assert!(
@@ -554,11 +562,7 @@ mod tests {
     async fn a_rejected_push_is_a_violation_only_where_pushes_work() {
         let fleet = with_fault("bytag", "manifest_put_by_digest_rejected").await;
         let mut content = empty_blob();
-        let mut other = image(None);
-        if let ManifestSpec::Image { custom_fields, .. } = &mut other {
-            *custom_fields = true;
-        }
-        content.manifests = vec![image(None), other];
+        content.manifests = vec![image(None), other_image()];
         let alone = Sequence {
             content: content.clone(),
             ops: vec![push(Repo(0)), push_manifest(0)],
@@ -570,13 +574,9 @@ mod tests {
             vec![("end-7/push-unsupported", Class::Unsupported)],
             "{divs:#?}"
         );
-        let by_tag = Op::PushManifest(PushManifest {
-            reference: Reference::Tag("t".into()),
-            ..PushManifest::new(Repo(0), ManifestId(1), Reference::Digest(ManifestId(1)))
-        });
         let claimed = Sequence {
             content,
-            ops: vec![push(Repo(0)), by_tag, push_manifest(0)],
+            ops: vec![push(Repo(0)), push_by_tag(1), push_manifest(0)],
         };
         let (_, _, divs) = run_checked(&fleet.executor, &claimed, "claimed")
             .await
