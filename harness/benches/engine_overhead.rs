@@ -10,8 +10,11 @@
 //! 4. (c) full engine path: render + `Executor::run` + `oracle::check_case` on a fresh registry.
 //!    As in `ocidiff fuzz`, content is rendered on the blocking pool one case ahead.
 //!
-//! Each pass runs `BENCH_ROUNDS` times (fresh registry each time); the best time counts. The
-//! table reports ops/s (symbolic ops) and requests/s; the goal (issue 13) is (c)/(a) >= 90 %.
+//! Each pass runs `BENCH_ROUNDS` times (default 5; fresh registry each time), the three paths
+//! back to back in each round, in the opposite order every other round. The table reports the
+//! best time of each path (ops/s of symbolic ops, requests/s); the verdict is the median over
+//! the rounds of (a)'s time over (c)'s, each pair measured in the same machine state (this VM's
+//! speed drifts by more than the difference measured). The goal (issue 13) is (c)/(a) >= 90 %.
 //! Client and registry share this machine's cores, so the CPU lines (the driving thread's, and
 //! the whole process's) say where the difference goes.
 //!
@@ -279,7 +282,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 async fn bench() -> Result<()> {
     let n: usize = env_or("BENCH_CASES", 200);
-    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
+    let rounds: usize = env_or("BENCH_ROUNDS", 5).max(1);
     let seed: u64 = env_or("BENCH_SEED", 7);
     let gen = GenConfig::default();
     let seqs: Arc<Vec<Sequence>> = Arc::new(
@@ -318,36 +321,53 @@ async fn bench() -> Result<()> {
     let mut req_b = 0;
     let mut cpu: Vec<(Duration, Duration, Duration)> = Vec::new();
     let mut pcpu: Vec<(Duration, Duration, Duration)> = Vec::new();
+    // Per round, (a)'s time over (c)'s: the engine's share of the plain loop's throughput,
+    // measured on the same machine state.
+    let mut paired: Vec<f64> = Vec::new();
     let mut divs = 0;
     let mut mismatched = 0;
-    for _ in 0..rounds {
-        let c0 = thread_cpu();
-        let p0 = process_cpu();
-        let (t, sent, m) = run_baseline(&cases).await?;
-        let c1 = thread_cpu();
-        let p1 = process_cpu();
-        mismatched = m;
-        anyhow::ensure!(
-            sent == raw_requests,
-            "baseline sent {sent} of {raw_requests}"
-        );
-        best_a = best_a.min(t);
-        let (t, r, _) = run_engine(&seqs, false).await?;
-        let c2 = thread_cpu();
-        let p2 = process_cpu();
-        best_b = best_b.min(t);
-        req_b = r;
-        let (t, _, d) = run_engine(&seqs, true).await?;
-        let c3 = thread_cpu();
-        let p3 = process_cpu();
-        if let (Some(c0), Some(c1), Some(c2), Some(c3)) = (c0, c1, c2, c3) {
-            cpu.push((c1 - c0, c2 - c1, c3 - c2));
+    for round in 0..rounds {
+        // Odd rounds run the paths in the opposite order, so that a machine that speeds up or
+        // slows down during the bench favours neither.
+        let order: [usize; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        let mut t = [Duration::ZERO; 3];
+        let mut tc = [Duration::ZERO; 3];
+        let mut pc = [Duration::ZERO; 3];
+        for path in order {
+            let (c0, p0) = (thread_cpu(), process_cpu());
+            t[path] = match path {
+                0 => {
+                    let (t, sent, m) = run_baseline(&cases).await?;
+                    mismatched = m;
+                    anyhow::ensure!(
+                        sent == raw_requests,
+                        "baseline sent {sent} of {raw_requests}"
+                    );
+                    t
+                }
+                1 => {
+                    let (t, r, _) = run_engine(&seqs, false).await?;
+                    req_b = r;
+                    t
+                }
+                _ => {
+                    let (t, _, d) = run_engine(&seqs, true).await?;
+                    divs = d;
+                    t
+                }
+            };
+            if let (Some(c0), Some(c1), Some(p0), Some(p1)) = (c0, thread_cpu(), p0, process_cpu())
+            {
+                tc[path] = c1 - c0;
+                pc[path] = p1 - p0;
+            }
         }
-        if let (Some(p0), Some(p1), Some(p2), Some(p3)) = (p0, p1, p2, p3) {
-            pcpu.push((p1 - p0, p2 - p1, p3 - p2));
-        }
-        best_c = best_c.min(t);
-        divs = d;
+        best_a = best_a.min(t[0]);
+        best_b = best_b.min(t[1]);
+        best_c = best_c.min(t[2]);
+        paired.push(t[0].as_secs_f64() / t[2].as_secs_f64().max(1e-9));
+        cpu.push((tc[0], tc[1], tc[2]));
+        pcpu.push((pc[0], pc[1], pc[2]));
     }
     let rate = |d: Duration, x: usize| x as f64 / d.as_secs_f64().max(1e-9);
     let base_ops = rate(best_a, ops);
@@ -405,11 +425,23 @@ async fn bench() -> Result<()> {
         );
     }
     println!();
-    let ratio = rate(best_c, ops) / base_ops.max(1e-9);
+    let best_ratio = rate(best_c, ops) / base_ops.max(1e-9);
+    paired.sort_by(f64::total_cmp);
+    let median = paired[paired.len() / 2];
     println!(
-        "engine path keeps {:.0} % of the plain client's throughput (goal >= 90 %): {}",
-        100.0 * ratio,
-        if ratio >= 0.9 { "MET" } else { "NOT MET" }
+        "(c)/(a) per round, the two run back to back: {} (median {:.0} %); best (c) over best (a): {:.0} %",
+        paired
+            .iter()
+            .map(|r| format!("{:.0} %", 100.0 * r))
+            .collect::<Vec<_>>()
+            .join(", "),
+        100.0 * median,
+        100.0 * best_ratio,
+    );
+    println!(
+        "engine path keeps {:.0} % of the plain client's throughput (median of the rounds; goal >= 90 %): {}",
+        100.0 * median,
+        if median >= 0.9 { "MET" } else { "NOT MET" }
     );
     Ok(())
 }

@@ -802,6 +802,17 @@ fn distribution_dir_in(base: Option<PathBuf>) -> Result<tempfile::TempDir> {
     }
 }
 
+/// The Go garbage collector's target for a launched distribution: `400` (collect when the heap
+/// has grown to five times what was live, not twice) unless `GOGC` is set in ocidiff's own
+/// environment, which the child then inherits as it is. distribution 2.8.2 allocates heavily
+/// per request (it compiles its whole URL router's regexps for each one), so with Go's default
+/// about a fifth of its CPU goes to the collector (pprof: background marking 9 %, allocation assists 7 %); `400` gives a fuzz run about 1.2x the ops/s on
+/// tmpfs and 1.06-1.15x on disk, for a peak RSS of ~120 MB instead of ~67 MB (README "Scale").
+/// Only the collector's pace changes, nothing the registry answers.
+fn distribution_gogc(inherited: Option<&std::ffi::OsStr>) -> Option<&'static str> {
+    inherited.is_none().then_some("400")
+}
+
 async fn start_distribution_once(name: &str, binary: &Path) -> Result<LaunchedTarget> {
     let dir = distribution_dir()?;
     let data = dir.path().join("data");
@@ -813,9 +824,12 @@ async fn start_distribution_once(name: &str, binary: &Path) -> Result<LaunchedTa
     let log_path = dir.path().join("registry.log");
     let log = std::fs::File::create(&log_path).context("creating registry.log")?;
     let log_err = log.try_clone().context("duplicating the log handle")?;
-    let child = Command::new(binary)
-        .arg("serve")
-        .arg(&config_path)
+    let mut command = Command::new(binary);
+    command.arg("serve").arg(&config_path);
+    if let Some(gogc) = distribution_gogc(std::env::var_os("GOGC").as_deref()) {
+        command.env("GOGC", gogc);
+    }
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
@@ -1074,6 +1088,15 @@ mod tests {
                 && msg.contains(&missing.display().to_string()),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn distribution_gc_pace_is_set_unless_the_user_set_one() {
+        assert_eq!(distribution_gogc(None), Some("400"));
+        // A GOGC of the user's (even an empty or odd one) is inherited untouched.
+        for own in ["100", "off", ""] {
+            assert_eq!(distribution_gogc(Some(std::ffi::OsStr::new(own))), None);
+        }
     }
 
     #[test]
