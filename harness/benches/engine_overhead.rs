@@ -13,7 +13,7 @@
 //! Each pass runs `BENCH_ROUNDS` times (default 5; fresh registry each time), the three paths
 //! back to back in each round, in the opposite order every other round. The table reports the
 //! best time of each path (ops/s of symbolic ops, requests/s); the verdict is the median over
-//! the rounds of (a)'s time over (c)'s, each pair measured in the same machine state (this VM's
+//! the rounds of (a)'s time over (c)'s, each pair measured within one round (this VM's
 //! speed drifts by more than the difference measured). The goal (issue 13) is (c)/(a) >= 90 %.
 //! Client and registry share this machine's cores, so the CPU lines (the driving thread's, and
 //! the whole process's) say where the difference goes.
@@ -450,7 +450,7 @@ async fn bench() -> Result<()> {
     paired.sort_by(f64::total_cmp);
     let median = paired[paired.len() / 2];
     println!(
-        "(c)/(a) per round, the two run back to back: {} (median {:.0} %); best (c) over best (a): {:.0} %",
+        "(c)/(a) per round (each round runs the three paths one after another): {} (median {:.0} %); best (c) over best (a): {:.0} %",
         paired
             .iter()
             .map(|r| format!("{:.0} %", 100.0 * r))
