@@ -46,10 +46,13 @@ impl Recorded {
 }
 
 async fn record(n: u64) -> Vec<Recorded> {
-    let fleet = Fleet::launch(&[(
-        "reference".to_string(),
-        TargetSpec::Reference(Box::default()),
-    )])
+    let fleet = Fleet::launch(
+        &[(
+            "reference".to_string(),
+            TargetSpec::Reference(Box::default()),
+        )],
+        ocidiff::compare::SpecVersion::V1_1Dev,
+    )
     .await
     .expect("embedded reference");
     let cfg = RaceConfig {

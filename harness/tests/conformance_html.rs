@@ -30,6 +30,7 @@ async fn report(dir: &Path) -> ConformanceResults {
             ("faulty".into(), TargetSpec::Reference(Box::new(faulty))),
         ],
         &builtin_workflows().unwrap(),
+        ocidiff::compare::SpecVersion::V1_1Dev,
     )
     .await
     .unwrap();
@@ -175,7 +176,9 @@ async fn credentials_are_redacted() {
         .into_iter()
         .filter(|w| w.id == "pull")
         .collect();
-    let r = run_conformance(vec![spec], &wf).await.unwrap();
+    let r = run_conformance(vec![spec], &wf, ocidiff::compare::SpecVersion::V1_1Dev)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_outputs(&r, dir.path()).unwrap();
     for f in ["index.html", "junit.xml", "results.json"] {

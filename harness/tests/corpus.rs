@@ -85,9 +85,12 @@ async fn regression_corpus() {
         ),
     }
     let names: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
-    let fleet = Fleet::launch(&with_reference_first(targets).unwrap())
-        .await
-        .unwrap();
+    let fleet = Fleet::launch(
+        &with_reference_first(targets).unwrap(),
+        ocidiff::compare::SpecVersion::V1_1Dev,
+    )
+    .await
+    .unwrap();
     let run = run_id();
     let mut problems: Vec<String> = Vec::new();
     for (i, w) in files.iter().enumerate() {

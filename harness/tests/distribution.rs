@@ -108,6 +108,7 @@ async fn distribution_violations_reproduce() {
         let rep = replay(
             dir.join("scenario.toml"),
             vec![("distribution".into(), distribution())],
+            ocidiff::compare::SpecVersion::V1_1Dev,
         )
         .await
         .unwrap_or_else(|e| panic!("{}: replay failed: {e:#}", f.id));

@@ -79,7 +79,7 @@ async fn merged_shards_equal_the_unsharded_run() {
     assert_eq!(cases, whole.cases_run);
 
     let out = dir.path().join("merged");
-    let m = merge::merge(&out, &shard_dirs, None).expect("merge");
+    let m = merge::merge(&out, &shard_dirs, None, None).expect("merge");
     assert!(m.missing_shards.is_empty());
     assert_eq!(
         keys(&m.findings),
@@ -115,7 +115,7 @@ async fn merged_shards_equal_the_unsharded_run() {
     assert_eq!(junit.matches("<failure").count(), m.violations, "{junit}");
 
     // Two of three shards: merged, with the missing one named.
-    let partial = merge::merge(&dir.path().join("partial"), &shard_dirs[..2], None).unwrap();
+    let partial = merge::merge(&dir.path().join("partial"), &shard_dirs[..2], None, None).unwrap();
     assert_eq!(partial.missing_shards, vec!["2/3".to_string()]);
 
     // The CLI: exit 1 for violations, 0 when they are all in the baseline, 2 for bad input.

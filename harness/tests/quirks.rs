@@ -153,10 +153,13 @@ async fn chunks_around_the_advertised_minimum() {
     let hits = q.hits.clone();
     let text = common::AT_MIN;
     let sc = ocidiff::scenario::from_str(text, std::path::Path::new("at-min.toml")).unwrap();
-    let fleet = ocidiff::drivers::case::Fleet::launch(&[
-        ("reference".into(), reference()),
-        ("quirky".into(), quirky(q)),
-    ])
+    let fleet = ocidiff::drivers::case::Fleet::launch(
+        &[
+            ("reference".into(), reference()),
+            ("quirky".into(), quirky(q)),
+        ],
+        ocidiff::compare::SpecVersion::V1_1Dev,
+    )
     .await
     .unwrap();
     let run = ocidiff::drivers::conformance::run_scenario(&fleet.executor, &sc, "atmin")

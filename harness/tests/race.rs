@@ -238,9 +238,12 @@ async fn a_doctored_answer_makes_a_history_no_order_explains() {
 /// Runs `case` on an embedded reference: its content, the model after the prefix (which the
 /// reference must pass), and the segment's history.
 async fn recorded(case: &RaceCase) -> (Content, ModelState, ocidiff::vocab::exchange::History) {
-    let fleet = Fleet::launch(&[("reference".to_string(), reference())])
-        .await
-        .unwrap();
+    let fleet = Fleet::launch(
+        &[("reference".to_string(), reference())],
+        ocidiff::compare::SpecVersion::V1_1Dev,
+    )
+    .await
+    .unwrap();
     let r = ocidiff::drivers::race::record(&fleet, case, "ocidiffrecorded")
         .await
         .unwrap();

@@ -35,6 +35,7 @@ async fn conformance_vs(
             (name.into(), TargetSpec::Reference(Box::new(config))),
         ],
         &wf,
+        ocidiff::compare::SpecVersion::V1_1Dev,
     )
     .await
     .unwrap()
@@ -195,7 +196,13 @@ fn the_suite_exercises_what_the_official_suite_misses() {
 async fn reference_passes_every_check() {
     let mut wf = builtin_workflows().unwrap();
     wf.extend(ocidiff::drivers::data_kinds::workflows());
-    let r = run_conformance(vec![reference()], &wf).await.unwrap();
+    let r = run_conformance(
+        vec![reference()],
+        &wf,
+        ocidiff::compare::SpecVersion::V1_1Dev,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.targets.len(), 1);
     assert_eq!(r.results.len(), wf.len());
     let mut bad = Vec::new();
@@ -360,7 +367,9 @@ async fn concurrent_groups_run_and_are_checked() {
         .unwrap();
     assert_eq!(sc.concurrent.len(), 1);
     let targets = with_reference_first(vec![reference()]).unwrap();
-    let fleet = Fleet::launch(&targets).await.unwrap();
+    let fleet = Fleet::launch(&targets, ocidiff::compare::SpecVersion::V1_1Dev)
+        .await
+        .unwrap();
     let r = run_scenario(&fleet.executor, &sc, "ocidiffconcurrenttest")
         .await
         .unwrap();

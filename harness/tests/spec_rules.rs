@@ -1,22 +1,33 @@
-//! Every rule's class follows from the words of the sentence it quotes.
+//! Every rule's class follows from the words of the sentence it quotes, in every spec version
+//! ocidiff judges by (`1.0` = v1.0.1, `1.1` = v1.1.1, `1.1+dev` = main; `harness/spec/`).
 //!
-//! - Each quoted sentence (a quote of several joins them with ` … `) is in the vendored spec
-//!   (`harness/spec/distribution-spec.md`) verbatim, whitespace collapsed; quotes in
+//! - Each quoted sentence of a rule as a version reads it (`rule_in`; a quote of several joins
+//!   them with ` … `) is in that version's text verbatim, whitespace collapsed; quotes in
 //!   parentheses are ocidiff's own (the catalog extension, the model) and exempt.
 //! - A rule's `level` is the strongest RFC 2119 keyword of the quote that binds the registry
 //!   (a keyword whose subject is the client, "clients MUST ...", binds nobody ocidiff tests).
 //! - `violation` needs level MUST; SHOULD / MAY / none give at most a variation (or an
 //!   unsupported feature).
 
-use ocidiff::compare::{Class, Level, RULES};
+use ocidiff::compare::{rule_in, Class, Level, SpecVersion, RULES};
 
 fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn spec_text() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/distribution-spec.md");
-    collapse(&std::fs::read_to_string(path).expect("vendored spec"))
+/// The text of one version, as vendored in `harness/spec/`.
+fn raw_text(v: SpecVersion) -> String {
+    let file = match v {
+        SpecVersion::V1_0 => "distribution-spec-v1.0.1.md",
+        SpecVersion::V1_1 => "distribution-spec-v1.1.1.md",
+        SpecVersion::V1_1Dev => "distribution-spec.md",
+    };
+    let path = format!("{}/spec/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn spec_text(v: SpecVersion) -> String {
+    collapse(&raw_text(v))
 }
 
 /// The keywords of a sentence with whether each binds the client (its subject, within the
@@ -66,46 +77,132 @@ fn keyword_detection() {
 }
 
 #[test]
-fn every_quote_is_in_the_spec_verbatim() {
-    let spec = spec_text();
+fn every_quote_is_in_its_versions_text_verbatim() {
     let mut missing = Vec::new();
-    for r in RULES {
-        if r.spec.starts_with('(') {
-            continue;
-        }
-        for sentence in r.spec.split(" … ") {
-            if !spec.contains(&collapse(sentence)) {
-                missing.push(format!("{}: {sentence:?}", r.id));
+    for v in SpecVersion::ALL {
+        let spec = spec_text(v);
+        for r in RULES {
+            let vr = rule_in(r.id, v);
+            if !vr.defined || vr.spec.starts_with('(') {
+                continue;
+            }
+            for sentence in vr.spec.split(" … ") {
+                if !spec.contains(&collapse(sentence)) {
+                    missing.push(format!("{v} {}: {sentence:?}", r.id));
+                }
             }
         }
     }
     assert!(
         missing.is_empty(),
-        "quotes not in the spec:\n{}",
+        "quotes not in their version's text:\n{}",
         missing.join("\n")
     );
 }
 
 #[test]
-fn every_class_is_supported_by_its_keyword() {
+fn every_class_is_supported_by_its_keyword_in_every_version() {
     let mut wrong = Vec::new();
-    for r in RULES {
-        let kws: Vec<(Level, bool)> = r.spec.split(" … ").flat_map(keywords).collect();
-        let registry = strongest(kws.iter().filter(|(_, client)| !client).map(|(l, _)| *l));
-        if r.level != registry {
-            wrong.push(format!(
-                "{}: level {:?}, but the quote's strongest registry keyword is {:?}",
-                r.id, r.level, registry
-            ));
-        }
-        if r.class == Class::Violation && registry != Level::Must {
-            wrong.push(format!(
-                "{}: a violation needs a registry MUST; the quote has {:?}: {:?}",
-                r.id, registry, r.spec
-            ));
+    for v in SpecVersion::ALL {
+        for r in RULES {
+            let vr = rule_in(r.id, v);
+            if !vr.defined {
+                if vr.class == Class::Violation {
+                    wrong.push(format!(
+                        "{v} {}: a violation of a behaviour {v} does not define",
+                        r.id
+                    ));
+                }
+                continue;
+            }
+            let kws: Vec<(Level, bool)> = vr.spec.split(" … ").flat_map(keywords).collect();
+            let registry = strongest(kws.iter().filter(|(_, client)| !client).map(|(l, _)| *l));
+            if vr.level != registry {
+                wrong.push(format!(
+                    "{v} {}: level {:?}, but the quote's strongest registry keyword is {:?}",
+                    r.id, vr.level, registry
+                ));
+            }
+            if vr.class == Class::Violation && registry != Level::Must {
+                wrong.push(format!(
+                    "{v} {}: a violation needs a registry MUST; the quote has {:?}: {:?}",
+                    r.id, registry, vr.spec
+                ));
+            }
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The versions move only one way where it matters: what v1.1.1 makes a SHOULD and main a
+/// MUST is a variation under 1.1 and a violation under 1.1+dev (issue 25's examples).
+#[test]
+fn version_dependent_rules_follow_their_texts() {
+    for (id, v1_0, v1_1, dev) in [
+        (
+            "end-2/get-digest",
+            Class::Variation,
+            Class::Variation,
+            Class::Violation,
+        ),
+        (
+            "end-3/digest",
+            Class::Variation,
+            Class::Variation,
+            Class::Violation,
+        ),
+        (
+            "end-6/out-of-order-416",
+            Class::Variation,
+            Class::Variation,
+            Class::Violation,
+        ),
+        (
+            "end-2/get-digest-value",
+            Class::Violation,
+            Class::Violation,
+            Class::Violation,
+        ),
+        (
+            "end-5/out-of-order-416",
+            Class::Violation,
+            Class::Violation,
+            Class::Violation,
+        ),
+        (
+            "end-12a/not-404",
+            Class::Variation,
+            Class::Violation,
+            Class::Violation,
+        ),
+    ] {
+        let got = (
+            rule_in(id, SpecVersion::V1_0).class,
+            rule_in(id, SpecVersion::V1_1).class,
+            rule_in(id, SpecVersion::V1_1Dev).class,
+        );
+        assert_eq!(got, (v1_0, v1_1, dev), "{id}");
+    }
+    assert!(!rule_in("end-6/out-of-order-416", SpecVersion::V1_1).defined);
+    assert!(rule_in("end-6/out-of-order-416", SpecVersion::V1_1)
+        .quote()
+        .contains("v1.1.1"));
+    assert!(rule_in("end-2/get-digest", SpecVersion::V1_1)
+        .spec
+        .contains("SHOULD contain the digest"));
+}
+
+#[test]
+fn every_older_entry_names_a_rule_once() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (id, v, _) in ocidiff::compare::rule_versions::OLDER {
+        assert!(
+            RULES.iter().any(|r| r.id == *id),
+            "rule_versions names an unknown rule {id}"
+        );
+        assert!(*v != SpecVersion::V1_1Dev, "{id}: main is rules.rs itself");
+        assert!(seen.insert((*id, *v)), "{id} {v} twice");
+    }
 }
 
 #[test]
@@ -146,90 +243,61 @@ fn registry_must_sentences(spec: &str) -> Vec<String> {
         .collect()
 }
 
-/// Registry MUST sentences no rule cites, each with why: the client's obligations (the
-/// harness sends what they say, or deliberately does not, and judges the registry's answer
-/// by the registry's own MUSTs), and what a client of a running registry cannot observe.
-const NOT_RULES: &[(&str, &str)] = &[
-    ("The key words \"MUST\"", "notational conventions"),
-    ("All registries conforming to this specification MUST support", "a conformance claim: what the conformance page sums up"),
-    ("A registry claiming conformance with one of these specification categories MUST implement all APIs", "a conformance claim: what the conformance page sums up"),
-    ("`<tag-or-digest>` MUST be either (a) the digest", "what a client sends"),
-    ("The `<tag-or-digest>` MUST NOT be in any other format", "what a client sends (an invalid one is a client error)"),
-    ("`<name>` MUST match the following regular expression", "what a client sends (an invalid name is a client error)"),
-    ("`<tag-or-digest>` as a tag MUST be at most 128 characters", "what a client sends"),
-    ("The `Content-Length` header MUST match the blob's actual content length", "what a client sends"),
-    ("Likewise, the `<digest>` MUST match the blob's digest", "what a client sends (a wrong one is a client error)"),
-    ("the post request MUST include the following header", "what a client sends"),
-    ("MUST be inclusive on both ends", "what a client sends"),
-    ("The first chunk's range MUST begin with `0`", "what a client sends"),
-    ("It MUST match the following regular expression", "the Content-Range a client sends"),
-    ("Chunks MUST be uploaded in order", "what a client sends (the registry's answer: end-5/out-of-order-416)"),
-    ("the session MUST be closed with a `PUT` request", "what a client does"),
-    ("The closing `PUT` request MUST include the `<digest>`", "what a client sends"),
-    ("`<name>` is the namespace of the repository, and the `<tag-or-digest>` MUST be either", "what a client sends"),
-    ("The uploaded manifest MUST reference any blobs", "what a client uploads"),
-    ("The value of the `artifactType` MUST be set to the `artifactType` value in the pushed manifest", "the client's referrers-tag-schema index"),
-    ("If the `artifactType` is empty or missing in a pushed image manifest", "the client's referrers-tag-schema index"),
-    ("All annotations from the pushed manifest MUST be copied to this descriptor", "the client's referrers-tag-schema index"),
-    ("`<tagname>` MUST NOT be a numerical index", "the `last` value a client sends"),
-    ("If multiple filters are applied", "the spec defines one filter (artifactType): nothing can apply several"),
-    ("client fallback procedures that MUST be implemented", "client fallback"),
-    ("A client querying the [referrers API]", "client fallback"),
-    ("The Truncated Algorithm associated with a Content Digest MUST match", "the client's referrers tag name"),
-    ("The Truncated Encoded section associated with a Content Digest MUST match", "the client's referrers tag name"),
-    ("Registries MUST include preexisting image manifests that are listed in an image index tagged with the [referrers tag schema]", "a registry enabling the referrers API over existing content: not observable by a client of a running registry"),
-    ("clients SHOULD follow such redirects, and MUST NOT forward `Authorization` headers", "what a client does (the executor follows redirects so)"),
-];
-
-/// Issue 10: every registry MUST of the spec is cited by a rule, or listed above with why.
+/// Every registry MUST of every version is cited by a rule as that version reads it, or
+/// listed (`compare::not_rules::NOT_RULES`) with why.
 #[test]
-fn every_registry_must_is_cited_by_a_rule() {
-    let spec = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/spec/distribution-spec.md"
-    ))
-    .unwrap();
-    let cited: Vec<String> = RULES
-        .iter()
-        .flat_map(|r| r.spec.split(" … "))
-        .map(collapse)
-        .filter(|s| s.len() > 20)
-        .collect();
-    let musts = registry_must_sentences(&spec);
-    assert!(
-        musts.len() > 60,
-        "only {} MUST sentences found",
-        musts.len()
-    );
-    let mut uncited = Vec::new();
-    for s in &musts {
-        let by_rule = cited.iter().any(|c| s.contains(c.as_str()));
-        let listed = NOT_RULES.iter().any(|(frag, _)| s.contains(frag));
-        if !by_rule && !listed {
-            uncited.push(s.chars().take(200).collect::<String>());
-        }
-    }
-    let listed = musts
-        .iter()
-        .filter(|s| NOT_RULES.iter().any(|(frag, _)| s.contains(frag)))
-        .count();
-    println!(
-        "{} registry MUST sentences: {} cited by rules, {} listed as not the registry's / not observable",
-        musts.len(),
-        musts.len() - listed - uncited.len(),
-        listed
-    );
-    assert!(
-        uncited.is_empty(),
-        "{} registry MUST sentences no rule cites:\n- {}",
-        uncited.len(),
-        uncited.join("\n- ")
-    );
-    // The list stays short and true: every entry still matches a sentence.
-    for (frag, why) in NOT_RULES {
+fn every_registry_must_of_every_version_is_cited_by_a_rule() {
+    use ocidiff::compare::not_rules::NOT_RULES;
+    for v in SpecVersion::ALL {
+        let cited: Vec<String> = RULES
+            .iter()
+            .map(|r| rule_in(r.id, v))
+            .filter(|vr| vr.defined)
+            .flat_map(|vr| vr.spec.split(" … "))
+            .map(collapse)
+            .filter(|s| s.len() > 20)
+            .collect();
+        let listed_for_v: Vec<(&str, &str)> = NOT_RULES
+            .iter()
+            .filter(|(lv, _, _)| *lv == v)
+            .map(|(_, frag, why)| (*frag, *why))
+            .collect();
+        let musts = registry_must_sentences(&raw_text(v));
         assert!(
-            musts.iter().any(|s| s.contains(frag)),
-            "stale entry ({why}): {frag:?}"
+            musts.len() > 40,
+            "{v}: only {} MUST sentences found",
+            musts.len()
         );
+        let mut uncited = Vec::new();
+        for s in &musts {
+            let by_rule = cited.iter().any(|c| s.contains(c.as_str()));
+            let listed = listed_for_v.iter().any(|(frag, _)| s.contains(frag));
+            if !by_rule && !listed {
+                uncited.push(s.chars().take(200).collect::<String>());
+            }
+        }
+        let listed = musts
+            .iter()
+            .filter(|s| listed_for_v.iter().any(|(frag, _)| s.contains(frag)))
+            .count();
+        println!(
+            "{v}: {} registry MUST sentences: {} cited by rules, {} listed as not the registry's / not observable",
+            musts.len(),
+            musts.len() - listed - uncited.len(),
+            listed
+        );
+        assert!(
+            uncited.is_empty(),
+            "{v}: {} registry MUST sentences no rule cites:\n- {}",
+            uncited.len(),
+            uncited.join("\n- ")
+        );
+        // The list stays short and true: every entry still matches a sentence.
+        for (frag, why) in &listed_for_v {
+            assert!(
+                musts.iter().any(|s| s.contains(frag)),
+                "{v}: stale entry ({why}): {frag:?}"
+            );
+        }
     }
 }

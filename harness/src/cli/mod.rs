@@ -9,6 +9,7 @@ use crate::drivers::replay::replay;
 use crate::generate::GenConfig;
 use crate::targets::{default_targets, launch, parse_target_arg, TargetSpec};
 use crate::vocab::redact::redact;
+use crate::vocab::spec_version::SpecVersion;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,6 +64,9 @@ struct MergeArgs {
     /// Known findings (as for `fuzz --baseline`): exit 1 only for new violations.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
+    /// Refuse inputs judged by another spec version (default: whatever the inputs agree on).
+    #[arg(long = "spec-version", value_name = "VERSION", value_parser = SpecVersion::parse)]
+    spec_version: Option<SpecVersion>,
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +81,16 @@ struct ManArgs {
     /// Directory for ocidiff.1 and ocidiff-<command>.1 (default: print ocidiff.1 to stdout).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+}
+
+/// `--spec-version`, shared by the commands that judge.
+#[derive(Args, Debug)]
+struct VersionArgs {
+    /// The Distribution Spec version targets are judged by, with the official conformance
+    /// suite's names: 1.0 (v1.0.1), 1.1 (v1.1.1, the latest release) or 1.1+dev (main). A
+    /// target's own `spec_version` in ocidiff.toml wins.
+    #[arg(long = "spec-version", value_name = "VERSION", default_value = "1.1", value_parser = SpecVersion::parse)]
+    spec_version: SpecVersion,
 }
 
 /// `--insecure` / `--ca`, shared by the commands that talk to https targets.
@@ -117,6 +131,8 @@ struct RunArgs {
     /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    version: VersionArgs,
     /// Also print passing checks and each check's exchanges.
     #[arg(long, short)]
     verbose: bool,
@@ -132,6 +148,8 @@ struct ConformanceArgs {
     /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    version: VersionArgs,
     #[command(flatten)]
     tls: TlsArgs,
     /// Output directory for index.html, junit.xml and results.json.
@@ -168,6 +186,8 @@ struct RaceArgs {
     /// Target config file (default: ./ocidiff.toml when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    version: VersionArgs,
     #[command(flatten)]
     tls: TlsArgs,
     /// Run seed (default: random, printed).
@@ -216,6 +236,8 @@ struct FuzzArgs {
     /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    version: VersionArgs,
     #[command(flatten)]
     tls: TlsArgs,
     /// Run seed (default: random, printed).
@@ -279,6 +301,8 @@ struct ReplayArgs {
     /// Target config file (default: ./ocidiff.toml when present); see harness/TARGETS.md.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    version: VersionArgs,
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), String> {
@@ -365,7 +389,7 @@ fn merge_cmd(a: MergeArgs) -> i32 {
             return 2;
         }
     };
-    match crate::drivers::merge::merge(&a.out, &a.inputs, baseline.as_ref()) {
+    match crate::drivers::merge::merge(&a.out, &a.inputs, baseline.as_ref(), a.spec_version) {
         Ok(s) => {
             println!(
                 "merged {} runs: {} cases, {} ops; seed {}",
@@ -381,7 +405,12 @@ fn merge_cmd(a: MergeArgs) -> i32 {
                 );
             }
             let names: Vec<String> = s.run.targets.iter().map(|(n, _)| n.clone()).collect();
+            println!(
+                "{}",
+                crate::report::judged_by(&s.findings, s.run.spec_version)
+            );
             print!("{}", crate::report::summary_table(&names, &s.findings));
+            print!("{}", crate::report::next_spec_section(&s.findings));
             println!(
                 "{} violations, {} variations, {} unsupported; findings in {}",
                 s.violations,
@@ -593,6 +622,7 @@ async fn race_cmd(a: RaceArgs) -> i32 {
         }
     }
     let mut cfg = RaceRunConfig::new(targets, a.out);
+    cfg.spec_version = a.version.spec_version;
     cfg.attempts = a.attempts;
     cfg.consistency = consistency;
     if let Some(path) = &a.replay {
@@ -603,7 +633,15 @@ async fn race_cmd(a: RaceArgs) -> i32 {
                 return 2;
             }
         };
-        return match replay_race(cfg.targets, &case, a.attempts, &cfg.consistency, cfg.budget).await
+        return match replay_race(
+            cfg.targets,
+            &case,
+            a.attempts,
+            &cfg.consistency,
+            cfg.budget,
+            cfg.spec_version,
+        )
+        .await
         {
             Ok(r) => {
                 for (t, why) in &r.shown {
@@ -704,6 +742,13 @@ async fn fuzz(a: FuzzArgs) -> i32 {
             return 2;
         }
     };
+    if let Some(Err(e)) = baseline
+        .as_ref()
+        .map(|b| b.check_version(a.version.spec_version))
+    {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let seed = a.seed.unwrap_or_else(rand::random);
     eprintln!("seed: {seed} (re-run with --seed {seed})");
     let cfg = FuzzConfig {
@@ -722,6 +767,7 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         cleanup: !a.no_cleanup,
         baseline,
         race_share: a.race_share,
+        spec_version: a.version.spec_version,
     };
     match run_fuzz(cfg).await {
         Ok(s) => {
@@ -737,7 +783,12 @@ async fn fuzz(a: FuzzArgs) -> i32 {
                     " (stopped by --duration)"
                 }
             );
+            println!(
+                "{}",
+                crate::report::judged_by(&s.findings, a.version.spec_version)
+            );
             print!("{}", crate::report::summary_table(&s.targets, &s.findings));
+            print!("{}", crate::report::next_spec_section(&s.findings));
             let runs: u32 = s.findings.iter().map(|f| f.shrink_runs).sum();
             let skipped: u32 = s.findings.iter().map(|f| f.shrink_skipped).sum();
             if runs + skipped > 0 {
@@ -786,7 +837,7 @@ async fn replay_cmd(a: ReplayArgs) -> i32 {
             return 2;
         }
     };
-    let r = match replay(&a.file, targets).await {
+    let r = match replay(&a.file, targets, a.version.spec_version).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {}", redact(&format!("{e:#}")));
@@ -902,7 +953,7 @@ async fn run_cmd(a: RunArgs) -> i32 {
             return 2;
         }
     };
-    let fleet = match crate::drivers::case::Fleet::launch(&targets).await {
+    let fleet = match crate::drivers::case::Fleet::launch(&targets, a.version.spec_version).await {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {}", redact(&format!("{e:#}")));
@@ -987,11 +1038,12 @@ async fn conformance_cmd(a: ConformanceArgs) -> i32 {
                 return 2;
             }
         };
-        let cfg = crate::drivers::read_only::ReadOnlyConfig::new(
+        let mut cfg = crate::drivers::read_only::ReadOnlyConfig::new(
             a.repo.as_deref().unwrap_or_default(),
             a.tags.clone(),
             a.digests.clone(),
         );
+        cfg.spec_version = a.version.spec_version;
         return match crate::drivers::read_only::run_read_only(targets, &cfg).await {
             Ok((r, imp)) => {
                 println!(
@@ -1036,7 +1088,13 @@ async fn conformance_cmd(a: ConformanceArgs) -> i32 {
             return 2;
         }
     };
-    let r = match crate::drivers::conformance::run_conformance(targets, &workflows).await {
+    let r = match crate::drivers::conformance::run_conformance(
+        targets,
+        &workflows,
+        a.version.spec_version,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {}", redact(&format!("{e:#}")));

@@ -26,12 +26,27 @@ pub struct Divergence {
     /// The reference's value for the same field, when the target is not the reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// The spec version the class and quote are of (the target's claim, else the run's).
+    #[serde(default)]
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 /// What makes two divergences "the same finding".
 pub type Signature = (String, String, String, Class, String);
 
 impl Divergence {
+    /// How the next spec version reads this divergence's rule, when it would be a violation
+    /// there and is not one under the version judged ("ready for the next spec": listed apart,
+    /// never counted in the exit code).
+    pub fn next_violation(&self) -> Option<super::rules::VersionedRule> {
+        if self.class == Class::Violation {
+            return None;
+        }
+        let next = self.spec_version.next()?;
+        let vr = super::rules::rule_in(&self.rule, next);
+        (vr.class == Class::Violation).then_some(vr)
+    }
+
     /// (target, endpoint, field, class, rule).
     pub fn signature(&self) -> Signature {
         (
@@ -61,6 +76,7 @@ impl Divergence {
             expected: String::new(),
             actual: actual.into(),
             reference: None,
+            spec_version: Default::default(),
         }
     }
 }

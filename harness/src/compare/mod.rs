@@ -24,12 +24,17 @@
 pub mod cause;
 pub mod differential;
 pub mod divergence;
+pub mod not_rules;
 pub mod race;
+pub mod rule_versions;
 pub mod rules;
 
 pub use cause::{symptom_of, Cause};
 pub use divergence::{Divergence, Signature};
-pub use rules::{rule, Class, Level, Rule, LEGACY_ERROR_CODES, RULES, SPEC_ERROR_CODES};
+pub use rules::{
+    rule, rule_in, Class, Level, Rule, SpecVersion, VersionedRule, LEGACY_ERROR_CODES, RULES,
+    SPEC_ERROR_CODES,
+};
 
 use crate::model::ModelState;
 use crate::ops::expect::{Exp, ExpectCx, Found, TargetFacts, TargetMemo, QUIET};
@@ -455,6 +460,9 @@ fn make(
     ref_exs: &[Exchange],
 ) -> Divergence {
     let r = rule(f.rule);
+    // A target is judged by the version it claims; the reference, the oracle, by the model
+    // (main), since any disagreement of it with the model is ocidiff's bug.
+    let v = rule_in(f.rule, outcome.version_of(t));
     let target = outcome
         .targets
         .get(t)
@@ -477,7 +485,12 @@ fn make(
             format!("reference disagrees with the model: {}", f.summary),
         )
     } else {
-        (r.class, f.summary)
+        (v.class, f.summary)
+    };
+    let spec = if t == 0 {
+        r.spec.to_string()
+    } else {
+        v.quote()
     };
     let reference = (t != 0)
         .then(|| {
@@ -495,11 +508,12 @@ fn make(
         endpoint: ex.endpoint.clone(),
         field: f.field,
         rule: r.id.to_string(),
-        spec: r.spec.to_string(),
+        spec,
         summary,
         expected: f.expected,
         actual: f.actual,
         reference,
+        spec_version: v.version,
     }
 }
 

@@ -57,6 +57,70 @@ impl std::fmt::Display for Level {
     }
 }
 
+pub use crate::vocab::spec_version::SpecVersion;
+
+/// A rule as one version of the spec reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct VersionedRule {
+    pub rule: &'static Rule,
+    pub version: SpecVersion,
+    /// The class under this version: a violation only where this version's sentence is a
+    /// registry MUST.
+    pub class: Class,
+    pub level: Level,
+    /// This version's sentence; empty when the version does not define the behaviour.
+    pub spec: &'static str,
+    /// Whether this version defines the behaviour at all.
+    pub defined: bool,
+}
+
+impl VersionedRule {
+    /// The quote as reports print it: the sentence, or why there is none.
+    pub fn quote(&self) -> String {
+        if self.defined {
+            self.spec.to_string()
+        } else {
+            format!(
+                "(not in the Distribution Spec {}: the behaviour is defined from a later version on)",
+                self.version.text()
+            )
+        }
+    }
+}
+
+/// Rule `id` as `version` reads it: its main-branch row where that quote is in the version's
+/// text, else the version's own sentence (`rule_versions::OLDER`), with the class that
+/// sentence's keyword supports (a MUST keeps a violation; a SHOULD, MAY or none makes it a
+/// variation; a version that does not define the behaviour makes it a variation with no
+/// keyword; unsupported stays unsupported).
+pub fn rule_in(id: &str, version: SpecVersion) -> VersionedRule {
+    let r = rule(id);
+    let older = (version != SpecVersion::V1_1Dev)
+        .then(|| {
+            super::rule_versions::OLDER
+                .iter()
+                .find(|(i, v, _)| *i == r.id && *v == version)
+        })
+        .flatten();
+    let (level, spec, defined) = match older {
+        None => (r.level, r.spec, true),
+        Some((_, _, Some((level, spec)))) => (*level, *spec, true),
+        Some((_, _, None)) => (Level::None, "", false),
+    };
+    let class = match r.class {
+        Class::Violation if level != Level::Must => Class::Variation,
+        c => c,
+    };
+    VersionedRule {
+        rule: r,
+        version,
+        class,
+        level,
+        spec,
+        defined,
+    }
+}
+
 /// One row of the rule table.
 #[derive(Clone, Copy, Debug)]
 pub struct Rule {
@@ -117,7 +181,8 @@ rules! {
     // ---- end-2 ----
     "end-2/get-200", "end-2", X, M, BLOB_GET;
     "end-2/get-body", "end-2", X, M, BLOB_GET;
-    "end-2/get-digest", "end-2", X, M, "A successful response MUST contain the digest of the uploaded blob in the header `Docker-Content-Digest`. … If present, the value of this header MUST be a digest matching that of the response body.";
+    "end-2/get-digest", "end-2", X, M, "A successful response MUST contain the digest of the uploaded blob in the header `Docker-Content-Digest`.";
+    "end-2/get-digest-value", "end-2", X, M, "If present, the value of this header MUST be a digest matching that of the response body.";
     "end-2/get-length", "end-2", V, S, HTTP_SEMANTICS;
     "end-2/head-200", "end-2", X, M, HEAD_200;
     "end-2/head-digest", "end-2", X, M, "A successful response MUST contain the digest of the uploaded blob or manifest in the header `Docker-Content-Digest`.";
@@ -139,6 +204,7 @@ rules! {
     // ---- end-4 ----
     "end-4a/post-202", "end-4a", X, M, "Upon success, the response MUST have a code of `202 Accepted`, and MUST include the following header:";
     "end-4a/location", "end-4a", X, M, "Upon success, the response MUST have a code of `202 Accepted`, and MUST include the following header:";
+    "end-4a/session-id-form", "end-4a", V, N, "(ocidiff: the upload location names its session by a token that is not in UUID text form, e.g. a counter or random base64; the sentence's purpose, a unique session ID for the upload to follow, is met, so the form alone is a variation)";
     "end-4a/session-id", "end-4a", X, M, "The `<blob-push-location>` MUST contain a UUID representing a unique session ID for the upload to follow.";
     "end-4b/decline-202", "end-4b", V, S, "Registries that do not support single request monolithic uploads SHOULD return a `202 Accepted` status code and `Location` header and clients SHOULD proceed with a subsequent PUT request, as described by the [POST then PUT upload method](#post-then-put).";
     "end-4b/single-post-unsupported", "end-4b", U, Y, "Registries MAY support pushing blobs using a single POST request.";

@@ -55,8 +55,16 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub async fn launch(targets: &[(String, TargetSpec)]) -> anyhow::Result<Fleet> {
-        Fleet::launch_with(targets, ExecOptions::default()).await
+    /// Launches the targets; each is judged by `version` unless it claims its own.
+    pub async fn launch(
+        targets: &[(String, TargetSpec)],
+        version: crate::vocab::spec_version::SpecVersion,
+    ) -> anyhow::Result<Fleet> {
+        let opts = ExecOptions {
+            spec_version: version,
+            ..ExecOptions::default()
+        };
+        Fleet::launch_with(targets, opts).await
     }
 
     /// Launches with executor options of the caller's.
@@ -211,6 +219,7 @@ pub async fn execute_scenario(
     CaseOutcome {
         targets: ex.target_names(),
         ops: out,
+        versions: ex.versions(),
     }
 }
 

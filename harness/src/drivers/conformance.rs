@@ -154,9 +154,10 @@ pub async fn run_scenario(ex: &Executor, sc: &Scenario, ns: &str) -> anyhow::Res
 pub async fn run_conformance(
     targets: Vec<(String, TargetSpec)>,
     workflows: &[Workflow],
+    version: crate::vocab::spec_version::SpecVersion,
 ) -> anyhow::Result<ConformanceResults> {
     let targets = with_reference_first(targets)?;
-    let fleet = Fleet::launch(&targets).await?;
+    let fleet = Fleet::launch(&targets, version).await?;
     let result = conformance_with(&fleet, workflows).await;
     fleet.shutdown().await;
     result
@@ -164,6 +165,7 @@ pub async fn run_conformance(
 
 /// The fleet's targets as reported (the first is the oracle).
 pub fn target_infos(fleet: &Fleet) -> Vec<TargetInfo> {
+    let versions = fleet.executor.versions();
     fleet
         .launched
         .iter()
@@ -173,6 +175,7 @@ pub fn target_infos(fleet: &Fleet) -> Vec<TargetInfo> {
             kind: t.kind.to_string(),
             url: redact(t.base_url.as_str()),
             oracle: i == 0,
+            spec_version: versions.get(i).copied().unwrap_or_default(),
         })
         .collect()
 }
@@ -201,6 +204,7 @@ pub fn results(
     targets: Vec<TargetInfo>,
     workflows: Vec<WorkflowInfo>,
     results: Vec<CellResult>,
+    version: crate::vocab::spec_version::SpecVersion,
 ) -> ConformanceResults {
     ConformanceResults {
         tool: "ocidiff".into(),
@@ -209,7 +213,11 @@ pub fn results(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        spec: "OCI Distribution Specification v1.1".into(),
+        spec: format!(
+            "OCI Distribution Specification {} (--spec-version {version})",
+            version.text()
+        ),
+        spec_version: version,
         targets,
         workflows,
         results,
@@ -249,5 +257,5 @@ async fn conformance_with(
             source: w.source.clone(),
         })
         .collect();
-    Ok(results(targets, infos, out))
+    Ok(results(targets, infos, out, fleet.executor.spec_version()))
 }

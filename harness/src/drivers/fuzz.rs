@@ -62,6 +62,8 @@ pub struct FuzzConfig {
     /// Share (0..=1) of the run's cases and time given to concurrent cases (`ocidiff race`'s
     /// engine, same targets): their races go to `races.json` and `races/<id>/`.
     pub race_share: f64,
+    /// The spec version targets are judged by unless they claim one (`--spec-version`).
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 impl FuzzConfig {
@@ -83,6 +85,7 @@ impl FuzzConfig {
             cleanup: true,
             baseline: None,
             race_share: 0.0,
+            spec_version: Default::default(),
         }
     }
 }
@@ -137,6 +140,7 @@ pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
     let targets = with_reference_first(cfg.targets.clone())?;
     let opts = ExecOptions {
         max_inflight: cfg.max_inflight,
+        spec_version: cfg.spec_version,
         ..ExecOptions::default()
     };
     let fleet = Fleet::launch_with(&targets, opts).await?;
@@ -361,6 +365,7 @@ impl<'a> Run<'a> {
                     .collect(),
                 running: true,
                 shard: (cfg.shard.1 > 1).then_some(cfg.shard),
+                spec_version: cfg.spec_version,
                 ..RunInfo::default()
             },
             id,
@@ -523,6 +528,7 @@ impl<'a> Run<'a> {
                 expected: "answers".into(),
                 actual: "no answer".into(),
                 reference: None,
+                spec_version: ex.spec_version(),
             };
             self.progress
                 .message(&format!("target {name} dropped: {why}"));

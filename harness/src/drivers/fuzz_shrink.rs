@@ -402,10 +402,13 @@ mod tests {
             faults: reference_registry::Faults::only(fault).unwrap(),
             ..Default::default()
         };
-        Fleet::launch(&[
-            ("reference".into(), TargetSpec::Reference(Box::default())),
-            (name.into(), TargetSpec::Reference(Box::new(faulty))),
-        ])
+        Fleet::launch(
+            &[
+                ("reference".into(), TargetSpec::Reference(Box::default())),
+                (name.into(), TargetSpec::Reference(Box::new(faulty))),
+            ],
+            crate::compare::SpecVersion::V1_1Dev,
+        )
         .await
         .unwrap()
     }

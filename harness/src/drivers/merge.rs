@@ -114,6 +114,7 @@ pub fn merge_runs(runs: &[RunOutput]) -> RunInfo {
         running: false,
         shard: None,
         merged,
+        spec_version: runs.first().map(|r| r.run.spec_version).unwrap_or_default(),
     }
 }
 
@@ -142,6 +143,7 @@ pub fn merge(
     out: &Path,
     inputs: &[PathBuf],
     baseline: Option<&Baseline>,
+    version: Option<crate::vocab::spec_version::SpecVersion>,
 ) -> anyhow::Result<MergeSummary> {
     if inputs.is_empty() {
         bail!("nothing to merge: name at least one output directory");
@@ -159,7 +161,28 @@ pub fn merge(
         .iter()
         .map(|d| load_run(d))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // One verdict per merge: inputs judged by different spec versions are not one run.
+    if let Some(first) = runs.first() {
+        let want = version.unwrap_or(first.run.spec_version);
+        if let Some(other) = runs.iter().find(|r| r.run.spec_version != want) {
+            bail!(
+                "{} was judged by spec version {}, {} by {want}: merge runs of one version \
+                 (re-run with --spec-version {want})",
+                other.dir.display(),
+                other.run.spec_version,
+                if version.is_some() {
+                    "--spec-version asks for".to_string()
+                } else {
+                    first.dir.display().to_string()
+                }
+            );
+        }
+    }
     let run = merge_runs(&runs);
+    if let Some(b) = baseline {
+        b.check_version(run.spec_version)
+            .map_err(anyhow::Error::msg)?;
+    }
     let findings = merge_findings(&runs);
 
     // A merge of shards names the shards it lacks: their cases are not in the result.

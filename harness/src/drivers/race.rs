@@ -9,8 +9,7 @@ use super::case::{case_seed, run_id, with_reference_first, Fleet};
 use crate::compare::race::{
     check_history, debugging, hist_ops, race_rule, Consistency, NotLinearizable, Verdict,
 };
-use crate::compare::{check_case, rule};
-use crate::execute::ExecOptions;
+use crate::compare::{check_case, rule_in};
 use crate::generate::race::{generate_race, RaceCase, RaceConfig};
 use crate::model::ModelState;
 use crate::targets::TargetSpec;
@@ -40,6 +39,8 @@ pub struct RaceRunConfig {
     pub budget: usize,
     /// Stop once this many races are found (`None`: run to the case / time limit).
     pub max_races: Option<usize>,
+    /// The spec version targets are judged by unless they claim one.
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 impl RaceRunConfig {
@@ -56,6 +57,7 @@ impl RaceRunConfig {
             consistency: BTreeMap::new(),
             budget: 200_000,
             max_races: None,
+            spec_version: Default::default(),
         }
     }
 }
@@ -94,6 +96,9 @@ pub struct RaceFinding {
     /// Cases that showed it.
     pub occurrences: u64,
     pub case: RaceCase,
+    /// The spec version the class and quotes are of.
+    #[serde(default)]
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 /// What a race run did.
@@ -466,7 +471,7 @@ pub async fn run_race(cfg: RaceRunConfig) -> anyhow::Result<RaceSummary> {
             anyhow::bail!("--consistency names {name:?}, which is not a target");
         }
     }
-    let fleet = Fleet::launch_with(&targets, ExecOptions::default()).await?;
+    let fleet = Fleet::launch(&targets, cfg.spec_version).await?;
     let result = race_with(&cfg, &fleet, "findings.json").await;
     fleet.shutdown().await;
     result
@@ -483,6 +488,7 @@ pub async fn race_with(
     let deadline = start + cfg.duration;
     let id = run_id();
     let names = fleet.names();
+    let versions = fleet.executor.versions();
     let levels = levels_of(&cfg.consistency, &names);
     let mut found: BTreeMap<Key, RaceFinding> = BTreeMap::new();
     let mut s = RaceSummary {
@@ -521,6 +527,7 @@ pub async fn race_with(
         };
         for tv in verdicts {
             let name = &names[tv.target];
+            let version = versions.get(tv.target).copied().unwrap_or_default();
             if let Some((c, k, endpoint, status)) = &tv.server_error {
                 let key: Key = (name.clone(), SERVER_ERROR.to_string());
                 match found.get_mut(&key) {
@@ -535,7 +542,7 @@ pub async fn race_with(
                         };
                         let (reproduced, attempts) =
                             attempts_showing(fleet, &case, &key, cfg, &ns_base, tries).await;
-                        let r = rule(SERVER_ERROR);
+                        let r = rule_in(SERVER_ERROR, version);
                         let op = case
                             .clients
                             .get(*c)
@@ -546,10 +553,10 @@ pub async fn race_with(
                             id: format!("race-{:03}", found.len() + 1),
                             rule: SERVER_ERROR.to_string(),
                             class: r.class,
-                            spec: r.spec.to_string(),
+                            spec: r.quote(),
                             target: name.clone(),
                             answer_rule: SERVER_ERROR.to_string(),
-                            answer_spec: r.spec.to_string(),
+                            answer_spec: r.quote(),
                             summary: format!(
                                 "{endpoint} answered {status} while {} clients overlapped \
                                  (client {c} op {k} {op})",
@@ -569,6 +576,7 @@ pub async fn race_with(
                             attempts,
                             occurrences: 1,
                             case: case.clone(),
+                            spec_version: version,
                         };
                         found.insert(key, f);
                     }
@@ -611,8 +619,8 @@ pub async fn race_with(
                     let ns_r = format!("{ns_base}r");
                     let (reproduced, attempts) =
                         attempts_showing(fleet, &shrunk, &key, cfg, &ns_r, tries).await;
-                    let r = rule(key.1.as_str());
-                    let a = rule(n.found.rule);
+                    let r = rule_in(key.1.as_str(), version);
+                    let a = rule_in(n.found.rule, version);
                     let (c, o) = (case.clients.len(), case.segment_ops());
                     let blocking = case
                         .clients
@@ -632,10 +640,10 @@ pub async fn race_with(
                             id: format!("race-{:03}", found.len() + 1),
                             rule: key.1.clone(),
                             class: r.class,
-                            spec: r.spec.to_string(),
+                            spec: r.quote(),
                             target: name.clone(),
-                            answer_rule: a.id.to_string(),
-                            answer_spec: a.spec.to_string(),
+                            answer_rule: a.rule.id.to_string(),
+                            answer_spec: a.quote(),
                             summary: format!(
                                 "no order of the {} ops of {} clients explains every answer \
                                  (at most {} fit); {who} {blocking}: {}",
@@ -655,6 +663,7 @@ pub async fn race_with(
                             attempts,
                             occurrences: 1,
                             case: shrunk,
+                            spec_version: version,
                         },
                     );
                 }
@@ -759,9 +768,10 @@ pub async fn replay_race(
     attempts: u32,
     consistency: &BTreeMap<String, Consistency>,
     budget: usize,
+    version: crate::vocab::spec_version::SpecVersion,
 ) -> anyhow::Result<ReplayRate> {
     let targets = with_reference_first(targets)?;
-    let fleet = Fleet::launch_with(&targets, ExecOptions::default()).await?;
+    let fleet = Fleet::launch(&targets, version).await?;
     let names = fleet.names();
     let levels = levels_of(consistency, &names);
     let id = run_id();

@@ -45,6 +45,8 @@ pub struct ReadOnlyConfig {
     pub max_blob_bytes: u64,
     /// All imported blobs together at most this many bytes.
     pub max_total_bytes: u64,
+    /// The spec version targets are judged by unless they claim one.
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 impl ReadOnlyConfig {
@@ -56,6 +58,7 @@ impl ReadOnlyConfig {
             max_manifests: 64,
             max_blob_bytes: 64 << 20,
             max_total_bytes: 256 << 20,
+            spec_version: Default::default(),
         }
     }
 }
@@ -396,7 +399,7 @@ pub async fn run_read_only(
     if targets.len() < 2 {
         bail!("--read-only needs a target holding the content (--target NAME=URL)");
     }
-    let fleet = Fleet::launch(&targets).await?;
+    let fleet = Fleet::launch(&targets, cfg.spec_version).await?;
     let result = read_only_with(&fleet, cfg).await;
     fleet.shutdown().await;
     result
@@ -432,7 +435,10 @@ async fn read_only_with(
                 e
             })
             .collect(),
-        ExecOptions::default(),
+        ExecOptions {
+            spec_version: cfg.spec_version,
+            ..ExecOptions::default()
+        },
     )?;
     let reads = Scenario {
         ops: sc.ops[setup..].to_vec(),
@@ -453,6 +459,7 @@ async fn read_only_with(
     let outcome = CaseOutcome {
         targets: fleet.names(),
         ops,
+        versions: fleet.executor.versions(),
     };
     let divergences = check_case(&sc.sequence(), &imp.content, &outcome);
     let checks = evaluate(&sc, &imp.content, &outcome, &ns, &divergences);
@@ -475,6 +482,7 @@ async fn read_only_with(
             target_infos(fleet),
             workflows,
             cells(&outcome, "read-only", checks),
+            cfg.spec_version,
         ),
         imp,
     ))

@@ -60,6 +60,7 @@ impl ReplayReport {
 pub async fn replay(
     path: impl AsRef<Path>,
     targets: Vec<(String, TargetSpec)>,
+    version: crate::vocab::spec_version::SpecVersion,
 ) -> anyhow::Result<ReplayReport> {
     let scenario = crate::scenario::read(path.as_ref())?;
     let targets = with_reference_first(targets)?;
@@ -72,7 +73,7 @@ pub async fn replay(
             );
         }
     }
-    let fleet = Fleet::launch(&targets).await?;
+    let fleet = Fleet::launch(&targets, version).await?;
     let result = replay_on(&fleet.executor, scenario).await;
     fleet.shutdown().await;
     result
@@ -157,7 +158,7 @@ status = [202]
 "#,
         )
         .unwrap();
-        let r = replay(&p, vec![]).await.unwrap();
+        let r = replay(&p, vec![], Default::default()).await.unwrap();
         assert_eq!(r.outcome.targets, ["reference"]);
         assert!(r.divergences.is_empty(), "{:#?}", r.divergences);
         // The deliberately wrong expectation (PUT answers 201) is reported.

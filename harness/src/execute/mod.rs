@@ -70,6 +70,9 @@ pub struct TargetOptions {
     /// is already there: `ocidiff conformance --read-only --repo R`). Observed tag-list names
     /// are mapped back to the symbolic form, so targets compare alike.
     pub repo_names: BTreeMap<u8, String>,
+    /// The spec version this registry claims (`spec_version` in `ocidiff.toml`); `None`: the
+    /// run's (`--spec-version`).
+    pub spec_version: Option<crate::vocab::spec_version::SpecVersion>,
 }
 
 /// Bounds on every request.
@@ -87,6 +90,8 @@ pub struct ExecOptions {
     /// A target whose last this-many requests all went unanswered (timeouts, refused or reset
     /// connections) is dropped: later requests to it are not sent (skipped). `None`: never.
     pub unresponsive_after: Option<u32>,
+    /// The spec version targets are judged by unless they claim one (`--spec-version`).
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 impl Default for ExecOptions {
@@ -97,6 +102,7 @@ impl Default for ExecOptions {
             max_pages: 50,
             max_inflight: None,
             unresponsive_after: Some(3),
+            spec_version: Default::default(),
         }
     }
 }
@@ -260,6 +266,24 @@ impl Executor {
         self.targets.iter().map(|t| t.target.name.clone()).collect()
     }
 
+    /// The spec version of the run (`--spec-version`): targets that claim none are judged by it.
+    pub fn spec_version(&self) -> crate::vocab::spec_version::SpecVersion {
+        self.opts.spec_version
+    }
+
+    /// The spec version each target is judged by: its own claim, else the run's.
+    pub fn versions(&self) -> Vec<crate::vocab::spec_version::SpecVersion> {
+        self.targets
+            .iter()
+            .map(|t| {
+                t.target
+                    .options
+                    .spec_version
+                    .unwrap_or(self.opts.spec_version)
+            })
+            .collect()
+    }
+
     /// Runs `seq` on every target; op by op, all targets concurrently.
     pub async fn run(&self, seq: &Sequence, content: &Content, namespace: &str) -> CaseOutcome {
         let mut runs: Vec<TargetRun<'_>> = self
@@ -278,6 +302,7 @@ impl Executor {
         CaseOutcome {
             targets: self.target_names(),
             ops,
+            versions: self.versions(),
         }
     }
 

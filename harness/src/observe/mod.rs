@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 //   `n` and `last`); `link-form` likewise.
 // - `docker-upload-uuid`: `<present>`.
 // - `location-session-id` (pseudo header, upload locations only): `uuid` when the raw location
-//   holds a UUID (the spec: "MUST contain a UUID representing a unique session ID"), else `none`.
+//   holds a UUID (the spec: "MUST contain a UUID representing a unique session ID"), `opaque`
+//   when its path names a session by another token (`/blobs/uploads/<token>`), else `none`.
 // - `warning`: kept verbatim (its format and size are checked).
 
 /// Headers kept verbatim (trimmed).
@@ -152,6 +153,24 @@ pub fn normalize_location(request_url: &url::Url, raw: &str) -> (String, &'stati
 }
 
 /// Whether `s` holds a UUID (8-4-4-4-12 hex digits, any case).
+/// How an upload location names its session: `uuid`, `opaque` (a path segment after
+/// `/blobs/uploads/` that is no UUID) or `none`.
+pub fn session_id_form(location: &str) -> &'static str {
+    if has_uuid(location) {
+        return "uuid";
+    }
+    let path = location.split(['?', '#']).next().unwrap_or("");
+    let token = path
+        .split_once("/blobs/uploads/")
+        .map(|(_, rest)| rest.trim_matches('/'))
+        .unwrap_or("");
+    if token.is_empty() {
+        "none"
+    } else {
+        "opaque"
+    }
+}
+
 pub fn has_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     let groups = [8usize, 4, 4, 4, 12];
@@ -238,10 +257,7 @@ pub fn normalize_headers(
         out.insert("location".into(), norm);
         out.insert("location-form".into(), form.into());
         if loc.contains("/blobs/uploads/") {
-            out.insert(
-                "location-session-id".into(),
-                if has_uuid(&loc) { "uuid" } else { "none" }.into(),
-            );
+            out.insert("location-session-id".into(), session_id_form(&loc).into());
         }
     }
     let links = header_values(headers, "link");
@@ -668,5 +684,24 @@ mod tests {
                 repositories: vec!["a".into()]
             }
         );
+    }
+
+    #[test]
+    fn session_ids_by_form() {
+        for (loc, form) in [
+            (
+                "/v2/a/b/blobs/uploads/01a24e8e-1329-76b6-995b-2b16e4c1734b?_state=x",
+                "uuid",
+            ),
+            ("http://h/v2/a/blobs/uploads/8397321745087303154", "opaque"),
+            (
+                "/v2/a/blobs/uploads/bWJl-RRuq1s3TXHXSayGdw?state=e30",
+                "opaque",
+            ),
+            ("/v2/a/blobs/uploads/?session=1", "none"),
+            ("/v2/a/blobs/uploads/", "none"),
+        ] {
+            assert_eq!(session_id_form(loc), form, "{loc}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! end-2: blob `HEAD` and `GET` (whole, or a `Range`), and `GET` by a raw digest string.
 
-use super::expect::{digest_check, Check, Exp, ExpectCx, Found};
+use super::expect::{digest_check, digest_check_value, Check, Exp, ExpectCx, Found};
 use super::gen::{Draw, Transition};
 use super::{Footprint, Ids, Op, Operation, Renumber, Sym};
 use crate::model::{is_valid_digest, ModelState};
@@ -200,11 +200,12 @@ impl GetBlob {
         let len = cx.blob_len(self.blob);
         e.check(
             200,
-            digest_check(
+            digest_check_value(
                 c.blob_digest(self.blob).unwrap_or_default(),
                 c.blob(self.blob).cloned().unwrap_or_default(),
                 "end-2/get-digest",
                 "end-2/digest-algorithm",
+                "end-2/get-digest-value",
             ),
         )
         .check(

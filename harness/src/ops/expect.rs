@@ -86,6 +86,9 @@ pub enum Check {
         bytes: bytes::Bytes,
         rule: &'static str,
         alt_rule: &'static str,
+        /// A present header of the same algorithm with another value (`rule` when the spec
+        /// has no sentence of its own for a wrong value).
+        wrong_rule: &'static str,
     },
     /// The response body is exactly these bytes (len + sha256 hex).
     Content {
@@ -358,6 +361,26 @@ pub fn digest_check(
         bytes,
         rule,
         alt_rule,
+        wrong_rule: rule,
+    }
+}
+
+/// [`digest_check`] with a rule of its own for a present header of the wrong value (a blob
+/// GET: "If present, the value of this header MUST be a digest matching that of the response
+/// body", a MUST in every version, where the header itself is a SHOULD before 1.1+dev).
+pub fn digest_check_value(
+    value: &str,
+    bytes: bytes::Bytes,
+    rule: &'static str,
+    alt_rule: &'static str,
+    wrong_rule: &'static str,
+) -> Check {
+    Check::Digest {
+        value: value.to_string(),
+        bytes,
+        rule,
+        alt_rule,
+        wrong_rule,
     }
 }
 
@@ -445,6 +468,15 @@ impl Check {
                     Some(g) => g == value,
                 };
                 if !ok {
+                    // A session id that is not in UUID text form (an opaque random token, a
+                    // counter) meets the sentence's purpose, a unique session per upload:
+                    // a variation; no session id at all is the violation.
+                    let rule = match got {
+                        Some("opaque") if *name == "location-session-id" => {
+                            "end-4a/session-id-form"
+                        }
+                        _ => rule,
+                    };
                     out.push(Found::new(
                         format!("header:{name}"),
                         rule,
@@ -462,6 +494,7 @@ impl Check {
                 bytes,
                 rule,
                 alt_rule,
+                wrong_rule,
             } => {
                 let got = o.header("docker-content-digest");
                 if got == Some(value.as_str()) {
@@ -470,7 +503,11 @@ impl Check {
                 let other_algo = got.is_some_and(|g| other_algo_digest(g, value, bytes));
                 out.push(Found::new(
                     "header:docker-content-digest",
-                    if other_algo { alt_rule } else { rule },
+                    match got {
+                        _ if other_algo => alt_rule,
+                        Some(_) => wrong_rule,
+                        None => rule,
+                    },
                     match got {
                         None => {
                             format!("header docker-content-digest missing (expected {value:?})")

@@ -55,6 +55,10 @@ pub struct Known {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<Class>,
     pub reason: String,
+    /// The spec version the finding was judged by (`findings.json` baselines; optional in
+    /// TOML). A baseline of another version than the run's is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_version: Option<crate::vocab::spec_version::SpecVersion>,
 }
 
 impl Known {
@@ -84,6 +88,28 @@ pub struct Baseline {
     pub entries: Vec<Known>,
     /// Entries naming a rule ocidiff does not have (they can never match).
     pub warnings: Vec<String>,
+}
+
+impl Baseline {
+    /// Refuses a baseline judged by another spec version than `run`'s: the same behaviour is
+    /// a violation under one and a variation under another, so known / new would mix verdicts.
+    pub fn check_version(
+        &self,
+        run: crate::vocab::spec_version::SpecVersion,
+    ) -> Result<(), String> {
+        match self
+            .entries
+            .iter()
+            .find_map(|k| k.spec_version.filter(|v| *v != run))
+        {
+            Some(v) => Err(format!(
+                "baseline {} was judged by spec version {v}, this run by {run}: re-run the \
+                 baseline with --spec-version {run}, or judge this run with --spec-version {v}",
+                self.file.display()
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Reads a baseline: JSON (a `findings.json` array) when the file starts with `[`, else TOML.
@@ -172,6 +198,12 @@ fn from_findings_json(file: &Path, text: &str) -> Result<Vec<Known>, BaselineErr
                     .map(str::to_owned)
                     .map_or_else(|| field("rule"), Ok)?,
                 class: Some(class),
+                spec_version: v
+                    .get("spec_version")
+                    .and_then(|x| x.as_str())
+                    .map(crate::vocab::spec_version::SpecVersion::parse)
+                    .transpose()
+                    .map_err(|e| err(format!("entry {}: `spec_version`: {e}", i + 1)))?,
             })
         })
         .collect()
@@ -318,6 +350,7 @@ mod tests {
             expected: String::new(),
             actual: actual.into(),
             reference: None,
+            spec_version: Default::default(),
         };
         Finding::new(&d, &Sequence::default(), 1, 0, 0)
     }

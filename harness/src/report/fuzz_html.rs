@@ -30,6 +30,9 @@ pub struct RunInfo {
     /// The runs a merged page combines (`ocidiff merge`): their run ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<String>,
+    /// The spec version the run judged by (`--spec-version`).
+    #[serde(default)]
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 pub fn finding_anchor(id: &str) -> String {
@@ -188,8 +191,9 @@ pub fn render(run: &RunInfo, findings: &[Finding]) -> String {
         "<style>{STYLE}{EXTRA_STYLE}</style></head>\n<body>\n"
     ));
     h.push_str(&format!(
-        "<h1>ocidiff fuzz run <code>{}</code></h1><p class=\"meta\">seed {} &middot; {} cases, {} ops in {:.0} s{} &middot; findings are causes: one per bug, symptoms listed under it</p>\n",
+        "<h1>ocidiff fuzz run <code>{}</code></h1><p class=\"meta\" id=\"spec-version\">{}</p><p class=\"meta\">seed {} &middot; {} cases, {} ops in {:.0} s{} &middot; findings are causes: one per bug, symptoms listed under it</p>\n",
         esc(&run.run_id),
+        esc(&crate::report::judged_by(findings, run.spec_version)),
         run.seed,
         run.cases_run,
         run.ops_run,

@@ -39,6 +39,13 @@ pub fn conformance(r: &ConformanceResults) -> anyhow::Result<String> {
     for cell in &r.results {
         let suite_name = format!("{}.{}", cell.target, cell.workflow);
         let mut suite = TestSuite::new(suite_name.as_str());
+        let version = r
+            .targets
+            .iter()
+            .find(|t| t.name == cell.target)
+            .map_or(r.spec_version, |t| t.spec_version);
+        suite.add_property(quick_junit::Property::new("spec-version", version.name()));
+        suite.add_property(quick_junit::Property::new("spec-text", version.text()));
         if let Some(e) = &cell.error {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
             st.set_message(e.as_str());
@@ -103,6 +110,12 @@ pub fn fuzz(
     }
     for target in names {
         let mut suite = TestSuite::new(target);
+        let version = findings
+            .iter()
+            .find(|f| f.divergence.target == target)
+            .map_or(run.spec_version, |f| f.divergence.spec_version);
+        suite.add_property(quick_junit::Property::new("spec-version", version.name()));
+        suite.add_property(quick_junit::Property::new("spec-text", version.text()));
         let mut tc = TestCase::new("run", TestCaseStatus::success());
         tc.set_classname(target);
         tc.set_system_out(format!(

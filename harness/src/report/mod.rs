@@ -120,6 +120,13 @@ impl FindingsWriter {
             "rule": d.rule,
             "cause": d.cause().key,
             "spec": d.spec,
+            "spec_version": d.spec_version,
+            "spec_text": d.spec_version.text(),
+            "next_spec": d.next_violation().map(|vr| serde_json::json!({
+                "spec_version": vr.version,
+                "class": vr.class,
+                "spec": vr.spec,
+            })),
             "summary": d.summary,
             "expected": d.expected,
             "actual": d.actual,
@@ -205,7 +212,7 @@ pub fn render_repro_sh(
 ) -> anyhow::Result<String> {
     let d = &f.divergence;
     let comment = format!(
-        "Finding {}: {} {} on target {:?} ({} {}), op #{} exchange {:?}.\n{}\nSpec: {}",
+        "Finding {}: {} {} on target {:?} ({} {}), op #{} exchange {:?}.\n{}\nSpec ({}, --spec-version {}): {}",
         f.id,
         d.class,
         d.rule,
@@ -215,6 +222,8 @@ pub fn render_repro_sh(
         d.op_index,
         d.label,
         d.summary.replace('\n', " "),
+        d.spec_version.text(),
+        d.spec_version,
         d.spec.replace('\n', " ")
     );
     let diverging = format!("op{}:{}", d.op_index, d.label);
@@ -262,6 +271,20 @@ pub fn render_report_md(f: &Finding) -> String {
     );
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| class | **{}** |", d.class);
+    let _ = writeln!(
+        s,
+        "| judged by | Distribution Spec {} (`--spec-version {}`) |",
+        d.spec_version.text(),
+        d.spec_version
+    );
+    if let Some(vr) = d.next_violation() {
+        let _ = writeln!(
+            s,
+            "| under {} | **violation** (ready for the next spec): {} |",
+            vr.version,
+            vr.spec.replace('|', "\\|")
+        );
+    }
     let _ = writeln!(s, "| target | `{}` |", d.target);
     let _ = writeln!(s, "| endpoint | `{}` |", d.endpoint);
     let _ = writeln!(s, "| field | `{}` |", d.field);
@@ -315,7 +338,7 @@ pub fn render_report_md(f: &Finding) -> String {
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(s, "## Spec\n\n> {}\n", d.spec);
+    let _ = writeln!(s, "## Spec ({})\n\n> {}\n", d.spec_version.text(), d.spec);
     let _ = writeln!(s, "## Minimal sequence\n");
     let _ = writeln!(s, "```toml");
     let sc = Scenario::from_sequence(&f.ops);
@@ -460,6 +483,53 @@ impl Progress {
     }
 }
 
+/// The spec versions the findings were judged by, as a line for reports ("judged by the
+/// Distribution Spec v1.1.1 (--spec-version 1.1)"); several when targets claim different ones.
+pub fn judged_by(findings: &[Finding], run: crate::vocab::spec_version::SpecVersion) -> String {
+    let mut versions: Vec<_> = findings.iter().map(|f| f.divergence.spec_version).collect();
+    versions.push(run);
+    versions.sort();
+    versions.dedup();
+    let names: Vec<String> = versions
+        .iter()
+        .map(|v| format!("{} (--spec-version {v})", v.text()))
+        .collect();
+    format!("judged by the Distribution Spec {}", names.join(", "))
+}
+
+/// The findings that the next spec version would make violations ("ready for the next
+/// spec"): not counted in the exit code; each with the next version's sentence.
+pub fn next_spec_section(findings: &[Finding]) -> String {
+    let mut s = String::new();
+    let next: Vec<(&Finding, crate::compare::VersionedRule)> = findings
+        .iter()
+        .filter_map(|f| f.divergence.next_violation().map(|vr| (f, vr)))
+        .collect();
+    if next.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\nready for the next spec: {} finding(s) would be violations under {} (not counted in the exit code)",
+        next.len(),
+        next[0].1.version
+    );
+    for (f, vr) in next {
+        let d = &f.divergence;
+        let _ = writeln!(
+            s,
+            "  {} {:<16} {:<34} {} now, violation under {}: \"{}\"",
+            f.id,
+            d.target,
+            d.rule,
+            d.class,
+            vr.version,
+            vr.spec.chars().take(110).collect::<String>()
+        );
+    }
+    s
+}
+
 /// The end-of-run table: per target, violations / variations / unsupported; one line per finding.
 pub fn summary_table(targets: &[String], findings: &[Finding]) -> String {
     let mut s = String::new();
@@ -545,6 +615,7 @@ mod tests {
                 expected: "200".into(),
                 actual: "500".into(),
                 reference: Some("200".into()),
+                spec_version: Default::default(),
             },
             original_ops_len: 10,
             ops: seq,

@@ -12,6 +12,9 @@ pub struct TargetInfo {
     pub url: String,
     /// The reference registry (the oracle).
     pub oracle: bool,
+    /// The spec version its checks were judged by.
+    #[serde(default)]
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
 }
 
 /// A workflow as reported.
@@ -43,6 +46,10 @@ pub struct ConformanceResults {
     /// Seconds since the Unix epoch.
     pub generated_at: u64,
     pub spec: String,
+    /// The spec version the run judged by (`--spec-version`; a target's own claim is in its
+    /// `TargetInfo`).
+    #[serde(default)]
+    pub spec_version: crate::vocab::spec_version::SpecVersion,
     pub targets: Vec<TargetInfo>,
     pub workflows: Vec<WorkflowInfo>,
     pub results: Vec<CellResult>,

@@ -17,6 +17,7 @@ use crate::scenario::{Expect, Level, Scenario};
 use crate::vocab::content::{sha256_hex, Content};
 use crate::vocab::exchange::{BodyFacts, Exchange, ReferrerFacts};
 use crate::vocab::redact::redact;
+use crate::vocab::spec_version::SpecVersion;
 use crate::vocab::{BlobId, ManifestId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -108,12 +109,13 @@ impl Counts {
     }
 }
 
-/// The level a check runs at.
-pub fn level_of(e: &Expect) -> Level {
+/// The level a check runs at, under spec version `v` (an explicit `level` wins; else its
+/// rule's class as `v` reads it).
+pub fn level_of(e: &Expect, v: SpecVersion) -> Level {
     if let Some(l) = e.level {
         return l;
     }
-    match e.rule.as_deref().map(crate::compare::rule) {
+    match e.rule.as_deref().map(|r| crate::compare::rule_in(r, v)) {
         Some(r) => match r.class {
             Class::Violation => Level::Must,
             Class::Variation => Level::Should,
@@ -448,13 +450,22 @@ pub fn evaluate(
     for (t, tname) in outcome.targets.iter().enumerate() {
         let mut results: Vec<CheckResult> = Vec::new();
         let mut by_name: BTreeMap<String, Outcome> = BTreeMap::new();
+        let version = outcome.version_of(t);
         for e in &sc.expect {
+            // A check of a behaviour this version does not define is not run under it
+            // (referrers under 1.0, the final chunk's order under 1.1, ...).
+            if e.rule
+                .as_deref()
+                .is_some_and(|r| !crate::compare::rule_in(r, version).defined)
+            {
+                continue;
+            }
             let exs = outcome
                 .ops
                 .get(e.op)
                 .and_then(|o| o.per_target.get(t))
                 .unwrap_or(&empty);
-            let r = evaluate_one(sc, e, exs, content, namespace, &by_name);
+            let r = evaluate_one(sc, e, exs, content, namespace, &by_name, version);
             by_name.insert(r.name.clone(), r.outcome);
             results.push(r);
         }
@@ -527,9 +538,13 @@ fn evaluate_one(
     content: &Content,
     ns: &str,
     earlier: &BTreeMap<String, Outcome>,
+    version: SpecVersion,
 ) -> CheckResult {
-    let level = level_of(e);
-    let rule = e.rule.as_deref().map(crate::compare::rule);
+    let level = level_of(e, version);
+    let rule = e
+        .rule
+        .as_deref()
+        .map(|r| crate::compare::rule_in(r, version));
     let ex = match &e.label {
         Some(l) => exs.iter().find(|x| x.label == *l),
         None => exs.last(),
@@ -537,13 +552,13 @@ fn evaluate_one(
     let endpoint = e
         .endpoint
         .clone()
-        .or_else(|| rule.map(|r| r.endpoint.to_string()))
+        .or_else(|| rule.map(|r| r.rule.endpoint.to_string()))
         .or_else(|| ex.map(|x| x.endpoint.clone()))
         .unwrap_or_else(|| "any".into());
     let spec = e
         .spec
         .clone()
-        .or_else(|| rule.map(|r| r.spec.to_string()))
+        .or_else(|| rule.map(|r| r.quote()))
         .unwrap_or_default();
     let mut r = CheckResult {
         name: e.display_name(),

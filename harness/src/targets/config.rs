@@ -42,6 +42,8 @@ struct TargetEntry {
     project: Option<String>,
     /// Image override for container presets.
     image: Option<String>,
+    /// Program of a process preset (`distribution3`, `olareg`, `ggcr`) instead of `PATH`'s.
+    program: Option<PathBuf>,
     username: Option<String>,
     password: Option<String>,
     password_env: Option<String>,
@@ -52,6 +54,9 @@ struct TargetEntry {
     ca: Option<PathBuf>,
     /// Prepended to every repository name.
     repo_prefix: Option<String>,
+    /// The Distribution Spec version this registry claims (`1.0`, `1.1`, `1.1+dev`): its
+    /// findings are judged by that version's text, whatever `--spec-version` says.
+    spec_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,7 +197,15 @@ fn entry_spec(t: TargetEntry, base: &Path) -> Result<TargetSpec> {
         }
         None => None,
     };
+    let spec_version = match &t.spec_version {
+        Some(v) => Some(
+            crate::vocab::spec_version::SpecVersion::parse(v)
+                .map_err(|e| anyhow::anyhow!("`spec_version`: {e}"))?,
+        ),
+        None => None,
+    };
     let options = TargetOptions {
+        spec_version,
         repo_prefix: t
             .repo_prefix
             .clone()
@@ -215,22 +228,30 @@ fn entry_spec(t: TargetEntry, base: &Path) -> Result<TargetSpec> {
                 project: t.project.clone(),
                 image: t.image.clone(),
                 credentials,
+                program: t.program.clone(),
             },
         )?;
         if let TargetSpec::External(e) = &mut spec {
             let a = e.access_mut();
             a.options.insecure = options.insecure;
             a.options.ca_pem = options.ca_pem.clone();
+            a.options.spec_version = options.spec_version;
             if !options.repo_prefix.is_empty() {
                 a.options.repo_prefix = options.repo_prefix.clone();
             }
         } else if t.insecure || t.ca.is_some() || t.repo_prefix.is_some() || t.username.is_some() {
             bail!("preset `{preset}` runs in-process: credentials and TLS options do not apply");
+        } else if t.spec_version.is_some() {
+            bail!(
+                "preset `{preset}` runs in-process: judge it by another spec version with \
+                 --spec-version (a per-target `spec_version` is for registries ocidiff reaches \
+                 over HTTP)"
+            );
         }
         return Ok(spec);
     }
-    if t.project.is_some() || t.image.is_some() {
-        bail!("`project` and `image` go with a `preset`");
+    if t.project.is_some() || t.image.is_some() || t.program.is_some() {
+        bail!("`project`, `image` and `program` go with a `preset`");
     }
     if let Some(url) = url {
         return Ok(TargetSpec::External(Box::new(ExternalSpec::Remote(

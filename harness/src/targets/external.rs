@@ -42,6 +42,11 @@ pub struct ProcessSpec {
     pub access: Access,
     /// The server log is copied to `<log_dir>/<name>.log` when the target stops.
     pub log_dir: Option<PathBuf>,
+    /// Files written into `{dir}` before the start (path relative to `{dir}`, content), with
+    /// the placeholders replaced in the content: a configuration file.
+    pub files: Vec<(String, String)>,
+    /// Folders created in `{dir}` before the start (storage).
+    pub dirs: Vec<String>,
 }
 
 impl Default for ProcessSpec {
@@ -53,6 +58,8 @@ impl Default for ProcessSpec {
             ready_timeout: DEFAULT_READY_TIMEOUT,
             access: Access::default(),
             log_dir: None,
+            files: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 }
@@ -257,6 +264,14 @@ async fn launch_process(name: &str, p: &ProcessSpec) -> Result<LaunchedTarget> {
         .tempdir()
         .context("creating the process directory")?;
     let port = free_loopback_port()?;
+    for sub in &p.dirs {
+        std::fs::create_dir_all(dir.path().join(sub))
+            .with_context(|| format!("creating {sub} in the process directory"))?;
+    }
+    for (rel, content) in &p.files {
+        std::fs::write(dir.path().join(rel), substitute(content, port, dir.path()))
+            .with_context(|| format!("writing {rel} in the process directory"))?;
+    }
     let log_path = dir.path().join("process.log");
     let log = std::fs::File::create(&log_path).context("creating process.log")?;
     let log_err = log.try_clone().context("duplicating the log handle")?;

@@ -335,12 +335,17 @@ fn percent_decode(s: &str) -> Result<String> {
 
 /// Searches `PATH` for `docker-registry`, then `registry`.
 pub fn find_distribution_binary() -> Option<PathBuf> {
+    DISTRIBUTION_BINARIES
+        .iter()
+        .find_map(|bin| find_on_path(bin))
+}
+
+/// The first executable file named `program` in a `PATH` directory.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    DISTRIBUTION_BINARIES.iter().find_map(|bin| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(bin))
-            .find(|p| is_executable(p))
-    })
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -378,6 +383,30 @@ pub fn default_targets() -> (Vec<(String, TargetSpec)>, Vec<String>) {
             "distribution: no {} binary on PATH",
             DISTRIBUTION_BINARIES.join(" or ")
         )),
+    }
+    // Today's registries (distribution 3, olareg, go-containerregistry) when their programs
+    // are on PATH (tests/tools/install-go-tools.sh).
+    for preset in crate::targets::presets::PRESETS {
+        if preset.program.is_none() {
+            continue;
+        }
+        match crate::targets::presets::program_on_path(preset) {
+            Ok(program) => match crate::targets::presets::preset_spec(
+                preset.name,
+                crate::targets::presets::PresetParams {
+                    program: Some(program),
+                    ..Default::default()
+                },
+            ) {
+                Ok(spec) => targets.push((preset.name.to_string(), spec)),
+                Err(e) => skipped.push(format!("{}: {e:#}", preset.name)),
+            },
+            Err(_) => skipped.push(format!(
+                "{}: no {} on PATH (bash tests/tools/install-go-tools.sh)",
+                preset.name,
+                preset.program.unwrap_or(preset.name)
+            )),
+        }
     }
     (targets, skipped)
 }
@@ -697,11 +726,17 @@ impl Drop for ChildProcess {
 
 /// The config.yml given to distribution.
 pub fn distribution_config(root: &Path, port: u16) -> String {
-    let root = root
-        .display()
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"");
+    distribution_config_with(&root.display().to_string(), &port.to_string())
+}
+
+/// distribution's config.yml with `{dir}` and `{port}` placeholders (the `distribution3`
+/// process preset: distribution 3 reads the same keys).
+pub fn distribution_config_template() -> String {
+    distribution_config_with("{dir}/data", "{port}")
+}
+
+fn distribution_config_with(root: &str, port: &str) -> String {
+    let root = root.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
         r#"version: 0.1
 log:
@@ -1069,7 +1104,28 @@ mod tests {
         assert!(targets.iter().any(|(n, _)| n == "container-registry"));
         let has_dist = targets.iter().any(|(n, _)| n == "distribution");
         assert_eq!(has_dist, find_distribution_binary().is_some());
-        assert_eq!(has_dist, skipped.is_empty(), "{skipped:?}");
+        assert_eq!(
+            has_dist,
+            !skipped.iter().any(|s| s.starts_with("distribution:")),
+            "{skipped:?}"
+        );
+        // Each program preset is either started or named as skipped, with why.
+        for p in crate::targets::presets::PRESETS
+            .iter()
+            .filter(|p| p.program.is_some())
+        {
+            let started = targets.iter().any(|(n, _)| n == p.name);
+            let skip = skipped
+                .iter()
+                .any(|s| s.starts_with(&format!("{}:", p.name)));
+            assert!(started != skip, "{}: {targets:?} {skipped:?}", p.name);
+            assert_eq!(
+                started,
+                find_on_path(p.program.unwrap()).is_some(),
+                "{}",
+                p.name
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::execute::auth::Credentials;
 use crate::targets::common::Access;
 use crate::targets::container::ContainerSpec;
-use crate::targets::external::{ExternalSpec, RemoteSpec};
+use crate::targets::external::{ExternalSpec, ProcessSpec, RemoteSpec};
 use crate::targets::{parse_registry_url, TargetSpec};
 use crate::vocab::redact::redact;
 use anyhow::{bail, Result};
@@ -20,6 +20,9 @@ pub struct Preset {
     /// What the spec allows this registry to do differently (not reported as violations: the
     /// oracle classifies these as variations or unsupported).
     pub allows: &'static [&'static str],
+    /// A program ocidiff starts from `PATH` (`tests/tools/install-go-tools.sh` installs them);
+    /// such a preset is one of the default targets when its program is there.
+    pub program: Option<&'static str>,
 }
 
 /// Every preset, in documentation order.
@@ -28,11 +31,13 @@ pub const PRESETS: &[Preset] = &[
         name: "reference",
         launch: "embedded reference registry (in-process)",
         allows: &["everything the spec allows; this is the oracle"],
+        program: None,
     },
     Preset {
         name: "container-registry",
         launch: "embedded crates.io container-registry 0.3 (in-process)",
         allows: &["partial spec coverage: see its conformance report (`ocidiff conformance`)"],
+        program: None,
     },
     Preset {
         name: "distribution",
@@ -42,24 +47,51 @@ pub const PRESETS: &[Preset] = &[
             "no cross-repository mount without `from` (end-11 falls back to an upload, 202)",
             "DELETE needs storage.delete.enabled (on in ocidiff's config)",
         ],
+        program: None,
+    },
+    Preset {
+        name: "distribution3",
+        launch: "`distribution3` from PATH (distribution v3, `go install`ed by tests/tools/install-go-tools.sh): `distribution3 serve config.yml`, filesystem storage in a temp dir, deletes enabled, loopback port",
+        allows: &[
+            "no referrers API (end-12a answers 404: unsupported); sha512 declined",
+            "no cross-repository mount without `from` (end-11 falls back to an upload, 202)",
+        ],
+        program: Some("distribution3"),
+    },
+    Preset {
+        name: "olareg",
+        launch: "`olareg` from PATH: `olareg serve --addr 127.0.0.1 --port PORT --dir TEMP --api-delete --api-blob-delete`",
+        allows: &["deletes enabled by its flags; garbage collection at its defaults"],
+        program: Some("olareg"),
+    },
+    Preset {
+        name: "ggcr",
+        launch: "`crane` from PATH (go-containerregistry): `crane registry serve --address 127.0.0.1:PORT --disk TEMP`",
+        allows: &["in-memory manifests, blobs on disk; sends a `Warning` header on some answers"],
+        program: Some("crane"),
     },
     Preset {
         name: "distribution-container",
         launch: "image registry:2 (REGISTRY_STORAGE_DELETE_ENABLED=true), port 5000",
         allows: &["as `distribution`"],
+        program: None,
     },
     Preset {
         name: "distribution3-container",
         launch: "image registry:3 (REGISTRY_STORAGE_DELETE_ENABLED=true), port 5000",
         allows: &["as `distribution`; distribution 3 serves the referrers API"],
+        program: None,
     },
     Preset {
         name: "zot",
         launch: "image ghcr.io/project-zot/zot-linux-amd64:latest with a minimal config, port 5000",
         allows: &[
-            "tag listing and pagination per the spec; `_catalog` may need extensions",
-            "upload sessions may expire sooner",
+            "tag listing and pagination per the spec; `_catalog` and referrers are core (no extensions)",
+            "cross-repository mount answers 202 (an upload) while dedupe is off, as configured here",
+            "DELETE of a blob a manifest still references, or of a manifest an index references: 405 DENIED",
+            "Docker media types accepted only with `http.compat: [\"docker2s2\"]` (set here; else 415)",
         ],
+        program: None,
     },
     Preset {
         name: "trow",
@@ -68,6 +100,7 @@ pub const PRESETS: &[Preset] = &[
             "blob DELETE may be refused (405: unsupported)",
             "referrers API may be absent",
         ],
+        program: None,
     },
     Preset {
         name: "harbor",
@@ -77,6 +110,7 @@ pub const PRESETS: &[Preset] = &[
             "bearer token auth; robot accounts or users with push + delete on the project",
             "blob DELETE may be refused (405: unsupported)",
         ],
+        program: None,
     },
 ];
 
@@ -95,12 +129,14 @@ pub struct PresetParams {
     /// Overrides the preset's image (`IMAGE[:TAG]`).
     pub image: Option<String>,
     pub credentials: Option<Credentials>,
+    /// The program of a process preset (`NAME=olareg:/path/to/olareg`); else from `PATH`.
+    pub program: Option<std::path::PathBuf>,
 }
 
 const ZOT_CONFIG: &str = r#"{
   "distSpecVersion": "1.1.1",
   "storage": { "rootDirectory": "/var/lib/registry", "gc": false, "dedupe": false },
-  "http": { "address": "0.0.0.0", "port": "5000" },
+  "http": { "address": "0.0.0.0", "port": "5000", "compat": ["docker2s2"] },
   "log": { "level": "warn" }
 }
 "#;
@@ -199,9 +235,78 @@ pub fn preset_spec(name: &str, params: PresetParams) -> Result<TargetSpec> {
             c.access = access;
             TargetSpec::External(Box::new(ExternalSpec::Container(c)))
         }
+        "distribution3" | "olareg" | "ggcr" => {
+            let program = match &params.program {
+                Some(p) => p.clone(),
+                None => program_on_path(preset)?,
+            };
+            TargetSpec::External(Box::new(ExternalSpec::Process(process_recipe(
+                preset.name,
+                &program,
+                access,
+            ))))
+        }
         other => bail!("preset `{other}` has no launch recipe"),
     };
     Ok(spec)
+}
+
+/// The program of a process preset, from `PATH`.
+pub fn program_on_path(preset: &Preset) -> Result<std::path::PathBuf> {
+    let program = preset.program.unwrap_or(preset.name);
+    crate::targets::find_on_path(program).ok_or_else(|| {
+        anyhow::anyhow!(
+            "preset `{}`: no `{program}` on PATH (bash tests/tools/install-go-tools.sh installs \
+             it; or name the binary: NAME={}:/path/to/{program})",
+            preset.name,
+            preset.name
+        )
+    })
+}
+
+/// How ocidiff starts a process preset: a fresh temp dir (`{dir}`) for its storage and
+/// configuration, a free loopback port (`{port}`).
+fn process_recipe(preset: &str, program: &std::path::Path, access: Access) -> ProcessSpec {
+    let mut spec = ProcessSpec {
+        command: vec![program.display().to_string()],
+        dirs: vec!["data".to_string()],
+        access,
+        ..Default::default()
+    };
+    let args: &[&str] = match preset {
+        "distribution3" => {
+            spec.files.push((
+                "config.yml".to_string(),
+                crate::targets::distribution_config_template(),
+            ));
+            // As for distribution 2.8 (targets::distribution_gogc): only the collector's pace.
+            if std::env::var_os("GOGC").is_none() {
+                spec.env.insert("GOGC".into(), "400".into());
+            }
+            &["serve", "{dir}/config.yml"]
+        }
+        "olareg" => &[
+            "serve",
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--dir",
+            "{dir}/data",
+            "--api-delete",
+            "--api-blob-delete",
+        ],
+        _ => &[
+            "registry",
+            "serve",
+            "--address",
+            "127.0.0.1:{port}",
+            "--disk",
+            "{dir}/data",
+        ],
+    };
+    spec.command.extend(args.iter().map(|a| a.to_string()));
+    spec
 }
 
 /// `container:IMAGE[:TAG]`, `preset:NAME`, and `NAME` of a preset that is not a built-in kind;
@@ -218,6 +323,22 @@ pub fn parse_kind(value: &str) -> Result<Option<TargetSpec>> {
     }
     if find(value).is_some() {
         return preset_spec(value, PresetParams::default()).map(Some);
+    }
+    // `olareg:/path/to/olareg`: a process preset with its program named.
+    if let Some((name, path)) = value.split_once(':') {
+        if let Some(p) = find(name).filter(|p| p.program.is_some()) {
+            if path.is_empty() {
+                bail!("`{name}:` needs a program path after the colon");
+            }
+            return preset_spec(
+                p.name,
+                PresetParams {
+                    program: Some(path.into()),
+                    ..Default::default()
+                },
+            )
+            .map(Some);
+        }
     }
     Ok(None)
 }

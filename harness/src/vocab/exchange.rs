@@ -101,6 +101,17 @@ pub struct OpOutcome {
 pub struct CaseOutcome {
     pub targets: Vec<String>,
     pub ops: Vec<OpOutcome>,
+    /// The spec version each target is judged by (same order as `targets`; a target without
+    /// one is judged by the default, `1.1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<crate::vocab::spec_version::SpecVersion>,
+}
+
+impl CaseOutcome {
+    /// The spec version target `t` is judged by.
+    pub fn version_of(&self, t: usize) -> crate::vocab::spec_version::SpecVersion {
+        self.versions.get(t).copied().unwrap_or_default()
+    }
 }
 
 impl Observation {

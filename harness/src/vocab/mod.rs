@@ -11,6 +11,7 @@ pub mod plan;
 pub mod redact;
 pub mod serde_util;
 pub mod spec;
+pub mod spec_version;
 
 pub use ids::{BlobId, DigestAlgo, ManifestId, Repo, Session};
 pub use spec::{BlobSpec, ContentSpec, DigestChoice, Flavor, ManifestSpec, Reference};

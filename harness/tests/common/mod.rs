@@ -23,7 +23,9 @@ pub fn faulty(faults: Faults) -> TargetSpec {
     }))
 }
 
-/// A bounded, quiet fuzz configuration writing to `out`.
+/// A bounded, quiet fuzz configuration writing to `out`, judged by main (`1.1+dev`): the
+/// faults and findings these tests look for include main's MUSTs (the version-dependent
+/// verdicts are tested with an explicit version in `spec_versions.rs` and `spec_rules.rs`).
 pub fn fuzz_config(
     targets: Vec<(String, TargetSpec)>,
     seed: u64,
@@ -37,6 +39,7 @@ pub fn fuzz_config(
         duration,
         cases,
         shrink,
+        spec_version: ocidiff::compare::SpecVersion::V1_1Dev,
         ..FuzzConfig::new(targets, out.to_path_buf())
     }
 }

@@ -1,0 +1,186 @@
+//! The official OCI conformance suite (opencontainers/distribution-spec `conformance`, built by
+//! `tests/tools/install-go-tools.sh` as `oci-conformance`) against the reference registry, under
+//! each spec version it knows (`OCI_VERSION` 1.0, 1.1, 1.1+dev), with every API and data option
+//! on (sparse manifests, digest headers, upload cancel, tag parameters, anonymous mounts):
+//! zero failures. Skips only where the suite's own test data is invalid, each named in
+//! [`SUITE_DATA_INVALID`] with the reason.
+
+use ocidiff_e2e::{find_executable, skip_external};
+use std::process::Command;
+
+/// Tests the suite runs on data the spec does not allow a registry to accept (none today).
+const SUITE_DATA_INVALID: &[(&str, &str)] = &[];
+
+/// The suite's skips on the reference, each with why it is right: the suite skips where the
+/// registry took a path it also accepts.
+const EXPECTED_SKIPS: &[(&str, &str)] = &[(
+    "range requests/range 500-0",
+    "`Range: bytes=500-0` is syntactically invalid (last-pos before first-pos); RFC 9110 \
+     section 14.2 has the server ignore such a Range and send the whole blob, as the reference \
+     does; the suite skips that answer as 'range request unsupported'",
+)];
+
+/// The suite's switches, all on: what `1.1+dev` checks by default and the options off by
+/// default at `1.0` / `1.1` (the reference implements every optional API).
+const EVERYTHING: &[(&str, &str)] = &[
+    ("OCI_API_PULL", "true"),
+    ("OCI_API_PUSH", "true"),
+    ("OCI_API_BLOBS_ATOMIC", "true"),
+    ("OCI_API_BLOBS_DELETE", "true"),
+    ("OCI_API_BLOBS_DIGEST_HEADER", "true"),
+    ("OCI_API_BLOBS_MOUNT_ANONYMOUS", "true"),
+    ("OCI_API_BLOBS_UPLOAD_CANCEL", "true"),
+    ("OCI_API_MANIFESTS_ATOMIC", "true"),
+    ("OCI_API_MANIFESTS_DELETE", "true"),
+    ("OCI_API_MANIFESTS_DIGEST_HEADER", "true"),
+    ("OCI_API_MANIFESTS_TAG_PARAM", "true"),
+    ("OCI_API_TAGS_ATOMIC", "true"),
+    ("OCI_API_TAGS_DELETE", "true"),
+    ("OCI_API_TAGS_LIST", "true"),
+    ("OCI_API_REFERRER", "true"),
+    ("OCI_DATA_IMAGE", "true"),
+    ("OCI_DATA_INDEX", "true"),
+    ("OCI_DATA_INDEX_LIST", "true"),
+    ("OCI_DATA_SPARSE", "true"),
+    ("OCI_DATA_ARTIFACT", "true"),
+    ("OCI_DATA_SUBJECT", "true"),
+    ("OCI_DATA_SUBJECT_MISSING", "true"),
+    ("OCI_DATA_ARTIFACT_LIST", "true"),
+    ("OCI_DATA_SUBJECT_LIST", "true"),
+    ("OCI_DATA_DATA_FIELD", "true"),
+    ("OCI_DATA_NONDISTRIBUTABLE", "true"),
+    ("OCI_DATA_CUSTOM_FIELDS", "true"),
+    ("OCI_DATA_NO_LAYERS", "true"),
+    ("OCI_DATA_EMPTY_BLOB", "true"),
+    ("OCI_DATA_SHA512", "true"),
+];
+
+/// One run's summary: every leaf test's status, from the suite's terminal output.
+struct SuiteRun {
+    statuses: Vec<(String, String)>,
+    output: String,
+}
+
+impl SuiteRun {
+    fn failures(&self) -> Vec<&str> {
+        let failed: Vec<&str> = self
+            .statuses
+            .iter()
+            .filter(|(_, s)| s == "FAIL")
+            .map(|(n, _)| n.as_str())
+            .collect();
+        // Leaves only: a failed group is the sum of its failed children.
+        failed
+            .iter()
+            .copied()
+            .filter(|n| {
+                !failed
+                    .iter()
+                    .any(|m| m.len() > n.len() && m.starts_with(&format!("{n}/")))
+            })
+            .filter(|n| !SUITE_DATA_INVALID.iter().any(|(t, _)| n.contains(t)))
+            .collect()
+    }
+
+    fn count(&self, status: &str) -> usize {
+        self.statuses.iter().filter(|(_, s)| s == status).count()
+    }
+}
+
+/// Runs the official suite against `registry` (host:port) at `version`.
+fn run_suite(
+    suite: &std::path::Path,
+    registry: &str,
+    version: &str,
+    extra: &[(&str, &str)],
+) -> SuiteRun {
+    let results = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(suite);
+    cmd.current_dir(results.path())
+        .env("OCI_REGISTRY", registry)
+        .env("OCI_TLS", "disabled")
+        .env("OCI_VERSION", version)
+        .env("OCI_LOG", "error")
+        .env("OCI_RESULTS_DIR", results.path().join("results"));
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running the official suite");
+    let output =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let statuses = output
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let (name, status) = l.rsplit_once(": ")?;
+            name.starts_with("OCI Conformance Test")
+                .then(|| (name.to_string(), status.trim().to_string()))
+        })
+        .collect();
+    assert!(
+        results.path().join("results/results.yaml").is_file(),
+        "the suite wrote no results.yaml:\n{output}"
+    );
+    SuiteRun { statuses, output }
+}
+
+fn suite() -> Option<std::path::PathBuf> {
+    let found = find_executable("oci-conformance");
+    if found.is_none() {
+        skip_external(
+            "official_suite: `oci-conformance` is not installed (bash tests/tools/install-go-tools.sh, then put its folder on PATH)",
+        );
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_passes_the_official_suite_under_every_version() {
+    let Some(suite) = suite() else { return };
+    for version in ["1.0", "1.1", "1.1+dev"] {
+        let reg = reference_registry::spawn(reference_registry::Config::default())
+            .await
+            .unwrap();
+        let url = reg.url();
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let suite = suite.clone();
+        let run =
+            tokio::task::spawn_blocking(move || run_suite(&suite, &addr, version, EVERYTHING))
+                .await
+                .unwrap();
+        let failures = run.failures();
+        println!(
+            "OCI_VERSION={version}: {} pass, {} fail, {} skip, {} disabled",
+            run.count("Pass"),
+            run.count("FAIL"),
+            run.count("Skip"),
+            run.count("Disabled")
+        );
+        assert!(
+            run.count("Pass") > 100,
+            "OCI_VERSION={version}: too few tests ran:\n{}",
+            run.output
+        );
+        let unexpected_skips: Vec<&str> = run
+            .statuses
+            .iter()
+            .filter(|(n, st)| st == "Skip" && !EXPECTED_SKIPS.iter().any(|(t, _)| n.contains(t)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert!(
+            unexpected_skips.is_empty(),
+            "OCI_VERSION={version}: skips without a reason: {unexpected_skips:#?}\n{}",
+            run.output
+        );
+        assert!(
+            failures.is_empty(),
+            "OCI_VERSION={version}: the reference fails {} official tests: {failures:#?}\n{}",
+            failures.len(),
+            run.output
+        );
+        reg.shutdown().await;
+    }
+}
