@@ -67,7 +67,16 @@ const MAX_SEEDS: u64 = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_quirk_alone_gives_no_violation() {
-    let mut names: Vec<String> = Quirks::ALL.iter().map(|q| q.name.to_string()).collect();
+    let mut names: Vec<String> = Quirks::ALL
+        .iter()
+        .map(|q| match q.name {
+            // Caps under what ocidiff holds and sends, so that they are reached: the 429s
+            // they answer are throttling (retried after Retry-After), never a finding.
+            "max_open_sessions" => "max_open_sessions:4".to_string(),
+            "rate_limit" => "rate_limit:20".to_string(),
+            n => n.to_string(),
+        })
+        .collect();
     // A minimum the generated chunk sizes straddle (the default 1 MiB is above every chunk).
     names.push("chunk_min:4096".into());
     for (i, name) in names.iter().enumerate() {

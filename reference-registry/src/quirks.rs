@@ -52,6 +52,29 @@ pub struct Quirks {
     /// next (`?after=<digest>`, the registry's own cursor): "A `Link` header MUST be included
     /// in the response when the descriptor list cannot be returned in a single manifest."
     pub referrers_paged: bool,
+    /// A blob `DELETE` is refused (405 `DENIED`) while a manifest of the repository names it
+    /// (zot, olareg and others keep what a stored manifest needs; "If blob deletion is
+    /// disabled, the registry MUST respond with either a `400 Bad Request` or a `405 Method
+    /// Not Allowed`"). The blob stays pullable.
+    pub keep_referenced_blobs: bool,
+    /// A manifest pushed by a sha512 digest, or naming sha512 content anywhere (its blobs,
+    /// children, `subject`), is rejected with 400 `MANIFEST_INVALID` (distribution 3, which
+    /// does not support sha512: "if the client provided digest is invalid or uses an
+    /// unsupported algorithm, the registry SHOULD respond with a response code `400 Bad
+    /// Request`", no code required), whatever else is wrong with it.
+    pub sha512_manifest_invalid: bool,
+    /// At most this many upload sessions open at once; a `POST` beyond answers `429
+    /// TOOMANYREQUESTS` with `Retry-After: 1` (a registry protecting itself, as nora-registry
+    /// does with 100; hosted registries have quotas too).
+    pub max_open_sessions: Option<usize>,
+    /// At most this many requests a second (all clients together); beyond, `429
+    /// TOOMANYREQUESTS` with `Retry-After: 1`: a hosted registry's rate limit ("Throttling
+    /// is the service protecting itself").
+    pub rate_limit: Option<u32>,
+    /// Every answer delayed by this many milliseconds (a registry across a network).
+    pub latency_ms: Option<u64>,
+    /// The rate limit's window (shared by clones, not part of equality).
+    pub window: RateWindow,
     /// How often each quirk changed an answer (shared by clones; not part of equality).
     pub hits: QuirkHits,
 }
@@ -80,6 +103,17 @@ impl QuirkHits {
             .unwrap_or(0)
     }
 }
+
+/// The current second's request count of quirk `rate_limit`, shared by every clone.
+#[derive(Clone, Debug, Default)]
+pub struct RateWindow(std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u32)>>>);
+
+impl PartialEq for RateWindow {
+    fn eq(&self, _: &RateWindow) -> bool {
+        true
+    }
+}
+impl Eq for RateWindow {}
 
 /// One quirk: its name, what it does and where real registries do it.
 pub struct QuirkInfo {
@@ -114,6 +148,11 @@ impl Quirks {
         QuirkInfo { name: "require_content_type", what: "manifest push without Content-Type rejected" },
         QuirkInfo { name: "no_streamed_patch", what: "PATCH without Content-Range rejected" },
         QuirkInfo { name: "referrers_paged", what: "referrers in pages of one descriptor with Link rel=\"next\" (?after= cursor)" },
+        QuirkInfo { name: "rate_limit", what: "at most rate_limit:<n> requests a second (default 200); beyond, 429 TOOMANYREQUESTS with Retry-After: 1" },
+        QuirkInfo { name: "latency", what: "every answer delayed by latency:<ms> milliseconds (default 50)" },
+        QuirkInfo { name: "max_open_sessions", what: "at most max_open_sessions:<n> (default 50) upload sessions open; the next POST gets 429 TOOMANYREQUESTS with Retry-After: 1" },
+        QuirkInfo { name: "sha512_manifest_invalid", what: "manifests pushed by or naming a sha512 digest rejected with 400 MANIFEST_INVALID (distribution 3)" },
+        QuirkInfo { name: "keep_referenced_blobs", what: "blob DELETE refused (405 DENIED) while a manifest of the repository names the blob; it stays pullable" },
     ];
 
     /// Profiles of real registries.
@@ -183,6 +222,42 @@ impl Quirks {
             "require_content_type" => &mut self.require_content_type,
             "no_streamed_patch" => &mut self.no_streamed_patch,
             "referrers_paged" => &mut self.referrers_paged,
+            "keep_referenced_blobs" => &mut self.keep_referenced_blobs,
+            "sha512_manifest_invalid" => &mut self.sha512_manifest_invalid,
+            "rate_limit" => {
+                let n = match arg {
+                    None => 200,
+                    Some(a) => a.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("rate_limit needs a positive requests-per-second, got {a:?}")
+                    })?,
+                };
+                self.rate_limit = Some(n);
+                return Ok(());
+            }
+            "latency" => {
+                let ms = match arg {
+                    None => 50,
+                    Some(a) => a
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n <= 10_000)
+                        .ok_or_else(|| {
+                            format!("latency needs 0..=10000 milliseconds, got {a:?}")
+                        })?,
+                };
+                self.latency_ms = Some(ms);
+                return Ok(());
+            }
+            "max_open_sessions" => {
+                let n = match arg {
+                    None => 50,
+                    Some(a) => a.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("max_open_sessions needs a positive count, got {a:?}")
+                    })?,
+                };
+                self.max_open_sessions = Some(n);
+                return Ok(());
+            }
             "chunk_min" => {
                 let n = match arg {
                     None => 1 << 20,
@@ -249,6 +324,75 @@ impl Quirks {
 }
 
 // ---- checks the handlers call ----
+
+/// Whether a blob DELETE is refused because `manifests` (a repository's) name `digest`: a
+/// manifest names a blob when its JSON holds the digest string (a descriptor, a config).
+pub(crate) fn keeps_referenced_blob<'a>(
+    q: &Quirks,
+    digest: &str,
+    mut manifests: impl Iterator<Item = &'a [u8]>,
+) -> bool {
+    if !q.keep_referenced_blobs {
+        return false;
+    }
+    let needle = format!("\"{digest}\"");
+    let kept = manifests.any(|m| m.windows(needle.len()).any(|w| w == needle.as_bytes()));
+    if kept {
+        q.hit("keep_referenced_blobs");
+    }
+    kept
+}
+
+/// Whether this request is over the rate limit (a fixed one-second window).
+pub(crate) fn rate_limited(q: &Quirks) -> bool {
+    let Some(limit) = q.rate_limit else {
+        return false;
+    };
+    let now = std::time::Instant::now();
+    let mut w = q.window.0.lock().unwrap_or_else(|e| e.into_inner());
+    let (start, count) = match *w {
+        Some((start, count)) if now.duration_since(start) < std::time::Duration::from_secs(1) => {
+            (start, count + 1)
+        }
+        _ => (now, 1),
+    };
+    *w = Some((start, count));
+    drop(w);
+    let over = count > limit;
+    if over {
+        q.hit("rate_limit");
+    }
+    over
+}
+
+/// The delay every answer gets (quirk `latency`).
+pub(crate) fn latency(q: &Quirks) -> Option<std::time::Duration> {
+    let ms = q.latency_ms?;
+    q.hit("latency");
+    Some(std::time::Duration::from_millis(ms))
+}
+
+/// Whether a new upload session would pass the cap on open ones (`open`: sessions open now).
+pub(crate) fn session_cap_reached(q: &Quirks, open: usize) -> bool {
+    let reached = q.max_open_sessions.is_some_and(|cap| open >= cap);
+    if reached {
+        q.hit("max_open_sessions");
+    }
+    reached
+}
+
+/// Whether a manifest push is refused for naming sha512 (`by_sha512`: pushed by a sha512
+/// digest; else its bytes mention a sha512 digest).
+pub(crate) fn sha512_manifest_invalid(q: &Quirks, by_sha512: bool, bytes: &[u8]) -> bool {
+    if !q.sha512_manifest_invalid {
+        return false;
+    }
+    let names = by_sha512 || bytes.windows(7).any(|w| w == b"sha512:");
+    if names {
+        q.hit("sha512_manifest_invalid");
+    }
+    names
+}
 
 /// Whether manifests with missing references are rejected.
 pub(crate) fn rejects_missing_refs(q: &Quirks) -> bool {

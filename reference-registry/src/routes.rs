@@ -244,7 +244,22 @@ fn host(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
 
 async fn dispatch(State(st): State<St>, req: Request) -> Response {
     let method = req.method().clone();
-    let mut resp = match handle(&st, req).await {
+    if let Some(d) = quirks::latency(&st.config.quirks) {
+        tokio::time::sleep(d).await;
+    }
+    let throttled = quirks::rate_limited(&st.config.quirks);
+    let answer = if throttled {
+        discard_body(req.into_body()).await;
+        Err(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            json!({"reason": "rate limit"}),
+        )
+        .header(header::RETRY_AFTER, "1"))
+    } else {
+        handle(&st, req).await
+    };
+    let mut resp = match answer {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -580,19 +595,36 @@ fn delete_blob(st: &St, name: &str, d: &str) -> Res {
         return Err(delete_disabled());
     }
     let digest = parse_digest(d)?;
-    let removed = st
+    let outcome = st
         .store
         .update(name, false, |r| {
+            if crate::quirks::keeps_referenced_blob(
+                &st.config.quirks,
+                digest.as_str(),
+                r.manifests.values().map(|m| m.bytes.as_ref()),
+            ) {
+                return (None, false);
+            }
             let removed = r.blobs.remove(digest.as_str());
-            (removed, removed)
+            (Some(removed), removed)
         })
         .map_err(ApiError::internal)?;
-    if removed != Some(true) {
-        return Err(err(
-            StatusCode::NOT_FOUND,
-            ErrorCode::BlobUnknown,
-            json!({"digest": d}),
-        ));
+    match outcome {
+        Some(None) => {
+            return Err(err(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::Denied,
+                json!({"digest": d, "reason": "a manifest of the repository references this blob"}),
+            ))
+        }
+        Some(Some(true)) => {}
+        _ => {
+            return Err(err(
+                StatusCode::NOT_FOUND,
+                ErrorCode::BlobUnknown,
+                json!({"digest": d}),
+            ))
+        }
     }
     Ok(empty(StatusCode::ACCEPTED))
 }
@@ -656,6 +688,14 @@ fn blob_created(name: &str, digest: &Digest, status: StatusCode) -> Response {
 }
 
 async fn new_session(st: &St, name: &str, alg: Algorithm, host: &str) -> Res {
+    if quirks::session_cap_reached(&st.config.quirks, st.store.open_uploads()) {
+        return Err(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            json!({"reason": "too many open upload sessions"}),
+        )
+        .header(header::RETRY_AFTER, "1"));
+    }
     let id = st
         .store
         .start_upload(name, alg)
@@ -1117,6 +1157,15 @@ async fn put_manifest(
         return Err(too_big());
     }
     let bytes = read_limited(body, limit).await?.ok_or_else(too_big)?;
+    if quirks::sha512_manifest_invalid(
+        q,
+        matches!(&reference, Reference::Digest(d) if d.as_str().starts_with("sha512:")),
+        &bytes,
+    ) {
+        return Err(manifest_invalid(
+            json!({"reason": "Given digest does not match (sha512 is not supported)"}),
+        ));
+    }
 
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| manifest_invalid(json!({"reason": format!("not JSON: {e}")})))?;

@@ -955,6 +955,15 @@ impl Store {
         Ok(id)
     }
 
+    /// Upload sessions open now (registered, not committed or cancelled).
+    pub fn open_uploads(&self) -> usize {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
+    }
+
     /// The session `id` if it exists (the caller checks its repository).
     pub fn upload(&self, id: &str) -> Option<UploadHandle> {
         let mut sessions = self.uploads.lock().unwrap_or_else(|e| e.into_inner());

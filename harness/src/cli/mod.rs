@@ -277,6 +277,10 @@ struct FuzzArgs {
     /// At most this many requests in flight to one target (protects small registries).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
     max_inflight: Option<u16>,
+    /// Upload sessions held open at once per target at most (default 32; POSTs wait for
+    /// room). Every session a case leaves open is cancelled when the case ends.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_open_sessions: Option<u16>,
     /// Keep each case's repositories on the embedded registries (default: forgotten once the
     /// case is judged, so memory stays bounded).
     #[arg(long)]
@@ -764,6 +768,9 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         progress: !a.quiet,
         jobs: a.jobs.map_or(0, usize::from),
         max_inflight: a.max_inflight.map(usize::from),
+        max_open_sessions: a
+            .max_open_sessions
+            .map_or(crate::execute::DEFAULT_MAX_OPEN_SESSIONS, usize::from),
         cleanup: !a.no_cleanup,
         baseline,
         race_share: a.race_share,
@@ -789,6 +796,9 @@ async fn fuzz(a: FuzzArgs) -> i32 {
             );
             print!("{}", crate::report::summary_table(&s.targets, &s.findings));
             print!("{}", crate::report::next_spec_section(&s.findings));
+            for st in &s.stats {
+                println!("{}", st.line());
+            }
             let runs: u32 = s.findings.iter().map(|f| f.shrink_runs).sum();
             let skipped: u32 = s.findings.iter().map(|f| f.shrink_skipped).sum();
             if runs + skipped > 0 {

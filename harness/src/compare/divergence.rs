@@ -38,12 +38,12 @@ impl Divergence {
     /// How the next spec version reads this divergence's rule, when it would be a violation
     /// there and is not one under the version judged ("ready for the next spec": listed apart,
     /// never counted in the exit code).
-    pub fn next_violation(&self) -> Option<super::rules::VersionedRule> {
+    pub fn next_violation(&self) -> Option<super::rule_versions::VersionedRule> {
         if self.class == Class::Violation {
             return None;
         }
         let next = self.spec_version.next()?;
-        let vr = super::rules::rule_in(&self.rule, next);
+        let vr = super::rule_versions::rule_in(&self.rule, next);
         (vr.class == Class::Violation).then_some(vr)
     }
 

@@ -31,9 +31,9 @@ pub mod rules;
 
 pub use cause::{symptom_of, Cause};
 pub use divergence::{Divergence, Signature};
+pub use rule_versions::{rule_in, VersionedRule};
 pub use rules::{
-    rule, rule_in, Class, Level, Rule, SpecVersion, VersionedRule, LEGACY_ERROR_CODES, RULES,
-    SPEC_ERROR_CODES,
+    rule, Class, Level, Rule, SpecVersion, LEGACY_ERROR_CODES, RULES, SPEC_ERROR_CODES,
 };
 
 use crate::model::ModelState;

@@ -4,8 +4,65 @@
 //! its level is the quote's strongest registry keyword, as `harness/tests/spec_rules.rs`
 //! computes it.
 
-use super::rules::Level;
-use super::rules::SpecVersion;
+use super::rules::{rule, Class, Level, Rule, SpecVersion};
+
+/// A rule as one version of the spec reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct VersionedRule {
+    pub rule: &'static Rule,
+    pub version: SpecVersion,
+    /// The class under this version: a violation only where this version's sentence is a
+    /// registry MUST.
+    pub class: Class,
+    pub level: Level,
+    /// This version's sentence; empty when the version does not define the behaviour.
+    pub spec: &'static str,
+    /// Whether this version defines the behaviour at all.
+    pub defined: bool,
+}
+
+impl VersionedRule {
+    /// The quote as reports print it: the sentence, or why there is none.
+    pub fn quote(&self) -> String {
+        if self.defined {
+            self.spec.to_string()
+        } else {
+            format!(
+                "(not in the Distribution Spec {}: the behaviour is defined from a later version on)",
+                self.version.text()
+            )
+        }
+    }
+}
+
+/// Rule `id` as `version` reads it: its main-branch row where that quote is in the version's
+/// text, else the version's own sentence (`rule_versions::OLDER`), with the class that
+/// sentence's keyword supports (a MUST keeps a violation; a SHOULD, MAY or none makes it a
+/// variation; a version that does not define the behaviour makes it a variation with no
+/// keyword; unsupported stays unsupported).
+pub fn rule_in(id: &str, version: SpecVersion) -> VersionedRule {
+    let r = rule(id);
+    let older = (version != SpecVersion::V1_1Dev)
+        .then(|| OLDER.iter().find(|(i, v, _)| *i == r.id && *v == version))
+        .flatten();
+    let (level, spec, defined) = match older {
+        None => (r.level, r.spec, true),
+        Some((_, _, Some((level, spec)))) => (*level, *spec, true),
+        Some((_, _, None)) => (Level::None, "", false),
+    };
+    let class = match r.class {
+        Class::Violation if level != Level::Must => Class::Variation,
+        c => c,
+    };
+    VersionedRule {
+        rule: r,
+        version,
+        class,
+        level,
+        spec,
+        defined,
+    }
+}
 
 /// (rule id, version, the version's sentence and its keyword, or `None`).
 pub type Older = (&'static str, SpecVersion, Option<(Level, &'static str)>);
@@ -58,6 +115,7 @@ pub static OLDER: &[Older] = &[
     ("end-2/head-length", SpecVersion::V1_1, Some((Level::Should, "A successful response SHOULD contain the size in bytes of the uploaded blob in the header `Content-Length`."))),
     ("end-2/range-ignored", SpecVersion::V1_0, None),
     ("end-2/range-ignored", SpecVersion::V1_1, Some((Level::Should, "A registry SHOULD support the `Range` request header in accordance with [RFC 9110](https://www.rfc-editor.org/rfc/rfc9110.html#name-range-requests)."))),
+    ("end-2/manifest-as-blob", SpecVersion::V1_0, Some((Level::None, "**Blob**: the binary form of content that is stored by a Registry, addressable by a Digest"))),
     ("end-2/same-content", SpecVersion::V1_0, Some((Level::None, "**Blob**: the binary form of content that is stored by a Registry, addressable by a Digest"))),
     ("end-3/404", SpecVersion::V1_0, Some((Level::Must, "If the manifest is not found in the registry, the response code MUST be `404 Not Found`. … An attempt to pull a nonexistent repository MUST return response code `404 Not Found`"))),
     ("end-3/digest", SpecVersion::V1_0, Some((Level::Should, "A successful response SHOULD contain the digest of the uploaded blob in the header `Docker-Content-Digest`."))),

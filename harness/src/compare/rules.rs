@@ -59,68 +59,6 @@ impl std::fmt::Display for Level {
 
 pub use crate::vocab::spec_version::SpecVersion;
 
-/// A rule as one version of the spec reads it.
-#[derive(Clone, Copy, Debug)]
-pub struct VersionedRule {
-    pub rule: &'static Rule,
-    pub version: SpecVersion,
-    /// The class under this version: a violation only where this version's sentence is a
-    /// registry MUST.
-    pub class: Class,
-    pub level: Level,
-    /// This version's sentence; empty when the version does not define the behaviour.
-    pub spec: &'static str,
-    /// Whether this version defines the behaviour at all.
-    pub defined: bool,
-}
-
-impl VersionedRule {
-    /// The quote as reports print it: the sentence, or why there is none.
-    pub fn quote(&self) -> String {
-        if self.defined {
-            self.spec.to_string()
-        } else {
-            format!(
-                "(not in the Distribution Spec {}: the behaviour is defined from a later version on)",
-                self.version.text()
-            )
-        }
-    }
-}
-
-/// Rule `id` as `version` reads it: its main-branch row where that quote is in the version's
-/// text, else the version's own sentence (`rule_versions::OLDER`), with the class that
-/// sentence's keyword supports (a MUST keeps a violation; a SHOULD, MAY or none makes it a
-/// variation; a version that does not define the behaviour makes it a variation with no
-/// keyword; unsupported stays unsupported).
-pub fn rule_in(id: &str, version: SpecVersion) -> VersionedRule {
-    let r = rule(id);
-    let older = (version != SpecVersion::V1_1Dev)
-        .then(|| {
-            super::rule_versions::OLDER
-                .iter()
-                .find(|(i, v, _)| *i == r.id && *v == version)
-        })
-        .flatten();
-    let (level, spec, defined) = match older {
-        None => (r.level, r.spec, true),
-        Some((_, _, Some((level, spec)))) => (*level, *spec, true),
-        Some((_, _, None)) => (Level::None, "", false),
-    };
-    let class = match r.class {
-        Class::Violation if level != Level::Must => Class::Variation,
-        c => c,
-    };
-    VersionedRule {
-        rule: r,
-        version,
-        class,
-        level,
-        spec,
-        defined,
-    }
-}
-
 /// One row of the rule table.
 #[derive(Clone, Copy, Debug)]
 pub struct Rule {
@@ -188,6 +126,7 @@ rules! {
     "end-2/head-digest", "end-2", X, M, "A successful response MUST contain the digest of the uploaded blob or manifest in the header `Docker-Content-Digest`.";
     "end-2/head-length", "end-2", X, M, "A successful response MUST contain the size in bytes of the uploaded blob or manifest in the header `Content-Length`.";
     "end-2/digest-algorithm", "end-2", V, M, "If present, the value of this header MUST be a digest matching that of the response body.";
+    "end-2/manifest-as-blob", "end-2", V, N, "**Blob**: the binary form of content that is stored by a registry, addressable by a digest";
     "end-2/same-content", "end-2", V, N, "**Blob**: the binary form of content that is stored by a registry, addressable by a digest";
     "end-2/404", "end-2", X, M, "If the blob is not found in the repository, the response code MUST be `404 Not Found`. … If the blob or manifest is not found in the repository, the response code MUST be `404 Not Found`.";
     "end-2/range-ignored", "end-2", V, S, "A registry SHOULD support the `Range` request header in accordance with [RFC 9110 (section 14)](https://www.rfc-editor.org/rfc/rfc9110#section-14).";

@@ -97,17 +97,24 @@ impl Fleet {
     }
 
     /// A new fleet of a fresh reference and a fresh copy of `target`, when ocidiff starts that
-    /// target itself and cheaply (embedded registries, a distribution process): nothing of
-    /// this run is on them. `None` for targets it cannot start afresh (URLs, containers).
+    /// target itself and cheaply (embedded registries, a distribution process, a process
+    /// target such as distribution3, olareg or ggcr): nothing of this run is on them. `None`
+    /// for targets it cannot start afresh (URLs, containers).
     pub async fn fresh_pair(&self, target: &str) -> Option<anyhow::Result<Fleet>> {
         let reference = self.specs.first()?;
         let (name, spec) = self.specs.iter().find(|(n, _)| n == target)?;
-        let fresh = matches!(
-            spec,
+        let fresh = match spec {
             TargetSpec::Reference(_)
-                | TargetSpec::ContainerRegistry
-                | TargetSpec::Distribution { .. }
-        );
+            | TargetSpec::ContainerRegistry
+            | TargetSpec::Distribution { .. } => true,
+            TargetSpec::External(e) => {
+                matches!(
+                    e.as_ref(),
+                    crate::targets::external::ExternalSpec::Process(_)
+                )
+            }
+            TargetSpec::Url { .. } => false,
+        };
         if !fresh {
             return None;
         }

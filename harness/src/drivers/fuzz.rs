@@ -55,6 +55,8 @@ pub struct FuzzConfig {
     pub jobs: usize,
     /// Requests in flight to one target at most (`None`: no limit).
     pub max_inflight: Option<usize>,
+    /// Upload sessions held open at once per target at most (`--max-open-sessions`).
+    pub max_open_sessions: usize,
     /// Forget each case's namespace on the embedded registries once it is judged.
     pub cleanup: bool,
     /// Known findings: the run reports new / known / no longer seen (`baseline.json`).
@@ -82,6 +84,7 @@ impl FuzzConfig {
             progress: false,
             jobs: 0,
             max_inflight: None,
+            max_open_sessions: crate::execute::DEFAULT_MAX_OPEN_SESSIONS,
             cleanup: true,
             baseline: None,
             race_share: 0.0,
@@ -116,6 +119,8 @@ pub struct FuzzSummary {
     pub baseline: Option<Comparison>,
     /// The concurrent part (`race_share` > 0).
     pub races: Option<crate::drivers::race::RaceSummary>,
+    /// Per target: throttling and upload sessions.
+    pub stats: Vec<crate::execute::TargetRunStats>,
 }
 
 impl FuzzSummary {
@@ -140,6 +145,7 @@ pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
     let targets = with_reference_first(cfg.targets.clone())?;
     let opts = ExecOptions {
         max_inflight: cfg.max_inflight,
+        max_open_sessions: Some(cfg.max_open_sessions),
         spec_version: cfg.spec_version,
         ..ExecOptions::default()
     };
@@ -566,6 +572,7 @@ impl<'a> Run<'a> {
 
     fn finish(mut self, fleet: &Fleet, completed: bool) -> anyhow::Result<FuzzSummary> {
         self.page.running = false;
+        self.page.stats = fleet.executor.stats();
         self.flush()?;
         self.progress.finish();
         let findings = self.findings.into_vec();
@@ -600,6 +607,7 @@ impl<'a> Run<'a> {
             completed,
             baseline,
             races: None,
+            stats: self.page.stats.clone(),
         })
     }
 }

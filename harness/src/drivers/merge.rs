@@ -115,7 +115,31 @@ pub fn merge_runs(runs: &[RunOutput]) -> RunInfo {
         shard: None,
         merged,
         spec_version: runs.first().map(|r| r.run.spec_version).unwrap_or_default(),
+        stats: merge_stats(runs),
     }
+}
+
+/// Throttling and session figures summed per target over the runs.
+fn merge_stats(runs: &[RunOutput]) -> Vec<crate::execute::TargetRunStats> {
+    let mut out: Vec<crate::execute::TargetRunStats> = Vec::new();
+    for s in runs.iter().flat_map(|r| &r.run.stats) {
+        match out.iter_mut().find(|o| o.target == s.target) {
+            Some(o) => {
+                o.throttled += s.throttled;
+                o.throttled_seconds += s.throttled_seconds;
+                o.throttled_gave_up += s.throttled_gave_up;
+                o.sessions_opened += s.sessions_opened;
+                o.sessions_closed += s.sessions_closed;
+                o.sessions_cancelled += s.sessions_cancelled;
+                o.sessions_left_open += s.sessions_left_open;
+                if o.cancel_refused.is_none() {
+                    o.cancel_refused = s.cancel_refused.clone();
+                }
+            }
+            None => out.push(s.clone()),
+        }
+    }
+    out
 }
 
 /// What `ocidiff merge` wrote.

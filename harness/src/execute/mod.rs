@@ -70,6 +70,9 @@ pub struct TargetOptions {
     /// is already there: `ocidiff conformance --read-only --repo R`). Observed tag-list names
     /// are mapped back to the symbolic form, so targets compare alike.
     pub repo_names: BTreeMap<u8, String>,
+    /// Upload sessions held open at once on this target at most (`max_open_sessions` in
+    /// `ocidiff.toml`); `None`: the run's (`--max-open-sessions`).
+    pub max_open_sessions: Option<usize>,
     /// The spec version this registry claims (`spec_version` in `ocidiff.toml`); `None`: the
     /// run's (`--spec-version`).
     pub spec_version: Option<crate::vocab::spec_version::SpecVersion>,
@@ -92,7 +95,24 @@ pub struct ExecOptions {
     pub unresponsive_after: Option<u32>,
     /// The spec version targets are judged by unless they claim one (`--spec-version`).
     pub spec_version: crate::vocab::spec_version::SpecVersion,
+    /// A throttled request (`429`, or `503` with `Retry-After`) is sent again after the time
+    /// the registry asks (exponential backoff from 0.5 s without one), at most this many
+    /// times and for at most `throttle_wait` in all; still throttled then, it is recorded as
+    /// not sent ("skipped: throttled"): the case is inconclusive there, never a divergence.
+    pub throttle_retries: u32,
+    pub throttle_wait: Duration,
+    /// At most this many upload sessions held open at once on a target (across every case):
+    /// a `POST` that would open another waits for room (at most `SESSION_WAIT`, then goes
+    /// anyway and the target may throttle it). `None`: no bound.
+    pub max_open_sessions: Option<usize>,
 }
+
+/// The longest a `POST` waits for room under `ExecOptions::max_open_sessions`.
+const SESSION_WAIT: Duration = Duration::from_secs(10);
+
+/// The default bound on open upload sessions per target: well under the caps registries set
+/// (nora-registry: 100 by default).
+pub const DEFAULT_MAX_OPEN_SESSIONS: usize = 32;
 
 impl Default for ExecOptions {
     fn default() -> Self {
@@ -103,6 +123,9 @@ impl Default for ExecOptions {
             max_inflight: None,
             unresponsive_after: Some(3),
             spec_version: Default::default(),
+            throttle_retries: 6,
+            throttle_wait: Duration::from_secs(30),
+            max_open_sessions: Some(DEFAULT_MAX_OPEN_SESSIONS),
         }
     }
 }
@@ -123,6 +146,74 @@ struct TargetClient {
     bearer: auth::BearerState,
     inflight: Option<Arc<tokio::sync::Semaphore>>,
     health: Health,
+    stats: TargetStats,
+    /// Room for open upload sessions (`ExecOptions::max_open_sessions`).
+    session_room: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// What a target's requests cost beyond their answers: throttling and upload sessions.
+#[derive(Default)]
+struct TargetStats {
+    /// Answers that asked to slow down (429, 503 with Retry-After), and the time waited.
+    throttled: std::sync::atomic::AtomicU64,
+    throttled_ms: std::sync::atomic::AtomicU64,
+    /// Requests still throttled after the retries (recorded as not sent).
+    gave_up: std::sync::atomic::AtomicU64,
+    sessions: SessionCounters,
+}
+
+/// Upload sessions a run opened on a target and what became of them.
+#[derive(Default)]
+struct SessionCounters {
+    opened: std::sync::atomic::AtomicU64,
+    /// Closed by a successful `PUT` (or gone when cancelled: 404).
+    closed: std::sync::atomic::AtomicU64,
+    /// Cancelled by `DELETE`, the case's own or ocidiff's at the end of the case.
+    cancelled: std::sync::atomic::AtomicU64,
+    /// Still open: the target refused the cancel (405, no cancel route) or did not answer.
+    left_open: std::sync::atomic::AtomicU64,
+    /// Why a cancel was refused, the first time.
+    refusal: std::sync::Mutex<Option<String>>,
+}
+
+/// A target's throttling and upload-session figures for a run (`Executor::stats`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TargetRunStats {
+    pub target: String,
+    pub throttled: u64,
+    pub throttled_seconds: f64,
+    pub throttled_gave_up: u64,
+    pub sessions_opened: u64,
+    pub sessions_closed: u64,
+    pub sessions_cancelled: u64,
+    pub sessions_left_open: u64,
+    /// Why the target refused to cancel a session (once per run), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_refused: Option<String>,
+}
+
+impl TargetRunStats {
+    /// One line for the summary: what throttling and sessions cost on this target.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{}: upload sessions opened {}, closed {}, cancelled {}, left open {}",
+            self.target,
+            self.sessions_opened,
+            self.sessions_closed,
+            self.sessions_cancelled,
+            self.sessions_left_open
+        );
+        if let Some(why) = &self.cancel_refused {
+            s.push_str(&format!(" (cancel refused: {why})"));
+        }
+        if self.throttled > 0 {
+            s.push_str(&format!(
+                "; throttled {} times, {:.1} s waited, {} requests given up (inconclusive)",
+                self.throttled, self.throttled_seconds, self.throttled_gave_up
+            ));
+        }
+        s
+    }
 }
 
 /// A request given up (its case cut at the run's deadline) after waiting this long without an
@@ -220,6 +311,11 @@ impl Executor {
                 username: u.clone(),
                 password: target.password.clone().unwrap_or_default(),
             });
+            let session_room = target
+                .options
+                .max_open_sessions
+                .or(opts.max_open_sessions)
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
             out.push(Arc::new(TargetClient {
                 target,
                 client,
@@ -229,6 +325,8 @@ impl Executor {
                     .max_inflight
                     .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
                 health: Health::default(),
+                stats: TargetStats::default(),
+                session_room,
             }));
         }
         Ok(Executor { targets: out, opts })
@@ -266,6 +364,28 @@ impl Executor {
         self.targets.iter().map(|t| t.target.name.clone()).collect()
     }
 
+    /// Throttling and upload sessions per target, so far.
+    pub fn stats(&self) -> Vec<TargetRunStats> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.targets
+            .iter()
+            .map(|t| {
+                let s = &t.stats;
+                TargetRunStats {
+                    target: t.target.name.clone(),
+                    throttled: s.throttled.load(Relaxed),
+                    throttled_seconds: s.throttled_ms.load(Relaxed) as f64 / 1000.0,
+                    throttled_gave_up: s.gave_up.load(Relaxed),
+                    sessions_opened: s.sessions.opened.load(Relaxed),
+                    sessions_closed: s.sessions.closed.load(Relaxed),
+                    sessions_cancelled: s.sessions.cancelled.load(Relaxed),
+                    sessions_left_open: s.sessions.left_open.load(Relaxed),
+                    cancel_refused: s.sessions.refusal.lock().ok().and_then(|r| r.clone()),
+                }
+            })
+            .collect()
+    }
+
     /// The spec version of the run (`--spec-version`): targets that claim none are judged by it.
     pub fn spec_version(&self) -> crate::vocab::spec_version::SpecVersion {
         self.opts.spec_version
@@ -299,6 +419,7 @@ impl Executor {
                     .await;
             ops.push(OpOutcome { per_target });
         }
+        futures::future::join_all(runs.iter_mut().map(|r| r.cancel_open_uploads())).await;
         CaseOutcome {
             targets: self.target_names(),
             ops,
@@ -330,7 +451,9 @@ impl Executor {
                     let mut run = TargetRun::new(tc, &self.opts, namespace);
                     barrier.wait().await;
                     let t0 = *epoch.get_or_init(std::time::Instant::now);
-                    run.run_timed(ops, c, t0, content).await
+                    let timed = run.run_timed(ops, c, t0, content).await;
+                    run.cancel_open_uploads().await;
+                    timed
                 }
             });
             let mut all: Vec<TimedOp> = futures::future::join_all(runs)
@@ -341,6 +464,7 @@ impl Executor {
             let t0 = epoch.get().copied().unwrap_or_else(std::time::Instant::now);
             let mut run = TargetRun::new(tc, &self.opts, namespace);
             all.extend(run.run_timed(after, clients.len(), t0, content).await);
+            run.cancel_open_uploads().await;
             all
         }))
         .await;
@@ -377,6 +501,10 @@ struct TargetRun<'a> {
     opts: &'a ExecOptions,
     namespace: String,
     sessions: HashMap<Session, SessionSlot>,
+    /// Upload sessions this run opened and did not see closed or cancelled, by location
+    /// path, each with its room (`ExecOptions::max_open_sessions`): cancelled (`DELETE`,
+    /// end-14) when the case ends.
+    open_uploads: BTreeMap<String, (Url, Option<tokio::sync::OwnedSemaphorePermit>)>,
 }
 
 impl<'a> TargetRun<'a> {
@@ -387,6 +515,112 @@ impl<'a> TargetRun<'a> {
             opts,
             namespace: namespace.to_string(),
             sessions: HashMap::new(),
+            open_uploads: BTreeMap::new(),
+        }
+    }
+
+    /// Follows upload sessions through one answer: a `202` with an upload `Location` opens
+    /// (or moves) one; a `2xx` `PUT` to it closes it; a `DELETE` answered `2xx` / `404`
+    /// cancels it.
+    /// Room for one more upload session, when `req` may open one (a `POST` to
+    /// `/blobs/uploads/`): waits at most `SESSION_WAIT`.
+    async fn session_room(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if *method != reqwest::Method::POST || !path.ends_with("/blobs/uploads/") {
+            return None;
+        }
+        let room = self.tc.session_room.clone()?;
+        tokio::time::timeout(SESSION_WAIT, room.acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    fn track_upload(
+        &mut self,
+        method: &reqwest::Method,
+        path: &str,
+        sent: &Sent,
+        room: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let status = sent.status();
+        let counters = &self.tc.stats.sessions;
+        let known = self.open_uploads.contains_key(path);
+        if known && *method == reqwest::Method::PUT && (200..300).contains(&status) {
+            self.open_uploads.remove(path);
+            counters.closed.fetch_add(1, Relaxed);
+            return;
+        }
+        if known
+            && *method == reqwest::Method::DELETE
+            && ((200..300).contains(&status) || status == 404)
+        {
+            self.open_uploads.remove(path);
+            counters.cancelled.fetch_add(1, Relaxed);
+            return;
+        }
+        if status != 202 {
+            return;
+        }
+        let Some(loc) = sent
+            .location
+            .as_ref()
+            .filter(|l| l.path().contains("/blobs/uploads/"))
+        else {
+            return;
+        };
+        let room = match self.open_uploads.remove(path) {
+            // The session moved (a PATCH answered with a new Location): its room goes along.
+            Some((_, held)) => held,
+            None => {
+                counters.opened.fetch_add(1, Relaxed);
+                room
+            }
+        };
+        self.open_uploads
+            .insert(loc.path().to_string(), (loc.clone(), room));
+    }
+
+    /// Cancels every upload session this run left open (`DELETE`, not recorded: the case is
+    /// over); a target that refuses is counted as leaving them open, with why, once.
+    async fn cancel_open_uploads(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let open = std::mem::take(&mut self.open_uploads);
+        for (_, (url, _room)) in open {
+            let req = Req {
+                label: "cancel".into(),
+                endpoint: "end-14",
+                method: reqwest::Method::DELETE,
+                url,
+                headers: Vec::new(),
+                body: None,
+                body_sha256: None,
+                hash_body: false,
+            };
+            let sent = self.send(req, None).await;
+            let status = sent.status();
+            let counters = &self.tc.stats.sessions;
+            if (200..300).contains(&status) {
+                counters.cancelled.fetch_add(1, Relaxed);
+            } else if status == 404 {
+                // Gone already: a failed close or an expiry ended it.
+                counters.closed.fetch_add(1, Relaxed);
+            } else {
+                counters.left_open.fetch_add(1, Relaxed);
+                if let Ok(mut r) = counters.refusal.lock() {
+                    if r.is_none() {
+                        *r = Some(if status == 0 {
+                            "no answer".to_string()
+                        } else {
+                            format!("DELETE of an upload session answered {status}")
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -728,6 +962,8 @@ impl TargetRun<'_> {
                 break;
             }
             let body_len = body.as_ref().map(|b| b.len() as u32).unwrap_or(0);
+            let (req_method, req_path) = (reqwest_method(step.method), url.path().to_string());
+            let room = self.session_room(&req_method, &req_path).await;
             let sent = self
                 .send(
                     Req {
@@ -744,7 +980,10 @@ impl TargetRun<'_> {
                 )
                 .await;
             self.apply_effects(step, &sent, body_len);
-            if sent.location.is_some() {
+            self.track_upload(&req_method, &req_path, &sent, room);
+            // A `201` names what it created by its own `Location`: without one, the steps that
+            // follow it have no URL (the upload's URL is not the blob's).
+            if sent.location.is_some() || sent.status() == 201 {
                 location = sent.location.clone();
             }
             prev = Some(sent.status());
@@ -963,7 +1202,31 @@ impl TargetRun<'_> {
             None => None,
         };
         let request = Self::record(&req);
-        let (result, redirect) = self.response(&req).await;
+        let (result, redirect) = self.response_unthrottled(&req).await;
+        let result = match result {
+            Ok(resp) if throttled(&resp) => {
+                self.tc
+                    .stats
+                    .gave_up
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let why = format!(
+                    "skipped: throttled ({} after {} retries)",
+                    resp.status().as_u16(),
+                    self.opts.throttle_retries
+                );
+                return Sent {
+                    exchange: Exchange {
+                        label: req.label,
+                        endpoint: req.endpoint.to_string(),
+                        request,
+                        observation: observe::transport_failure(why),
+                    },
+                    location: None,
+                    link_next: None,
+                };
+            }
+            other => other,
+        };
         let (observation, location, link_next) = match result {
             Ok(resp) => {
                 let final_url = resp.url().clone();
@@ -1004,6 +1267,38 @@ impl TargetRun<'_> {
         }
     }
 
+    /// [`Self::response`], sent again while the target throttles (see
+    /// `ExecOptions::throttle_retries`); the last answer when it still does.
+    async fn response_unthrottled(
+        &self,
+        req: &Req,
+    ) -> (Result<reqwest::Response, reqwest::Error>, Redirect) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let (result, redirect) = self.response(req).await;
+            let wait = match &result {
+                Ok(resp) if throttled(resp) => retry_after(resp, attempt),
+                _ => return (result, redirect),
+            };
+            self.tc.stats.throttled.fetch_add(1, Relaxed);
+            let left = self.opts.throttle_wait.saturating_sub(started.elapsed());
+            if attempt >= self.opts.throttle_retries || left.is_zero() {
+                return (result, redirect);
+            }
+            let wait = wait.min(left);
+            drop(result);
+            tracing::debug!(target = %self.tc.target.name, "throttled: waiting {wait:?}");
+            tokio::time::sleep(wait).await;
+            self.tc
+                .stats
+                .throttled_ms
+                .fetch_add(wait.as_millis() as u64, Relaxed);
+            attempt += 1;
+        }
+    }
+
     /// The target's answer to `req`: credentials (a bearer token asked for on a challenge) and
     /// redirects handled; the first redirect, if any, as (what, its URL, its headers).
     async fn response(&self, req: &Req) -> (Result<reqwest::Response, reqwest::Error>, Redirect) {
@@ -1032,6 +1327,27 @@ impl TargetRun<'_> {
             redirect = first;
         }
         (result, redirect)
+    }
+}
+
+/// Whether an answer asks the client to slow down: `429 Too Many Requests`, or `503` with a
+/// `Retry-After` (a 503 without one is an answer like any other).
+fn throttled(resp: &reqwest::Response) -> bool {
+    let s = resp.status().as_u16();
+    s == 429 || (s == 503 && resp.headers().contains_key("retry-after"))
+}
+
+/// How long to wait before sending again: `Retry-After` in seconds (at most 60), else
+/// exponential backoff (0.5 s, 1 s, 2 s, ...; at most 8 s).
+fn retry_after(resp: &reqwest::Response, attempt: u32) -> Duration {
+    let asked = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match asked {
+        Some(s) => Duration::from_secs(s.min(60)),
+        None => Duration::from_millis(500u64 << attempt.min(4)),
     }
 }
 

@@ -276,6 +276,65 @@ mod tests {
         }
     }
 
+    /// Issue 25 item 7: three request kinds real registries got wrong appear in generated
+    /// cases: a manifest PUT by a digest its bytes do not hash to followed by a read of that
+    /// digest, malformed digests as manifest references, a blob GET by a manifest's digest.
+    #[test]
+    fn the_three_bug_classes_of_issue_25_are_generated() {
+        use crate::ops::Op;
+        use crate::vocab::Reference;
+        let cfg = GenConfig::default();
+        let bad = crate::ops::refs::bad_digests();
+        let (mut wrong_digest, mut malformed, mut manifest_as_blob) = (0, 0, 0);
+        for seed in 0..3000u64 {
+            let (seq, content) = generate_case(seed, &cfg);
+            let Some(content) = content else { continue };
+            for (i, op) in seq.ops.iter().enumerate() {
+                match op {
+                    Op::PushManifest(p) => {
+                        let Reference::Raw(r) = &p.reference else {
+                            continue;
+                        };
+                        if bad.contains(r) {
+                            malformed += 1;
+                        } else if crate::model::is_valid_digest(r)
+                            && content.manifest_sha256(p.manifest) != Some(r.as_str())
+                            && seq.ops.get(i + 1).is_some_and(|n| {
+                                matches!(n, Op::GetManifest(g) if g.reference == p.reference)
+                                    || matches!(n, Op::HeadManifest(h) if h.reference == p.reference)
+                            })
+                        {
+                            wrong_digest += 1;
+                        }
+                    }
+                    Op::GetManifest(crate::ops::manifest_pull::GetManifest {
+                        reference: Reference::Raw(r),
+                        ..
+                    })
+                    | Op::HeadManifest(crate::ops::manifest_pull::HeadManifest {
+                        reference: Reference::Raw(r),
+                        ..
+                    })
+                    | Op::DeleteManifest(crate::ops::delete::DeleteManifest {
+                        reference: Reference::Raw(r),
+                        ..
+                    }) if bad.contains(r) => malformed += 1,
+                    Op::GetBlobRaw(g)
+                        if (0..content.manifest_count()).any(|m| {
+                            content.manifest_digest(crate::vocab::ManifestId(m as u16))
+                                == Some(g.digest.as_str())
+                        }) =>
+                    {
+                        manifest_as_blob += 1
+                    }
+                    _ => {}
+                }
+            }
+        }
+        println!("wrong digest {wrong_digest}, malformed {malformed}, manifest as blob {manifest_as_blob}");
+        assert!(wrong_digest > 0 && malformed > 0 && manifest_as_blob > 0);
+    }
+
     #[test]
     fn same_seed_same_sequence() {
         let cfg = GenConfig::default();

@@ -45,6 +45,16 @@ pub const TRANSITIONS: &[Transition] = &[
         name: "get_blob_raw",
         invalid: true,
         offer: |d| {
+            // A blob GET by the digest of a manifest the repository holds (distribution serves
+            // it as a blob: distribution/distribution#4812).
+            let stored = d.stored_manifests();
+            if !stored.is_empty() && d.chance(1, 3) {
+                if let Some((repo, _, m)) = d.pick(&stored) {
+                    if let Some(digest) = d.content.manifest_digest(m).map(str::to_string) {
+                        return vec![Op::GetBlobRaw(GetBlobRaw { repo, digest })];
+                    }
+                }
+            }
             let unknown = digest_of(DigestAlgo::Sha256, b"ocidiff: no such blob");
             let digests = [
                 "sha256:xyz".to_string(),
@@ -334,8 +344,13 @@ impl Operation for GetBlobRaw {
             .content
             .blob_by_digest(&self.digest)
             .filter(|b| cx.st.has_blob(self.repo, *b));
-        Some(match found {
-            Some(b) => Exp::new(&[200], "end-2/get-200").check(
+        // The digest of a manifest the repository holds: no blob was pushed under it, but the
+        // manifest's bytes are content the registry stores under that digest (the spec's
+        // "Blob: the binary form of content that is stored by a registry, addressable by a
+        // digest"), so serving exactly those bytes is allowed; other bytes are wrong content.
+        let manifest = cx.st.manifest_by_digest(self.repo, &self.digest);
+        Some(match (found, manifest) {
+            (Some(b), _) => Exp::new(&[200], "end-2/get-200").check(
                 200,
                 Check::Content {
                     len: cx.blob_len(b),
@@ -343,9 +358,23 @@ impl Operation for GetBlobRaw {
                     rule: "end-2/get-body",
                 },
             ),
-            None if is_valid_digest(&self.digest) => Exp::new(&[404], "end-2/404"),
+            (None, Some(m)) => Exp::new(&[404], "end-2/404")
+                .alt(&[200], "end-2/manifest-as-blob")
+                .check(
+                    200,
+                    Check::Content {
+                        len: cx.content.manifest(m).map_or(0, |b| b.len() as u64),
+                        sha256: cx
+                            .content
+                            .manifest_sha256(m)
+                            .map(|d| d.trim_start_matches("sha256:").to_string())
+                            .unwrap_or_default(),
+                        rule: "blob/wrong-content",
+                    },
+                ),
+            (None, None) if is_valid_digest(&self.digest) => Exp::new(&[404], "end-2/404"),
             // Not a digest: a request the spec does not define.
-            None => Exp::client_error(),
+            (None, None) => Exp::client_error(),
         })
     }
 

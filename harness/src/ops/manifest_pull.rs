@@ -5,7 +5,7 @@
 use super::expect::{digest_check, Check, Exp, ExpectCx, Found};
 use super::gen::{Draw, Transition};
 use super::manifest_push::PushManifest;
-use super::refs::{bad_tags, is_sha512, manifest_accept, reads};
+use super::refs::{bad_digests, bad_tags, is_sha512, manifest_accept, reads};
 use super::{delete, Footprint, Ids, Op, Operation, Renumber};
 use crate::model::{classify_reference, reference_text, ModelState, RefKind};
 use crate::vocab::content::{sha256_hex, Content};
@@ -38,7 +38,36 @@ pub const TRANSITIONS: &[Transition] = &[
         name: "bad_tag_reference",
         invalid: true,
         offer: |d| {
-            let tag = d.pick(&bad_tags()).unwrap_or_default();
+            // A manifest PUT by a digest its bytes do not hash to, then a read of that digest:
+            // a registry that stored it would serve content that does not match its digest
+            // (cloudflare/serverless-registry#134).
+            if d.content.manifest_count() > 1 && d.chance(1, 4) && d.budget >= 2 {
+                let manifest = d.manifest().unwrap_or(ManifestId(0));
+                let other = d.manifest().unwrap_or(ManifestId(1));
+                let wrong = d
+                    .content
+                    .manifest_sha256(other)
+                    .filter(|w| Some(*w) != d.content.manifest_sha256(manifest))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        crate::vocab::content::digest_of(
+                            crate::vocab::DigestAlgo::Sha256,
+                            b"ocidiff: not this manifest",
+                        )
+                    });
+                let repo = d.repo();
+                let reference = Reference::Raw(wrong);
+                return vec![
+                    Op::PushManifest(PushManifest::new(repo, manifest, reference.clone())),
+                    pull_op(d, repo, reference),
+                ];
+            }
+            let pool = if d.chance(1, 2) {
+                bad_tags()
+            } else {
+                bad_digests()
+            };
+            let tag = d.pick(&pool).unwrap_or_default();
             let repo = d.repo();
             let reference = Reference::Raw(tag);
             vec![match d.below(4) {

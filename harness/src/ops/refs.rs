@@ -30,6 +30,20 @@ pub fn bad_tags() -> Vec<String> {
     vec!["-x".into(), "a".repeat(129), "a:b".into(), ".dot".into()]
 }
 
+/// Malformed digests as manifest references (distribution <= 3.1.1 answered some with 500,
+/// distribution/distribution#4945): too short, upper-case hex, an unknown algorithm, no
+/// encoded part, one character too many.
+pub fn bad_digests() -> Vec<String> {
+    vec![
+        "sha256:xyz".into(),
+        format!("sha256:{}", "A".repeat(64)),
+        "md5:d41d8cd98f00b204e9800998ecf8427e".into(),
+        "sha256:".into(),
+        format!("sha256:{}", "a".repeat(65)),
+        format!("sha512:{}", "0".repeat(64)),
+    ]
+}
+
 /// The `Accept` header of manifest requests.
 pub fn manifest_accept() -> String {
     ALL_MANIFEST_TYPES.join(", ")

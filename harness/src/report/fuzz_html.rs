@@ -33,6 +33,9 @@ pub struct RunInfo {
     /// The spec version the run judged by (`--spec-version`).
     #[serde(default)]
     pub spec_version: crate::vocab::spec_version::SpecVersion,
+    /// Per target: throttling and upload sessions (opened, closed, cancelled, left open).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stats: Vec<crate::execute::TargetRunStats>,
 }
 
 pub fn finding_anchor(id: &str) -> String {
@@ -211,6 +214,13 @@ pub fn render(run: &RunInfo, findings: &[Finding]) -> String {
             run.merged.len(),
             esc(&run.merged.join(", "))
         ));
+    }
+    if !run.stats.is_empty() {
+        h.push_str("<ul class=\"meta\" id=\"target-stats\">");
+        for st in &run.stats {
+            h.push_str(&format!("<li>{}</li>", esc(&st.line())));
+        }
+        h.push_str("</ul>\n");
     }
     h.push_str("<section id=\"summary\"><h2>Summary</h2><div class=\"cards\">\n");
     for (i, (name, url)) in run.targets.iter().enumerate() {

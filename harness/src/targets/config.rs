@@ -57,6 +57,8 @@ struct TargetEntry {
     /// The Distribution Spec version this registry claims (`1.0`, `1.1`, `1.1+dev`): its
     /// findings are judged by that version's text, whatever `--spec-version` says.
     spec_version: Option<String>,
+    /// Upload sessions ocidiff holds open at once on this target at most.
+    max_open_sessions: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,8 +206,12 @@ fn entry_spec(t: TargetEntry, base: &Path) -> Result<TargetSpec> {
         ),
         None => None,
     };
+    if t.max_open_sessions == Some(0) {
+        bail!("`max_open_sessions` must be at least 1");
+    }
     let options = TargetOptions {
         spec_version,
+        max_open_sessions: t.max_open_sessions,
         repo_prefix: t
             .repo_prefix
             .clone()
@@ -236,6 +242,7 @@ fn entry_spec(t: TargetEntry, base: &Path) -> Result<TargetSpec> {
             a.options.insecure = options.insecure;
             a.options.ca_pem = options.ca_pem.clone();
             a.options.spec_version = options.spec_version;
+            a.options.max_open_sessions = options.max_open_sessions;
             if !options.repo_prefix.is_empty() {
                 a.options.repo_prefix = options.repo_prefix.clone();
             }
