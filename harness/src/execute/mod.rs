@@ -523,7 +523,9 @@ impl<'a> TargetRun<'a> {
     /// (or moves) one; a `2xx` `PUT` to it closes it; a `DELETE` answered `2xx` / `404`
     /// cancels it.
     /// Room for one more upload session, when `req` may open one (a `POST` to
-    /// `/blobs/uploads/`): waits at most `SESSION_WAIT`.
+    /// `/blobs/uploads/`): the case's first session waits at most `SESSION_WAIT` for it, so a
+    /// run's open sessions stay near `max_open_sessions` (over it by at most the sessions
+    /// cases open while already holding one).
     async fn session_room(
         &self,
         method: &reqwest::Method,
@@ -533,6 +535,11 @@ impl<'a> TargetRun<'a> {
             return None;
         }
         let room = self.tc.session_room.clone()?;
+        // A case that already holds room never waits (cases waiting on each other's sessions
+        // would stall the run): it takes room if there is some, else goes on without.
+        if self.open_uploads.values().any(|(_, held)| held.is_some()) {
+            return room.try_acquire_owned().ok();
+        }
         tokio::time::timeout(SESSION_WAIT, room.acquire_owned())
             .await
             .ok()
@@ -569,7 +576,7 @@ impl<'a> TargetRun<'a> {
         let Some(loc) = sent
             .location
             .as_ref()
-            .filter(|l| l.path().contains("/blobs/uploads/"))
+            .filter(|l| l.path().contains("/uploads/"))
         else {
             return;
         };

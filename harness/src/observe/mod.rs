@@ -161,7 +161,7 @@ pub fn session_id_form(location: &str) -> &'static str {
     }
     let path = location.split(['?', '#']).next().unwrap_or("");
     let token = path
-        .split_once("/blobs/uploads/")
+        .split_once("/uploads/")
         .map(|(_, rest)| rest.trim_matches('/'))
         .unwrap_or("");
     if token.is_empty() {
@@ -256,7 +256,9 @@ pub fn normalize_headers(
         let (norm, form) = normalize_location(request_url, &loc);
         out.insert("location".into(), norm);
         out.insert("location-form".into(), form.into());
-        if loc.contains("/blobs/uploads/") {
+        // Upload locations: any URL a registry chooses, usually `/v2/<name>/blobs/uploads/<id>`
+        // (container-registry: `/v2/<name>/uploads/<id>`).
+        if loc.contains("/uploads/") {
             out.insert("location-session-id".into(), session_id_form(&loc).into());
         }
     }
@@ -700,6 +702,7 @@ mod tests {
             ),
             ("/v2/a/blobs/uploads/?session=1", "none"),
             ("/v2/a/blobs/uploads/", "none"),
+            ("/v2/a/uploads/375164fe-38ea-4d5c-9c1e-0e4d1e9a2b3c", "uuid"),
         ] {
             assert_eq!(session_id_form(loc), form, "{loc}");
         }

@@ -451,13 +451,17 @@ pub fn evaluate(
         let mut results: Vec<CheckResult> = Vec::new();
         let mut by_name: BTreeMap<String, Outcome> = BTreeMap::new();
         let version = outcome.version_of(t);
+        let mut undefined: std::collections::BTreeSet<&str> = Default::default();
         for e in &sc.expect {
             // A check of a behaviour this version does not define is not run under it
-            // (referrers under 1.0, the final chunk's order under 1.1, ...).
+            // (referrers under 1.0, the final chunk's order and `?tag=` under 1.1, ...), nor
+            // is a check that depends on one.
             if e.rule
                 .as_deref()
                 .is_some_and(|r| !crate::compare::rule_in(r, version).defined)
+                || e.requires.iter().any(|r| undefined.contains(r.as_str()))
             {
+                undefined.insert(e.name.as_str());
                 continue;
             }
             let exs = outcome
