@@ -87,6 +87,8 @@ case "$mode" in
     args=(merge "$out" "${dirs[@]}" "${baseline_args[@]}") ;;
 esac
 
+[ -n "${INPUT_SPEC_VERSION:-}" ] && args+=(--spec-version "$INPUT_SPEC_VERSION")
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 echo "ocidiff ${args[*]}"

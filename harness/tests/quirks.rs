@@ -21,12 +21,31 @@ fn quirky(q: Quirks) -> TargetSpec {
     }))
 }
 
-/// Fuzzes reference vs `q` for `cases` cases per seed (no shrinking: only the verdicts count).
+/// Fuzzes reference vs `q` for `cases` cases per seed (no shrinking: only the verdicts count),
+/// judged by main (`1.1+dev`).
 async fn fuzz(what: &str, q: Quirks, seeds: &[u64], cases: u64) -> Vec<FuzzSummary> {
+    fuzz_under(
+        what,
+        q,
+        seeds,
+        cases,
+        ocidiff::compare::SpecVersion::V1_1Dev,
+    )
+    .await
+}
+
+/// [`fuzz`] judged by spec version `v`.
+async fn fuzz_under(
+    what: &str,
+    q: Quirks,
+    seeds: &[u64],
+    cases: u64,
+    v: ocidiff::compare::SpecVersion,
+) -> Vec<FuzzSummary> {
     let mut out = Vec::new();
     for &seed in seeds {
         let dir = tempfile::tempdir().unwrap();
-        let s = run_fuzz(fuzz_config(
+        let mut cfg = fuzz_config(
             vec![
                 ("reference".into(), reference()),
                 ("quirky".into(), quirky(q.clone())),
@@ -36,9 +55,9 @@ async fn fuzz(what: &str, q: Quirks, seeds: &[u64], cases: u64) -> Vec<FuzzSumma
             Duration::from_secs(30),
             false,
             dir.path(),
-        ))
-        .await
-        .unwrap();
+        );
+        cfg.spec_version = v;
+        let s = run_fuzz(cfg).await.unwrap();
         let violations: Vec<_> = s
             .findings
             .iter()
@@ -47,7 +66,7 @@ async fn fuzz(what: &str, q: Quirks, seeds: &[u64], cases: u64) -> Vec<FuzzSumma
             .collect();
         assert!(
             violations.is_empty(),
-            "{what} (seed {seed}): a spec-allowed behaviour was reported as a violation:\n{}",
+            "{what} (seed {seed}, --spec-version {v}): a spec-allowed behaviour was reported as a violation:\n{}",
             describe(&violations)
         );
         println!(
@@ -108,6 +127,22 @@ async fn all_quirks_at_once_give_no_violation() {
         .filter(|n| hits.get(n) == 0)
         .collect();
     println!("quirks that changed no answer with all on: {idle:?}");
+}
+
+/// The false-alarm suite under the older versions too: what main allows, 1.1 and 1.0 allow
+/// (they only have fewer MUSTs), and their readings of the rules must not turn an allowed
+/// behaviour into a violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_quirks_give_no_violation_under_every_version() {
+    for v in [
+        ocidiff::compare::SpecVersion::V1_0,
+        ocidiff::compare::SpecVersion::V1_1,
+    ] {
+        fuzz_under(&format!("all quirks, {v}"), Quirks::all(), &[5], 60, v).await;
+        for p in Quirks::PROFILES {
+            fuzz_under(p.name, Quirks::profile(p.name).unwrap(), &[6], 30, v).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

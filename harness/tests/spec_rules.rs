@@ -17,12 +17,7 @@ fn collapse(s: &str) -> String {
 
 /// The text of one version, as vendored in `harness/spec/`.
 fn raw_text(v: SpecVersion) -> String {
-    let file = match v {
-        SpecVersion::V1_0 => "distribution-spec-v1.0.1.md",
-        SpecVersion::V1_1 => "distribution-spec-v1.1.1.md",
-        SpecVersion::V1_1Dev => "distribution-spec.md",
-    };
-    let path = format!("{}/spec/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/spec/{}", env!("CARGO_MANIFEST_DIR"), v.file());
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -16,14 +16,8 @@ fn collapse(s: &str) -> String {
 }
 
 fn text_of(v: SpecVersion) -> String {
-    let file = match v {
-        SpecVersion::V1_0 => "distribution-spec-v1.0.1.md",
-        SpecVersion::V1_1 => "distribution-spec-v1.1.1.md",
-        SpecVersion::V1_1Dev => "distribution-spec.md",
-    };
-    collapse(
-        &std::fs::read_to_string(format!("{}/spec/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap(),
-    )
+    let path = format!("{}/spec/{}", env!("CARGO_MANIFEST_DIR"), v.file());
+    collapse(&std::fs::read_to_string(path).unwrap())
 }
 
 async fn judged(target: (&str, TargetSpec), v: SpecVersion, seed: u64) -> FuzzSummary {

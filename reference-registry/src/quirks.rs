@@ -225,49 +225,31 @@ impl Quirks {
             "keep_referenced_blobs" => &mut self.keep_referenced_blobs,
             "sha512_manifest_invalid" => &mut self.sha512_manifest_invalid,
             "rate_limit" => {
-                let n = match arg {
-                    None => 200,
-                    Some(a) => a.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        format!("rate_limit needs a positive requests-per-second, got {a:?}")
-                    })?,
-                };
-                self.rate_limit = Some(n);
+                self.rate_limit = Some(number(
+                    arg,
+                    200,
+                    1..=u32::MAX,
+                    "rate_limit",
+                    "requests a second",
+                )?);
                 return Ok(());
             }
             "latency" => {
-                let ms = match arg {
-                    None => 50,
-                    Some(a) => a
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n <= 10_000)
-                        .ok_or_else(|| {
-                            format!("latency needs 0..=10000 milliseconds, got {a:?}")
-                        })?,
-                };
-                self.latency_ms = Some(ms);
+                self.latency_ms = Some(number(arg, 50, 0..=10_000, "latency", "milliseconds")?);
                 return Ok(());
             }
             "max_open_sessions" => {
-                let n = match arg {
-                    None => 50,
-                    Some(a) => a.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        format!("max_open_sessions needs a positive count, got {a:?}")
-                    })?,
-                };
-                self.max_open_sessions = Some(n);
+                self.max_open_sessions = Some(number(
+                    arg,
+                    50,
+                    1..=usize::MAX,
+                    "max_open_sessions",
+                    "sessions",
+                )?);
                 return Ok(());
             }
             "chunk_min" => {
-                let n = match arg {
-                    None => 1 << 20,
-                    Some(a) => a
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| format!("chunk_min needs a positive size, got {a:?}"))?,
-                };
-                self.chunk_min = Some(n);
+                self.chunk_min = Some(number(arg, 1 << 20, 1..=u64::MAX, "chunk_min", "bytes")?);
                 return Ok(());
             }
             _ => {
@@ -321,6 +303,32 @@ impl Quirks {
             *m.entry(name).or_default() += 1;
         }
     }
+}
+
+/// A quirk's numeric argument (`NAME:<n>`): `default` without one, else a number in `range`.
+fn number<T>(
+    arg: Option<&str>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    name: &str,
+    unit: &str,
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let Some(a) = arg else {
+        return Ok(default);
+    };
+    a.parse::<T>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{name} needs {}..={} {unit}, got {a:?}",
+                range.start(),
+                range.end()
+            )
+        })
 }
 
 // ---- checks the handlers call ----

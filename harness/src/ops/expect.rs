@@ -356,13 +356,7 @@ pub fn digest_check(
     rule: &'static str,
     alt_rule: &'static str,
 ) -> Check {
-    Check::Digest {
-        value: value.to_string(),
-        bytes,
-        rule,
-        alt_rule,
-        wrong_rule: rule,
-    }
+    digest_check_value(value, bytes, rule, alt_rule, rule)
 }
 
 /// [`digest_check`] with a rule of its own for a present header of the wrong value (a blob

@@ -199,6 +199,12 @@ probe_header() {
     link) v="$(hraw link)"; [ -z "$v" ] || v="<present>" ;;
     link-form) v="$(hraw link | grep -o '<[^>]*>' | tr -d '<>' | while read -r l; do urlform "$l"; done | paste -sd, - | sed 's/,/, /g')" ;;
     docker-upload-uuid) v="$(hraw docker-upload-uuid)"; [ -z "$v" ] || v="<present>" ;;
+    location-session-id) v="$(hraw location | cut -d',' -f1)"
+      case "$v" in
+        *[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]*) v=uuid ;;
+        */uploads/[!/?]*) v=opaque ;;
+        ?*) v=none ;;
+      esac ;;
     *) v="$(hraw "$1" | sed "s#$NS#<ns>#g")" ;;
   esac
   if [ -z "$v" ]; then echo '<absent>'; else echo "$v"; fi

@@ -43,7 +43,16 @@ NSQ="$(printf '%s' "$NS" | sed 's#/#%2F#g')"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 WORK="$(mktemp -d)"
 BODIES="$WORK"
-trap 'rm -rf "$BODIES"' EXIT
+declare -A OPEN_UPLOADS=()
+# cancel_open: as ocidiff's executor does when a case ends, every upload session this script
+# opened and did not close or cancel gets a DELETE (not part of the verdict).
+cancel_open() {
+  local k
+  for k in $(printf '%s\n' "${!OPEN_UPLOADS[@]}" | LC_ALL=C sort); do
+    curl -s -o /dev/null "${AUTH[@]+"${AUTH[@]}"}" -X DELETE --max-time 10 "${OPEN_UPLOADS[$k]}" || true
+  done
+}
+trap 'cancel_open; rm -rf "$BODIES"' EXIT
 AUTH=()
 if [ -n "${REGISTRY_USER:-}" ]; then AUTH=(-u "${REGISTRY_USER}:${REGISTRY_PASS:-}"); fi
 STATUS=""; LOC=""; LINK=""; MINLEN=""; RUN=1; LAST=""; OPLOC=""; URL=""; BLEN=0
@@ -71,11 +80,29 @@ req() {
   local origin; origin="$(printf '%s' "$url" | sed -E 's#^(https?://[^/]+).*#\1#')"
   case "$LOC" in ""|http://*|https://*) ;; /*) LOC="$origin$LOC" ;; *) LOC="${url%/*}/$LOC" ;; esac
   case "$LINK" in ""|http://*|https://*) ;; /*) LINK="$origin$LINK" ;; *) LINK="${url%/*}/$LINK" ;; esac
+  track_upload "$method" "$url"
   echo "=== [$label] $method $url -> ${STATUS:-no response}"
   if [ "${SHOW:-0}" = 1 ] || [ "$label" = "$DIVERGING" ]; then
     echo "--- response headers"; cat "$head" 2>/dev/null
     echo "--- response body (first 2000 bytes)"; head -c 2000 "$body" 2>/dev/null; echo
   fi
+}
+
+# urlpath URL: the path of an absolute URL (no query).
+urlpath() { local p="${1%%\?*}"; p="${p#*://}"; case "$p" in */*) echo "/${p#*/}" ;; *) echo / ;; esac; }
+
+# track_upload METHOD URL: follows upload sessions through the last answer (STATUS, LOC): a 202
+# with an upload Location opens (or moves) one, a 2xx PUT closes it, a DELETE answered 2xx or
+# 404 cancels it.
+track_upload() {
+  local path; path="$(urlpath "$2")"
+  if [ -n "${OPEN_UPLOADS[$path]+x}" ]; then
+    case "$1:$STATUS" in PUT:2??|DELETE:2??|DELETE:404) unset "OPEN_UPLOADS[$path]"; return ;; esac
+  fi
+  [ "$STATUS" = 202 ] || return 0
+  case "$LOC" in */uploads/*) ;; *) return 0 ;; esac
+  unset "OPEN_UPLOADS[$path]"
+  OPEN_UPLOADS["$(urlpath "$LOC")"]="$LOC"
 }
 
 # skipped LABEL WHY: a step the plan cannot send.

@@ -335,6 +335,46 @@ mod tests {
     }
 
     #[test]
+    fn spec_version_and_session_bound_per_target() {
+        let t = parse(
+            "[[target]]\nname = \"u\"\nurl = \"http://127.0.0.1:5000\"\nspec_version = \"1.0\"\nmax_open_sessions = 8\n",
+            Path::new("."),
+        )
+        .unwrap();
+        match &t[0].1 {
+            TargetSpec::External(e) => match e.as_ref() {
+                ExternalSpec::Remote(r) => {
+                    assert_eq!(
+                        r.access.options.spec_version,
+                        Some(crate::vocab::spec_version::SpecVersion::V1_0)
+                    );
+                    assert_eq!(r.access.options.max_open_sessions, Some(8));
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        for (text, needle) in [
+            (
+                "url = \"http://h:1\"\nspec_version = \"2.0\"",
+                "unknown spec version",
+            ),
+            ("url = \"http://h:1\"\nmax_open_sessions = 0", "at least 1"),
+            (
+                "preset = \"reference\"\nspec_version = \"1.0\"",
+                "--spec-version",
+            ),
+        ] {
+            let err = parse(
+                &format!("[[target]]\nname = \"x\"\n{text}\n"),
+                Path::new("."),
+            )
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{text}: {err:#}");
+        }
+    }
+
+    #[test]
     fn kinds_and_errors() {
         let t = parse(
             r#"

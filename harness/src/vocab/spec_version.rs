@@ -39,6 +39,15 @@ impl SpecVersion {
         }
     }
 
+    /// Its text's file name in `harness/spec/`.
+    pub fn file(self) -> &'static str {
+        match self {
+            SpecVersion::V1_0 => "distribution-spec-v1.0.1.md",
+            SpecVersion::V1_1 => "distribution-spec-v1.1.1.md",
+            SpecVersion::V1_1Dev => "distribution-spec.md",
+        }
+    }
+
     /// The next version, whose view a run also lists ("ready for the next spec").
     pub fn next(self) -> Option<SpecVersion> {
         match self {
