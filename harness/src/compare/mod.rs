@@ -459,10 +459,10 @@ fn make(
     f: Found,
     ref_exs: &[Exchange],
 ) -> Divergence {
-    let r = rule(f.rule);
     // A target is judged by the version it claims; the reference, the oracle, by the model
     // (main), since any disagreement of it with the model is ocidiff's bug.
     let v = rule_in(f.rule, outcome.version_of(t));
+    let r = v.rule;
     let target = outcome
         .targets
         .get(t)

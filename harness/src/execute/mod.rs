@@ -519,9 +519,6 @@ impl<'a> TargetRun<'a> {
         }
     }
 
-    /// Follows upload sessions through one answer: a `202` with an upload `Location` opens
-    /// (or moves) one; a `2xx` `PUT` to it closes it; a `DELETE` answered `2xx` / `404`
-    /// cancels it.
     /// Room for one more upload session, when `req` may open one (a `POST` to
     /// `/blobs/uploads/`): the case's first session waits at most `SESSION_WAIT` for it, so a
     /// run's open sessions stay near `max_open_sessions` (over it by at most the sessions
@@ -546,6 +543,9 @@ impl<'a> TargetRun<'a> {
             .and_then(Result::ok)
     }
 
+    /// Follows upload sessions through one answer: a `202` with an upload `Location` opens
+    /// (or moves) one; a `2xx` `PUT` to it closes it; a `DELETE` answered `2xx` / `404`
+    /// cancels it.
     fn track_upload(
         &mut self,
         method: &reqwest::Method,
@@ -1217,9 +1217,10 @@ impl TargetRun<'_> {
                     .gave_up
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let why = format!(
-                    "skipped: throttled ({} after {} retries)",
+                    "skipped: throttled ({} still, after at most {} retries within {:?})",
                     resp.status().as_u16(),
-                    self.opts.throttle_retries
+                    self.opts.throttle_retries,
+                    self.opts.throttle_wait
                 );
                 return Sent {
                     exchange: Exchange {
