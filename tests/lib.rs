@@ -127,6 +127,11 @@ impl Distribution {
         self.child.id()
     }
 
+    /// The registry's log file (its access log too when started with one).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
     /// The storage root directory.
     pub fn storage_dir(&self) -> PathBuf {
         self.dir.path().join("storage")
@@ -149,10 +154,20 @@ pub fn start_distribution() -> Result<Distribution> {
 }
 
 pub fn start_distribution_with(bin: &str, ready_timeout: Duration) -> Result<Distribution> {
+    start(bin, ready_timeout, false)
+}
+
+/// As [`start_distribution`], with distribution's access log (one line per request, with its
+/// status) in [`Distribution::log_path`].
+pub fn start_distribution_logged() -> Result<Distribution> {
+    start(DISTRIBUTION_BIN, Duration::from_secs(20), true)
+}
+
+fn start(bin: &str, ready_timeout: Duration, access_log: bool) -> Result<Distribution> {
     let bin = find_executable(bin).with_context(|| format!("{bin} not found"))?;
     let mut last_err = None;
     for _attempt in 0..3 {
-        match try_start(&bin, ready_timeout) {
+        match try_start(&bin, ready_timeout, access_log) {
             Ok(d) => return Ok(d),
             Err(e) => last_err = Some(e),
         }
@@ -160,7 +175,7 @@ pub fn start_distribution_with(bin: &str, ready_timeout: Duration) -> Result<Dis
     Err(last_err.unwrap())
 }
 
-fn try_start(bin: &Path, ready_timeout: Duration) -> Result<Distribution> {
+fn try_start(bin: &Path, ready_timeout: Duration, access_log: bool) -> Result<Distribution> {
     let dir = tempfile::Builder::new()
         .prefix("ocidiff-distribution-")
         .tempdir()?;
@@ -170,10 +185,11 @@ fn try_start(bin: &Path, ready_timeout: Duration) -> Result<Distribution> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let config = format!(
         "version: 0.1\n\
-         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: {}\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n\
          http:\n  addr: {addr}\n",
+        !access_log,
         storage.display()
     );
     let config_path = dir.path().join("config.yml");

@@ -273,6 +273,9 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
     while let Some((cause, f)) = shrinks.next().await {
         run.shrunk(&cause, f)?;
     }
+    // Sessions of cases cut at the deadline are cancelled like those of finished cases.
+    // (Shrink executors share the targets, and so their sessions.)
+    ex.cancel_orphans().await;
     // Requests given up at the deadline count too.
     run.unresponsive(None, ex)?;
     run.finish(fleet, completed)

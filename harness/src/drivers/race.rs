@@ -671,6 +671,8 @@ pub async fn race_with(
         }
     }
     s.findings = found.into_values().collect();
+    // Sessions of a case cut at the deadline are cancelled like the others.
+    fleet.executor.cancel_orphans().await;
     s.elapsed = start.elapsed();
     let urls: Vec<String> = fleet
         .launched

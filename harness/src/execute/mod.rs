@@ -160,6 +160,9 @@ struct TargetStats {
     /// Requests still throttled after the retries (recorded as not sent).
     gave_up: std::sync::atomic::AtomicU64,
     sessions: SessionCounters,
+    /// Upload sessions of runs dropped before their end (a case cut at the run's deadline):
+    /// cancelled by `Executor::cancel_orphans`.
+    orphans: std::sync::Mutex<Vec<Url>>,
 }
 
 /// Upload sessions a run opened on a target and what became of them.
@@ -386,6 +389,25 @@ impl Executor {
             .collect()
     }
 
+    /// Cancels the upload sessions of runs that were dropped before their end (cases cut at the
+    /// run's deadline, whose futures are dropped mid-op): call once the run is over.
+    pub async fn cancel_orphans(&self) {
+        futures::future::join_all(self.targets.iter().map(|tc| async move {
+            let orphans = tc
+                .stats
+                .orphans
+                .lock()
+                .map(|mut o| std::mem::take(&mut *o))
+                .unwrap_or_default();
+            let mut run = TargetRun::new(tc, &self.opts, "");
+            for url in orphans {
+                run.open_uploads.insert(url.path().to_string(), (url, None));
+            }
+            run.cancel_open_uploads().await;
+        }))
+        .await;
+    }
+
     /// The spec version of the run (`--spec-version`): targets that claim none are judged by it.
     pub fn spec_version(&self) -> crate::vocab::spec_version::SpecVersion {
         self.opts.spec_version
@@ -505,6 +527,23 @@ struct TargetRun<'a> {
     /// path, each with its room (`ExecOptions::max_open_sessions`): cancelled (`DELETE`,
     /// end-14) when the case ends.
     open_uploads: BTreeMap<String, (Url, Option<tokio::sync::OwnedSemaphorePermit>)>,
+}
+
+/// A run dropped with sessions still open (its case was cut mid-op) hands them to its target,
+/// for `Executor::cancel_orphans`.
+impl Drop for TargetRun<'_> {
+    fn drop(&mut self) {
+        if self.open_uploads.is_empty() {
+            return;
+        }
+        if let Ok(mut orphans) = self.tc.stats.orphans.lock() {
+            orphans.extend(
+                std::mem::take(&mut self.open_uploads)
+                    .into_values()
+                    .map(|(url, _)| url),
+            );
+        }
+    }
 }
 
 impl<'a> TargetRun<'a> {
