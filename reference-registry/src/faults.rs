@@ -37,6 +37,10 @@ pub struct Faults {
     pub blobs_shared_across_repos: bool,
     /// A manifest `PUT` (end-7) by digest is rejected (400 `MANIFEST_INVALID`); by tag it works.
     pub manifest_put_by_digest_rejected: bool,
+    /// A manifest `DELETE` (end-9) by tag removes the manifest the tag pointed to, with every
+    /// tag pointing to it (olareg v0.1.2 and nora-registry 1.4.3 do this): one mutating op
+    /// breaks the state, and later reads by digest and deletes by digest fail.
+    pub tag_delete_removes_manifest: bool,
     // ---- races (`RACE_NAMES`): each is invisible to one client at a time and shows only
     // when requests overlap; every racy step pauses `RACE_PAUSE` in its window.
     /// A manifest PUT by tag reads the repository's tag map, pauses, and writes the map back
@@ -76,6 +80,7 @@ impl Faults {
         "link_malformed",
         "blobs_shared_across_repos",
         "manifest_put_by_digest_rejected",
+        "tag_delete_removes_manifest",
     ];
 
     /// The race faults: detectable only by concurrent clients (`ocidiff race`), accepted by
@@ -103,6 +108,7 @@ impl Faults {
             "link_malformed" => &mut f.link_malformed,
             "blobs_shared_across_repos" => &mut f.blobs_shared_across_repos,
             "manifest_put_by_digest_rejected" => &mut f.manifest_put_by_digest_rejected,
+            "tag_delete_removes_manifest" => &mut f.tag_delete_removes_manifest,
             "tag_update_lost" => &mut f.tag_update_lost,
             "delete_stale_tags" => &mut f.delete_stale_tags,
             "blob_commit_early" => &mut f.blob_commit_early,

@@ -1392,7 +1392,14 @@ async fn delete_manifest(st: &St, name: &str, r: &str) -> Res {
             }
             match &reference {
                 Reference::Tag(t) => {
-                    repo.tags.remove(*t);
+                    let pointed = repo.tags.remove(*t);
+                    // Fault `tag_delete_removes_manifest`: the manifest goes with its tag.
+                    if let Some(d) =
+                        pointed.filter(|_| st.config.faults.tag_delete_removes_manifest)
+                    {
+                        repo.manifests.remove(d.as_str());
+                        repo.tags.retain(|_, v| v.as_str() != d.as_str());
+                    }
                 }
                 Reference::Digest(d) => {
                     repo.manifests.remove(d.as_str());
@@ -1646,6 +1653,8 @@ mod tests {
         tags_n1: usize,
         blob: Bytes,
         after_delete: StatusCode,
+        /// HEAD by digest of the manifest whose only tag was just deleted.
+        untagged_by_digest: StatusCode,
         range_status: StatusCode,
         referrer_at: Option<String>,
         /// The closing PUT of a final chunk that skips a byte.
@@ -1760,6 +1769,9 @@ mod tests {
         let (s, _, _) = call(&app, "DELETE", "/v2/r/manifests/sig", &[], b"").await;
         assert_eq!(s, StatusCode::ACCEPTED);
         let (after_delete, _, _) = call(&app, "GET", "/v2/r/manifests/sig", &[], b"").await;
+        let sig_digest = Algorithm::Sha256.digest(sig.as_bytes());
+        let sig_path = format!("/v2/r/manifests/{sig_digest}");
+        let (untagged_by_digest, _, _) = call(&app, "HEAD", &sig_path, &[], b"").await;
         let (other_repo_blob, _, _) =
             call(&app, "HEAD", &format!("/v2/other/blobs/{bd}"), &[], b"").await;
         let (put_by_digest, _, _) = call(
@@ -1777,6 +1789,7 @@ mod tests {
             tags_n1,
             blob: blob_body,
             after_delete,
+            untagged_by_digest,
             range_status,
             referrer_at,
             gap_put,
@@ -1889,6 +1902,7 @@ mod tests {
                 tags_n1: 1,
                 blob: Bytes::from_static(b"hello world"),
                 after_delete: StatusCode::NOT_FOUND,
+                untagged_by_digest: StatusCode::OK,
                 range_status: StatusCode::PARTIAL_CONTENT,
                 referrer_at: Some("x/sig".into()),
                 gap_put: StatusCode::RANGE_NOT_SATISFIABLE,
@@ -1918,6 +1932,9 @@ mod tests {
                 "final_chunk_order_ignored" => expected.gap_put = StatusCode::BAD_REQUEST,
                 "link_malformed" => expected.link_n1 = "/v2/r/tags/list?n=1&last=a".into(),
                 "blobs_shared_across_repos" => expected.other_repo_blob = StatusCode::OK,
+                "tag_delete_removes_manifest" => {
+                    expected.untagged_by_digest = StatusCode::NOT_FOUND
+                }
                 "manifest_put_by_digest_rejected" => {
                     expected.put_by_digest = StatusCode::BAD_REQUEST
                 }

@@ -688,6 +688,13 @@ async fn race_cmd(a: RaceArgs) -> i32 {
                 s.unjudged,
                 s.elapsed.as_secs_f64()
             );
+            for b in &s.sequential_bugs {
+                println!(
+                    "sequential bug, not a race: {} {} on {}: {} ({} histories; the fuzzer's \
+                     finding {})",
+                    b.finding, b.rule, b.target, b.summary, b.histories, b.finding
+                );
+            }
             for f in &s.findings {
                 println!(
                     "{} {} {} on {}: {} [{} clients / {} ops after shrinking, reproduced {}/{}]",

@@ -14,7 +14,7 @@
 //! that stops answering is dropped by the executor and reported once (`target/unresponsive`).
 
 use super::case::{case_seed, run_checked, run_id, run_rendered, with_reference_first, Fleet};
-use super::fuzz_shrink::{shrink_finding, ShrinkCx, ShrinkJob};
+use super::fuzz_shrink::{shrink_finding, state_cause_of, ShrinkCx, ShrinkJob};
 use crate::compare::{rule, Cause, Class, Divergence};
 use crate::execute::{ExecOptions, Executor};
 use crate::generate::{generate_case, GenConfig};
@@ -252,7 +252,7 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
                 run.shrunk(&cause, f)?;
             }
             next = cases.next() => match next {
-                Some(Some(c)) => run.judge(c, ex, &subsets).await?,
+                Some(Some(c)) => run.judge(c, ex, &subsets, &shrink_cx).await?,
                 Some(None) => completed = false,
                 None => break,
             },
@@ -395,6 +395,7 @@ impl<'a> Run<'a> {
         mut c: CaseRun,
         ex: &Executor,
         subsets: &BTreeMap<String, Executor>,
+        cx: &ShrinkCx<'_>,
     ) -> anyhow::Result<()> {
         self.page.cases_run += 1;
         self.page.ops_run += c.seq.ops.len() as u64;
@@ -403,7 +404,7 @@ impl<'a> Run<'a> {
             match self.findings.absorb(d) {
                 Absorbed::New => {
                     let sx = subsets.get(&d.target).unwrap_or(ex);
-                    self.new_finding(&c, d, sx).await?;
+                    self.new_finding(&c, d, sx, cx).await?;
                 }
                 Absorbed::Occurrence(_) | Absorbed::Symptom(_) => {
                     if let Some(home) = self.findings.cause_of(d) {
@@ -428,6 +429,7 @@ impl<'a> Run<'a> {
         c: &CaseRun,
         d: &Divergence,
         sx: &Executor,
+        cx: &ShrinkCx<'_>,
     ) -> anyhow::Result<()> {
         // A dropped connection can be the network's doing (or a race: a registry that answers
         // early and closes while the body is still being written): a finding on an exchange
@@ -447,6 +449,13 @@ impl<'a> Run<'a> {
         }
         let mut finding = Finding::new(d, &c.seq, self.cfg.seed, c.i, c.seed);
         finding.outcome = Some(c.outcome.clone());
+        let shrinks =
+            self.cfg.shrink && (d.class == Class::Violation || self.cfg.shrink_variations);
+        if !shrinks {
+            // Not shrunk: the op that broke the state is looked for in the case as it ran.
+            let ns = format!("ocidiff{}c{}sc", self.id, c.i);
+            finding.state_cause = state_cause_of(sx, cx, &c.seq, d, &ns).await;
+        }
         self.progress.message(&format!(
             "new {}: {} {} on {} ({})",
             d.class,
@@ -460,8 +469,9 @@ impl<'a> Run<'a> {
             self.writer.remove(&folded)?;
         }
         self.dirty.insert(d.cause());
+        self.fold_state(&d.cause())?;
         self.progress.set_findings(self.findings.len());
-        if self.cfg.shrink && (d.class == Class::Violation || self.cfg.shrink_variations) {
+        if shrinks {
             self.queue.push_back(ShrinkJob {
                 case: c.i,
                 case_seed: c.seed,
@@ -488,6 +498,7 @@ impl<'a> Run<'a> {
                     self.writer.add(f)?;
                 }
                 self.dirty.remove(cause);
+                self.fold_state(&now)?;
             }
             Some(f) => {
                 let id = f.id.clone();
@@ -496,6 +507,7 @@ impl<'a> Run<'a> {
                         self.writer.add(f)?;
                     }
                     self.dirty.remove(cause);
+                    self.fold_state(cause)?;
                 } else {
                     tracing::debug!(%id, "shrunk finding was folded meanwhile");
                 }
@@ -508,6 +520,29 @@ impl<'a> Run<'a> {
             }
         }
         self.progress.set_findings(self.findings.len());
+        Ok(())
+    }
+
+    /// Folds the finding of `c` with the others its state cause makes one bug; the root is
+    /// rewritten, the folded ones removed.
+    fn fold_state(&mut self, c: &Cause) -> anyhow::Result<()> {
+        let gone = self.findings.fold_state(c);
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for id in &gone {
+            self.writer.remove(id)?;
+        }
+        let roots: Vec<Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.divergence.target == c.target && f.state_cause.is_some())
+            .cloned()
+            .collect();
+        for f in &roots {
+            self.writer.add(f)?;
+            self.dirty.remove(&f.divergence.cause());
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use crate::execute::Executor;
 use crate::ops::blob_push::{PushBlob, PushMethod};
 use crate::ops::manifest_push::PushManifest;
 use crate::ops::{Op, Sequence};
+use crate::shrink::state_cause::{probed, state_cause, StateCause};
 use crate::shrink::{finding_id, shrink_counted, Finding, ShrinkBudget};
 use crate::vocab::content::Content;
 use crate::vocab::exchange::CaseOutcome;
@@ -155,7 +156,34 @@ pub async fn shrink_finding(
     }
     f.shrink_runs = shrunk.runs;
     f.shrink_skipped = shrunk.skipped;
+    if f.confirmed {
+        let ns = format!("ocidiff{run}c{case}s{}sc", &id[..4]);
+        f.state_cause = state_cause_of(ex, cx, &f.ops, &f.divergence, &ns).await;
+    }
     (cause, Some(f))
+}
+
+/// The op of `seq` that broke the state `d`'s op reads, if one did (`shrink::state_cause`):
+/// one run of `seq` up to `d`'s op with probes, on `ex`, cut at the deadline.
+pub async fn state_cause_of(
+    ex: &Executor,
+    cx: &ShrinkCx<'_>,
+    seq: &Sequence,
+    d: &Divergence,
+    ns: &str,
+) -> Option<StateCause> {
+    let content = Content::render(&seq.content).ok()?;
+    let p = probed(seq, d.op_index, &content)?;
+    let run = tokio::time::timeout_at(
+        tokio::time::Instant::from_std(cx.deadline),
+        run_checked(ex, &p.seq, ns),
+    )
+    .await;
+    if cx.cleanup {
+        cx.fleet.cleanup(ns);
+    }
+    let (_, _, divs) = run.ok()??;
+    state_cause(&p, seq, &content, &d.target, &divs)
 }
 
 type Checked = Option<(Content, CaseOutcome, Vec<Divergence>)>;

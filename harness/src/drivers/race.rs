@@ -118,6 +118,8 @@ pub struct RaceSummary {
     /// Histories not linearizable because of a rule the ops break run one at a time too
     /// (sequential bugs, the fuzzer's findings).
     pub sequential: u64,
+    /// The sequential bugs behind those histories, one per cause.
+    pub sequential_bugs: Vec<SequentialBug>,
     pub findings: Vec<RaceFinding>,
     pub elapsed: Duration,
     pub out: PathBuf,
@@ -147,12 +149,32 @@ pub struct TargetVerdict {
     /// The history is not linearizable, but the same rule also fails with the segment's ops
     /// run one after another: a sequential bug (the fuzzer's finding), not a race.
     pub sequential: bool,
+    /// The one-at-a-time order that failed, when `sequential`.
+    pub serial: Option<Box<RaceCase>>,
     /// The first answer of the segment that was a 5xx: (client, op index, endpoint, status).
     pub server_error: Option<(usize, usize, String, u16)>,
 }
 
 /// The rule of a 5xx answered while clients overlapped (a SHOULD: HTTP semantics).
 pub const SERVER_ERROR: &str = "http/server-error";
+
+/// At most this many one-at-a-time orders are tried before a history counts as a race.
+pub const CONTROL_ORDERS: usize = 6;
+
+/// A history that failed one op at a time too: a sequential bug, the fuzzer's finding (same
+/// id as `ocidiff fuzz` gives its cause), with the one-at-a-time sequence that shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SequentialBug {
+    /// The id of the sequential finding (`findings/<id>/` of a fuzz run).
+    pub finding: String,
+    pub target: String,
+    pub rule: String,
+    pub summary: String,
+    /// Histories it explained.
+    pub histories: u32,
+    /// Prefix, the segment's ops in the order that failed, and the reads after.
+    pub ops: crate::ops::Sequence,
+}
 
 impl TargetVerdict {
     /// The race this verdict shows, if any.
@@ -285,6 +307,7 @@ pub async fn run_race_case(
                 target: t,
                 verdict: None,
                 sequential: false,
+                serial: None,
                 server_error: None,
             });
             continue;
@@ -296,6 +319,7 @@ pub async fn run_race_case(
             target: t,
             verdict: Some(verdict),
             sequential: false,
+            serial: None,
             server_error: timed
                 .iter()
                 .filter(|x| x.client < clients.len())
@@ -307,27 +331,35 @@ pub async fn run_race_case(
                 }),
         });
     }
-    // The control: the segment's ops one after another (client by client), then the reads,
-    // judged by the same oracle. A history that fails there too is not about concurrency.
-    if out
-        .iter()
-        .any(|v| matches!(v.verdict, Some(Verdict::Not(_))))
+    // The controls: the segment's ops one at a time, in the orders that matter (client by
+    // client, reversed, every interleaving of a small segment, random ones of a larger one),
+    // then the reads, judged by the same oracle. A history that fails in any of them is not
+    // about concurrency: it is a sequential bug.
+    let racy = |out: &[TargetVerdict]| {
+        out.iter()
+            .any(|v| matches!(v.verdict, Some(Verdict::Not(_))) && !v.sequential)
+    };
+    for (k, order) in case
+        .serial_orders(CONTROL_ORDERS, case.segment_ops() as u64)
+        .into_iter()
+        .enumerate()
     {
+        if !racy(&out) {
+            break;
+        }
         let serial_case = RaceCase {
-            clients: vec![crate::generate::race::Client {
-                ops: clients.iter().flatten().cloned().collect(),
-            }],
+            clients: vec![crate::generate::race::Client { ops: order }],
             ..case.clone()
         };
-        let cns = format!("{ns}q");
+        let cns = format!("{ns}q{k}");
         let control_run = record(fleet, &serial_case, &cns).await;
         fleet.cleanup(&cns);
         let Some(control_run) = control_run else {
-            return Some(out);
+            break;
         };
         let serial = serial_case.client_ops();
         for v in &mut out {
-            if !matches!(v.verdict, Some(Verdict::Not(_))) {
+            if !matches!(v.verdict, Some(Verdict::Not(_))) || v.sequential {
                 continue;
             }
             let t = v.target;
@@ -343,9 +375,12 @@ pub async fn run_race_case(
             // concurrent verdict cannot be laid on concurrency.
             let control = check_history(&st, &content, &ops, t == 0, budget);
             if debugging() {
-                eprintln!("control on {}: prefix off {off}, {control:?}", names[t]);
+                eprintln!("control {k} on {}: prefix off {off}, {control:?}", names[t]);
             }
-            v.sequential = off || !matches!(control, Verdict::Linearizable);
+            if off || !matches!(control, Verdict::Linearizable) {
+                v.sequential = true;
+                v.serial = Some(Box::new(serial_case.clone()));
+            }
         }
     }
     Some(out)
@@ -500,6 +535,7 @@ pub async fn race_with(
         inconclusive: 0,
         unjudged: 0,
         sequential: 0,
+        sequential_bugs: Vec::new(),
         findings: Vec::new(),
         elapsed: Duration::ZERO,
         out: cfg.out.clone(),
@@ -585,6 +621,10 @@ pub async fn race_with(
             if tv.sequential {
                 s.histories += 1;
                 s.sequential += 1;
+                if let Some(serial) = &tv.serial {
+                    let ns = format!("ocidiff{id}c{i}seq");
+                    note_sequential(fleet, serial, name, &ns, &mut s.sequential_bugs).await;
+                }
                 continue;
             }
             match tv.verdict {
@@ -683,6 +723,45 @@ pub async fn race_with(
     Ok(s)
 }
 
+/// Runs a failing one-at-a-time order as a plain sequence and records the sequential bug it
+/// shows on `target` (its first divergence there), once per cause.
+async fn note_sequential(
+    fleet: &Fleet,
+    serial: &RaceCase,
+    target: &str,
+    ns: &str,
+    bugs: &mut Vec<SequentialBug>,
+) {
+    let seq = crate::ops::Sequence {
+        content: serial.content.clone(),
+        ops: serial
+            .prefix
+            .iter()
+            .chain(serial.clients.iter().flat_map(|c| &c.ops))
+            .chain(&serial.after)
+            .cloned()
+            .collect(),
+    };
+    let run = super::case::run_checked(&fleet.executor, &seq, ns).await;
+    fleet.cleanup(ns);
+    let Some((_, _, divs)) = run else { return };
+    let Some(d) = divs.iter().find(|d| d.target == target) else {
+        return;
+    };
+    let finding = crate::shrink::finding_id(&d.cause());
+    match bugs.iter_mut().find(|b| b.finding == finding) {
+        Some(b) => b.histories += 1,
+        None => bugs.push(SequentialBug {
+            finding,
+            target: target.to_string(),
+            rule: d.rule.clone(),
+            summary: d.summary.clone(),
+            histories: 1,
+            ops: seq,
+        }),
+    }
+}
+
 /// `findings.json` (every race finding) and `races/<id>/` (`race.toml`, `finding.json`,
 /// `repro.sh`).
 fn write_outputs(s: &RaceSummary, urls: &[String], summary_file: &str) -> anyhow::Result<()> {
@@ -695,6 +774,7 @@ fn write_outputs(s: &RaceSummary, urls: &[String], summary_file: &str) -> anyhow
         "inconclusive": s.inconclusive,
         "unjudged": s.unjudged,
         "sequential": s.sequential,
+        "sequential_bugs": s.sequential_bugs,
         "elapsed_secs": s.elapsed.as_secs_f64(),
         "findings": s.findings,
     });

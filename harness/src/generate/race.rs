@@ -65,6 +65,54 @@ impl RaceCase {
         self.clients.iter().map(|c| c.ops.clone()).collect()
     }
 
+    /// Orders in which the segment's ops can run one at a time, each client's ops in their
+    /// order (the sequential controls of a race): client by client first, then the clients
+    /// reversed, then every other interleaving while there are at most `max` in all, else
+    /// interleavings drawn at random (seeded by `seed`). At most `max` orders, each once.
+    pub fn serial_orders(&self, max: usize, seed: u64) -> Vec<Vec<Op>> {
+        let clients = self.client_ops();
+        let mut orders: Vec<Vec<Op>> = Vec::new();
+        let push = |orders: &mut Vec<Vec<Op>>, o: Vec<Op>| {
+            if orders.len() < max && !orders.contains(&o) {
+                orders.push(o);
+            }
+        };
+        push(&mut orders, clients.iter().flatten().cloned().collect());
+        push(
+            &mut orders,
+            clients.iter().rev().flatten().cloned().collect(),
+        );
+        let mut all = Vec::new();
+        if interleavings(
+            &clients,
+            &mut vec![0; clients.len()],
+            &mut Vec::new(),
+            &mut all,
+            max + 1,
+        ) <= max
+        {
+            for o in all {
+                push(&mut orders, o);
+            }
+            return orders;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for _ in 0..max * 4 {
+            let mut next = vec![0; clients.len()];
+            let mut o = Vec::new();
+            while o.len() < self.segment_ops() {
+                let open: Vec<usize> = (0..clients.len())
+                    .filter(|c| next[*c] < clients[*c].len())
+                    .collect();
+                let c = open[rng.gen_range(0..open.len())];
+                o.push(clients[c][next[c]].clone());
+                next[c] += 1;
+            }
+            push(&mut orders, o);
+        }
+        orders
+    }
+
     /// Ops in the segment.
     pub fn segment_ops(&self) -> usize {
         self.clients.iter().map(|c| c.ops.len()).sum()
@@ -486,6 +534,36 @@ pub fn generate_race(seed: u64, cfg: &RaceConfig) -> RaceCase {
     }
 }
 
+/// Every interleaving of `clients` (each client's ops in order) after `prefix`, into `out`, up
+/// to `cap` of them; returns how many there were (stops counting at `cap`).
+fn interleavings(
+    clients: &[Vec<Op>],
+    next: &mut Vec<usize>,
+    prefix: &mut Vec<Op>,
+    out: &mut Vec<Vec<Op>>,
+    cap: usize,
+) -> usize {
+    if out.len() >= cap {
+        return out.len();
+    }
+    let mut any = false;
+    for c in 0..clients.len() {
+        if next[c] >= clients[c].len() {
+            continue;
+        }
+        any = true;
+        prefix.push(clients[c][next[c]].clone());
+        next[c] += 1;
+        interleavings(clients, next, prefix, out, cap);
+        next[c] -= 1;
+        prefix.pop();
+    }
+    if !any {
+        out.push(prefix.clone());
+    }
+    out.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,5 +583,62 @@ mod tests {
             .collect();
         assert_eq!(kinds.len(), KINDS.len(), "{kinds:?}");
         assert!(RaceCase::from_toml("kind = \"x\"\nclients = []\n").is_err());
+    }
+
+    #[test]
+    fn serial_orders_keep_each_clients_order() {
+        use crate::ops::blob_pull::HeadBlob;
+        use crate::vocab::{BlobId, Repo};
+        let head = |b: u16| {
+            Op::HeadBlob(HeadBlob {
+                repo: Repo(0),
+                blob: BlobId(b),
+            })
+        };
+        let case = RaceCase {
+            kind: "test".into(),
+            content: Default::default(),
+            prefix: Vec::new(),
+            clients: vec![
+                Client {
+                    ops: vec![head(0), head(1)],
+                },
+                Client { ops: vec![head(2)] },
+            ],
+            after: Vec::new(),
+        };
+        // Small: every interleaving (3), client by client and reversed first.
+        let orders = case.serial_orders(6, 1);
+        assert_eq!(
+            orders,
+            vec![
+                vec![head(0), head(1), head(2)],
+                vec![head(2), head(0), head(1)],
+                vec![head(0), head(2), head(1)],
+            ]
+        );
+        // Bounded: at most `max`, each client's ops in order, none twice.
+        let big = RaceCase {
+            clients: (0..4)
+                .map(|c| Client {
+                    ops: (0..3).map(|k| head(c * 3 + k)).collect(),
+                })
+                .collect(),
+            ..case
+        };
+        let orders = big.serial_orders(6, 1);
+        assert_eq!(orders.len(), 6);
+        for o in &orders {
+            for c in big.client_ops() {
+                let at: Vec<usize> = c
+                    .iter()
+                    .map(|op| o.iter().position(|x| x == op).unwrap())
+                    .collect();
+                assert!(at.windows(2).all(|w| w[0] < w[1]), "{o:?}");
+            }
+        }
+        let unique: std::collections::BTreeSet<String> =
+            orders.iter().map(|o| format!("{o:?}")).collect();
+        assert_eq!(unique.len(), orders.len());
     }
 }

@@ -127,6 +127,15 @@ fn finding_html(f: &Finding, url: &str) -> String {
             esc(&f.seen_at.join(", "))
         ));
     }
+    if let Some(c) = &f.state_cause {
+        h.push_str(&format!(
+            "<p class=\"cause\">Caused by op {} of the sequence, <code>{}</code>: right after \
+             it, {}</p>\n",
+            c.op_index + 1,
+            esc(&c.op),
+            esc(&c.effect)
+        ));
+    }
     if !f.symptoms.is_empty() {
         h.push_str(
             "<p>Symptoms (divergences that follow from this finding):</p><ul class=\"symptoms\">\n",

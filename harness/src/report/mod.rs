@@ -149,6 +149,7 @@ impl FindingsWriter {
             "occurrences": f.occurrences,
             "seen_at": f.seen_at,
             "symptoms": f.symptoms,
+            "state_cause": f.state_cause,
         });
         self.entries.retain(|e| e["id"] != entry["id"]);
         self.entries.push(entry);
@@ -166,6 +167,7 @@ impl FindingsWriter {
         entry["occurrences"] = f.occurrences.into();
         entry["seen_at"] = serde_json::json!(f.seen_at);
         entry["symptoms"] = serde_json::json!(f.symptoms);
+        entry["state_cause"] = serde_json::json!(f.state_cause);
         let dir = self.out.join("findings").join(&f.id);
         write_atomic(&dir.join("report.md"), render_report_md(f).as_bytes())?;
         write_finding_json(&dir, f)?;
@@ -324,6 +326,15 @@ pub fn render_report_md(f: &Finding) -> String {
         );
     }
     let _ = writeln!(s, "\n{}\n", d.summary);
+    if let Some(c) = &f.state_cause {
+        let _ = writeln!(
+            s,
+            "**Caused by** op {} of the sequence, `{}`: right after it, {}\n",
+            c.op_index + 1,
+            c.op,
+            c.effect
+        );
+    }
     if !f.symptoms.is_empty() {
         let _ = writeln!(
             s,
@@ -579,6 +590,9 @@ pub fn summary_table(targets: &[String], findings: &[Finding]) -> String {
             d.rule,
             d.summary.chars().take(100).collect::<String>()
         );
+        if let Some(c) = &f.state_cause {
+            let _ = writeln!(s, "    caused by `{}`: right after it, {}", c.op, c.effect);
+        }
         for sym in &f.symptoms {
             let _ = writeln!(
                 s,
@@ -630,6 +644,7 @@ mod tests {
             seen_at: vec!["end-2 status".into()],
             symptoms: Vec::new(),
             outcome: None,
+            state_cause: None,
         }
     }
 

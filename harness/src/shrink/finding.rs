@@ -44,6 +44,10 @@ pub struct Finding {
     /// The minimal sequence's run (for reports: target vs reference side by side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<crate::vocab::exchange::CaseOutcome>,
+    /// The earlier op that broke the target's state, when the failing op only shows it
+    /// (`shrink::state_cause`): findings of one target with the same cause are one finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_cause: Option<super::state_cause::StateCause>,
 }
 
 fn one() -> u32 {
@@ -80,6 +84,7 @@ impl Finding {
             seen_at: vec![seen_at(d)],
             symptoms: Vec::new(),
             outcome: None,
+            state_cause: None,
         }
     }
 
@@ -136,6 +141,9 @@ pub struct FindingSet {
     by_cause: BTreeMap<Cause, Finding>,
     /// Causes a control showed to be another (see [`FindingSet::reattribute`]).
     aliases: BTreeMap<Cause, Cause>,
+    /// Causes folded under the finding of the op that broke the state
+    /// ([`FindingSet::fold_state`]): their divergences count as its symptoms.
+    symptom_aliases: BTreeMap<Cause, Cause>,
 }
 
 /// What [`FindingSet::absorb`] did with a divergence.
@@ -186,6 +194,11 @@ impl FindingSet {
         let own = self.aliases.get(&own).unwrap_or(&own);
         if self.by_cause.contains_key(own) {
             return Some((own.clone(), false));
+        }
+        if let Some(root) = self.symptom_aliases.get(own) {
+            if self.by_cause.contains_key(root) {
+                return Some((root.clone(), true));
+            }
         }
         self.root_of(&d.target, &d.rule, &d.endpoint)
             .map(|root| (root, true))
@@ -302,6 +315,62 @@ impl FindingSet {
         self.aliases.insert(was.clone(), f.divergence.cause());
         let mut gone = vec![old.id];
         gone.extend(self.merge(f));
+        gone
+    }
+
+    /// Folds the finding of `c` together with the findings of the same target that the same
+    /// op broke (equal [`StateCause::op`](super::state_cause::StateCause)), or under the
+    /// finding of that op's own divergence: one finding, the most severe (then the first
+    /// seen) the root, the others its symptoms, their later divergences counted there.
+    /// Returns the ids that are no longer findings of their own.
+    pub fn fold_state(&mut self, c: &Cause) -> Vec<String> {
+        let Some(sc) = self.by_cause.get(c).and_then(|f| f.state_cause.clone()) else {
+            return Vec::new();
+        };
+        let mut group: Vec<Cause> = self
+            .by_cause
+            .iter()
+            .filter(|(k, f)| {
+                k.target == c.target
+                    && (*k == c
+                        || sc.diverged.as_ref() == Some(*k)
+                        || f.state_cause.as_ref().is_some_and(|s| s.op == sc.op))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if group.len() < 2 {
+            return Vec::new();
+        }
+        let rank = |k: &Cause, f: &Finding| {
+            let op_own = sc.diverged.as_ref() == Some(k);
+            (!op_own, k.class, f.first_seen_case)
+        };
+        group.sort_by_key(|k| rank(k, &self.by_cause[k]));
+        let root_cause = group.remove(0);
+        let mut gone = Vec::new();
+        for k in group {
+            let s = self.by_cause.remove(&k).expect("listed");
+            let root = self.by_cause.get_mut(&root_cause).expect("root");
+            root.note_symptom(
+                &s.divergence.rule,
+                &s.divergence.endpoint,
+                s.occurrences,
+                &s.divergence.summary,
+            );
+            for sym in &s.symptoms {
+                root.note_symptom(&sym.rule, &sym.endpoint, sym.count, &sym.example);
+            }
+            if root.state_cause.is_none() {
+                root.state_cause = s.state_cause.clone();
+            }
+            for to in self.symptom_aliases.values_mut() {
+                if *to == k {
+                    *to = root_cause.clone();
+                }
+            }
+            self.symptom_aliases.insert(k, root_cause.clone());
+            gone.push(s.id);
+        }
         gone
     }
 

@@ -17,6 +17,7 @@
 //! exhausted the best sequence so far is returned.
 
 pub mod finding;
+pub mod state_cause;
 
 pub use finding::{finding_id, roots_first, Absorbed, Finding, FindingSet, Symptom};
 
