@@ -15,12 +15,18 @@ SECS="${1:-20}"
 cargo build -q --release -p ocidiff -p reference-registry
 BIN=target/release/ocidiff
 OUT="$(mktemp -d)"
-trap 'kill ${EXT_PID:-} 2>/dev/null || true; rm -rf "$OUT"' EXIT
+trap 'kill ${EXT_PID:-} ${SLOW_PID:-} 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 target/release/reference-registry --listen 127.0.0.1:0 > "$OUT/ext.txt" 2>/dev/null &
 EXT_PID=$!
 for _ in $(seq 50); do grep -q listening "$OUT/ext.txt" 2>/dev/null && break; sleep 0.1; done
 EXT_URL="$(sed -n 's/^listening on //p' "$OUT/ext.txt")"
+# A registry 60 ms away (a hosted one): every answer 60 ms late. Issue 27's goal: the default
+# (adaptive cases in flight) at least 25x --jobs 1.
+target/release/reference-registry --listen 127.0.0.1:0 --quirk latency:60 > "$OUT/slow.txt" 2>/dev/null &
+SLOW_PID=$!
+for _ in $(seq 50); do grep -q listening "$OUT/slow.txt" 2>/dev/null && break; sleep 0.1; done
+SLOW_URL="$(sed -n 's/^listening on //p' "$OUT/slow.txt")"
 
 # The CPU time (clock ticks) a process has used so far, from /proc/PID/stat (utime + stime).
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || true; }
@@ -69,6 +75,7 @@ if command -v docker-registry >/dev/null 2>&1 || command -v registry >/dev/null 
   fi
 fi
 row "reference + container-registry" --target reference --target container-registry
+row "reference + a registry 60 ms away" --target reference --target "slow=$SLOW_URL"
 
 # Against distribution the run is bound by distribution itself: its CPU per op says how many
 # op/s it could serve even if ocidiff and the reference took no CPU at all (issue 13's goal was

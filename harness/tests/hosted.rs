@@ -142,3 +142,158 @@ async fn latency_does_not_change_findings() {
         describe(&b.findings)
     );
 }
+
+/// Issue 27: a request budget per target (`--max-requests`, `max_requests`) ends the run
+/// cleanly once spent: no case starts after, the requests it refused are not judged (zero
+/// violations), and the summary says the budget was spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_budget_ends_the_run_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fuzz_config(
+        vec![
+            ("reference".into(), reference()),
+            ("hosted".into(), reference()),
+        ],
+        27,
+        100_000,
+        Duration::from_secs(60),
+        false,
+        dir.path(),
+    );
+    cfg.max_requests = Some(400);
+    let started = std::time::Instant::now();
+    let s = run_fuzz(cfg).await.unwrap();
+    let st = s.stats.iter().find(|t| t.target == "hosted").unwrap();
+    let reference = s.stats.iter().find(|t| t.target == "reference").unwrap();
+    println!("{} cases in {:.1?}; {st:?}", s.cases_run, started.elapsed());
+    assert!(st.budget_spent && st.max_requests == Some(400), "{st:?}");
+    assert!(st.requests <= 400, "{st:?}");
+    assert!(!s.completed);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the run went on"
+    );
+    assert!(s.cases_run >= 5, "{} cases", s.cases_run);
+    // The reference has no budget.
+    assert!(!reference.budget_spent && reference.max_requests.is_none());
+    assert!(violations(&s).is_empty(), "{}", describe(&s.findings));
+}
+
+/// Issue 27: `--rate` paces the requests to a target under test (not the reference).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_paces_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fuzz_config(
+        vec![
+            ("reference".into(), reference()),
+            ("hosted".into(), reference()),
+        ],
+        27,
+        100_000,
+        Duration::from_secs(4),
+        false,
+        dir.path(),
+    );
+    cfg.min_interval = Some(ocidiff::execute::interval_of_rate(50.0).unwrap());
+    let started = std::time::Instant::now();
+    let s = run_fuzz(cfg).await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let st = s.stats.iter().find(|t| t.target == "hosted").unwrap();
+    let reference = s.stats.iter().find(|t| t.target == "reference").unwrap();
+    println!(
+        "{secs:.1} s; hosted {} requests, reference {}",
+        st.requests, reference.requests
+    );
+    assert!(
+        st.requests as f64 <= 50.0 * secs + 1.0,
+        "{} in {secs:.1} s",
+        st.requests
+    );
+    assert!(st.requests >= 50, "{st:?}");
+    assert!(violations(&s).is_empty(), "{}", describe(&s.findings));
+}
+
+/// Issue 27: what a run pushes to a registry ocidiff does not own (a URL target) is deleted
+/// at its end: afterwards no repository of the run lists a tag, and nothing is left over. On
+/// a registry with deletes disabled, everything is listed in leftovers.json with why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_deletes_what_it_pushed_and_lists_what_stays() {
+    for no_delete in [false, true] {
+        let mut config = Config::default();
+        if no_delete {
+            config.quirks.enable("no_delete").unwrap();
+        }
+        let served = reference_registry::spawn(config).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = run_fuzz(fuzz_config(
+            vec![
+                ("reference".into(), reference()),
+                (
+                    "hosted".into(),
+                    TargetSpec::Url {
+                        url: served.url().parse().unwrap(),
+                        username: None,
+                        password: None,
+                    },
+                ),
+            ],
+            27,
+            40,
+            Duration::from_secs(30),
+            false,
+            dir.path(),
+        ))
+        .await
+        .unwrap();
+        let c = s.cleanup.iter().find(|c| c.target == "hosted").unwrap();
+        let file: Vec<ocidiff::execute::Cleanup> =
+            serde_json::from_slice(&std::fs::read(dir.path().join("leftovers.json")).unwrap())
+                .unwrap();
+        assert_eq!(file, s.cleanup);
+        println!(
+            "no_delete {no_delete}: deleted {}, left {}",
+            c.deleted,
+            c.left.len()
+        );
+        if no_delete {
+            assert!(!c.left.is_empty());
+            assert!(
+                c.left
+                    .iter()
+                    .all(|l| l.status == 405 && l.reason.contains("405")),
+                "{:?}",
+                c.left
+            );
+            continue;
+        }
+        assert!(c.left.is_empty(), "{:?}", c.left);
+        assert!(c.deleted > 20, "{c:?}");
+        // No repository of the run still lists a tag.
+        let http = reqwest::Client::new();
+        let catalog: serde_json::Value = http
+            .get(format!("{}/v2/_catalog", served.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let repos = catalog["repositories"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for r in repos {
+            let r = r.as_str().unwrap();
+            let tags = http
+                .get(format!("{}/v2/{r}/tags/list", served.url()))
+                .send()
+                .await
+                .unwrap();
+            if tags.status() == 200 {
+                let v: serde_json::Value = tags.json().await.unwrap();
+                let n = v["tags"].as_array().map_or(0, Vec::len);
+                assert_eq!(n, 0, "{r} still lists tags: {v}");
+            }
+        }
+    }
+}

@@ -39,7 +39,17 @@ async fn a_state_breaking_op_is_one_finding_with_its_symptoms() {
             f.id, f.symptoms, f.state_cause
         );
     }
-    assert_eq!(s.findings.len(), 1, "{}", describe(&s.findings));
+    assert_eq!(
+        s.findings.len(),
+        1,
+        "{}\n{}",
+        describe(&s.findings),
+        s.findings
+            .iter()
+            .map(|f| serde_json::to_string(&f.ops.ops).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let f = &s.findings[0];
     assert_eq!(f.divergence.class, Class::Violation);
     let cause = f.state_cause.as_ref().expect("a state cause");

@@ -271,7 +271,9 @@ struct FuzzArgs {
     /// Shrink variations and unsupported findings too (default: only violations).
     #[arg(long)]
     shrink_variations: bool,
-    /// Cases in flight at once (default: 4 per core, 4..=32). Findings do not depend on it.
+    /// Cases in flight at once, fixed (default: adapted to the targets, from 4 per core up to
+    /// 64 while more give more ops per second, halved when a target throttles). Findings do
+    /// not depend on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
     /// At most this many requests in flight to one target (protects small registries).
@@ -281,6 +283,15 @@ struct FuzzArgs {
     /// room). Every session a case leaves open is cancelled when the case ends.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     max_open_sessions: Option<u16>,
+    /// At most this many requests per second to each target under test (not the reference);
+    /// a target's `rate` in ocidiff.toml wins.
+    #[arg(long, value_name = "REQ_PER_S", value_parser = parse_rate)]
+    rate: Option<Duration>,
+    /// At most this many requests to each target under test in the whole run (a hosted
+    /// registry's quota): once one is spent no new case starts and the run ends cleanly. A
+    /// target's `max_requests` in ocidiff.toml wins.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_requests: Option<u64>,
     /// Keep each case's repositories on the embedded registries (default: forgotten once the
     /// case is judged, so memory stays bounded).
     #[arg(long)]
@@ -307,6 +318,14 @@ struct ReplayArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     version: VersionArgs,
+}
+
+/// `--rate`: requests per second, as the least time between two requests.
+fn parse_rate(s: &str) -> Result<Duration, String> {
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| format!("expected requests per second (a number), got {s:?}"))?;
+    crate::execute::interval_of_rate(rate)
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), String> {
@@ -778,6 +797,8 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         max_open_sessions: a
             .max_open_sessions
             .map_or(crate::execute::DEFAULT_MAX_OPEN_SESSIONS, usize::from),
+        min_interval: a.rate,
+        max_requests: a.max_requests,
         cleanup: !a.no_cleanup,
         baseline,
         race_share: a.race_share,
@@ -792,9 +813,14 @@ async fn fuzz(a: FuzzArgs) -> i32 {
                 s.ops_run,
                 s.elapsed.as_secs_f64(),
                 if s.completed {
-                    ""
+                    String::new()
+                } else if let Some(spent) = s.stats.iter().find(|t| t.budget_spent) {
+                    format!(
+                        " (stopped: the request budget of {} was spent)",
+                        spent.target
+                    )
                 } else {
-                    " (stopped by --duration)"
+                    " (stopped by --duration)".to_string()
                 }
             );
             println!(
@@ -805,6 +831,25 @@ async fn fuzz(a: FuzzArgs) -> i32 {
             print!("{}", crate::report::next_spec_section(&s.findings));
             for st in &s.stats {
                 println!("{}", st.line());
+            }
+            if a.jobs.is_none() {
+                println!(
+                    "cases in flight: adapted to the targets, up to {} (--jobs N fixes it)",
+                    s.peak_jobs
+                );
+            }
+            for c in &s.cleanup {
+                println!(
+                    "{}: cleanup deleted {} of what the run pushed, {} left{}",
+                    c.target,
+                    c.deleted,
+                    c.left.len(),
+                    c.left.first().map_or(String::new(), |l| format!(
+                        " ({}; listed in {})",
+                        l.reason,
+                        s.out.join("leftovers.json").display()
+                    ))
+                );
             }
             let runs: u32 = s.findings.iter().map(|f| f.shrink_runs).sum();
             let skipped: u32 = s.findings.iter().map(|f| f.shrink_skipped).sum();

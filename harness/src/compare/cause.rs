@@ -38,14 +38,12 @@ impl Divergence {
                 "diff/header:{}",
                 self.field.strip_prefix("header:").unwrap_or(&self.field)
             ),
-            // A 5xx is the registry failing, whatever answer the rule expected: one finding per
-            // endpoint and status (the same crash reached by a valid and an out-of-order PUT
-            // is one bug), its rules listed where it showed.
-            r if self.field == "status"
-                && is_server_error(&self.actual)
-                && !r.starts_with("race/") =>
-            {
-                format!("{SERVER_ERROR}:{}:{}", self.endpoint, self.actual)
+            // A 5xx or a dropped connection is the registry failing, whatever answer the rule
+            // expected: one crash finding per endpoint (the same crash reached by a valid and
+            // an out-of-order PUT, answered 500 or by a reset, is one bug), its rules and
+            // answers listed where it showed. A request ocidiff did not send is no crash.
+            r if self.field == "status" && crashed(&self.actual) && !r.starts_with("race/") => {
+                format!("{SERVER_ERROR}:{}", self.endpoint)
             }
             r => r.to_string(),
         };
@@ -57,8 +55,16 @@ impl Divergence {
     }
 }
 
-/// The key of the causes of 5xx answers (`server-error:<endpoint>:<status>`).
+/// The key of the causes of crashes (`server-error:<endpoint>`): 5xx answers and dropped
+/// connections.
 pub const SERVER_ERROR: &str = "server-error";
+
+/// A status field value that shows the registry failing: a 5xx, or no response (reset,
+/// closed, timed out; not a request ocidiff skipped).
+fn crashed(status: &str) -> bool {
+    is_server_error(status)
+        || (status.starts_with("no response") && !status.starts_with("no response (skipped"))
+}
 
 fn is_server_error(status: &str) -> bool {
     status.len() == 3 && status.starts_with('5') && status.bytes().all(|b| b.is_ascii_digit())
@@ -144,9 +150,24 @@ mod tests {
             crash("end-6/out-of-order-416", "end-6", "500")
         );
         assert_eq!(crash("end-6/put-201", "end-6", "500").rule(), SERVER_ERROR);
-        assert_ne!(
+        // Another 5xx or a reset on the same endpoint: the same crash.
+        assert_eq!(
             crash("end-6/put-201", "end-6", "500"),
             crash("end-6/put-201", "end-6", "503")
+        );
+        assert_eq!(
+            crash("end-6/put-201", "end-6", "500"),
+            crash("http/transport", "end-6", "no response (connection reset)")
+        );
+        // A request not sent is no crash.
+        assert_ne!(
+            crash(
+                "http/transport",
+                "end-6",
+                "no response (skipped: throttled)"
+            )
+            .rule(),
+            SERVER_ERROR
         );
         assert_ne!(
             crash("end-6/put-201", "end-6", "500"),

@@ -90,7 +90,7 @@ pub fn differential(
                 Found {
                     field: format!("header:{name}"),
                     rule,
-                    summary: format!("header {name}: {b:?} vs reference {a:?}"),
+                    summary: header_words(name, a.map(String::as_str), b.map(String::as_str)),
                     expected: a.cloned().unwrap_or_else(|| "<absent>".into()),
                     actual: b.cloned().unwrap_or_else(|| "<absent>".into()),
                 },
@@ -119,6 +119,25 @@ pub fn differential(
         }
     }
     out
+}
+
+/// A header that differs, as a maintainer reads it: "Range header absent (the reference
+/// sent `0-0`)", "Location header `/x` (the reference sent `/y`)".
+fn header_words(name: &str, reference: Option<&str>, target: Option<&str>) -> String {
+    let shown = |v: &str| {
+        let v: String = v.chars().take(100).collect();
+        format!("`{v}`")
+    };
+    match (target, reference) {
+        (None, Some(r)) => format!("{name} header absent (the reference sent {})", shown(r)),
+        (Some(t), None) => format!("{name} header {} (the reference sent none)", shown(t)),
+        (Some(t), Some(r)) => format!(
+            "{name} header {} (the reference sent {})",
+            shown(t),
+            shown(r)
+        ),
+        (None, None) => format!("{name} header absent on both"),
+    }
 }
 
 fn body_equivalent(a: &BodyFacts, b: &BodyFacts) -> bool {

@@ -13,6 +13,7 @@
 //! runs beside the case stream (findings are written unshrunk first, then replaced). A target
 //! that stops answering is dropped by the executor and reported once (`target/unresponsive`).
 
+use super::adaptive::{Adaptive, MAX_ADAPTIVE_JOBS};
 use super::case::{case_seed, run_checked, run_id, run_rendered, with_reference_first, Fleet};
 use super::fuzz_shrink::{shrink_finding, state_cause_of, ShrinkCx, ShrinkJob};
 use crate::compare::{rule, Cause, Class, Divergence};
@@ -57,6 +58,11 @@ pub struct FuzzConfig {
     pub max_inflight: Option<usize>,
     /// Upload sessions held open at once per target at most (`--max-open-sessions`).
     pub max_open_sessions: usize,
+    /// The least time between two requests to a target under test (`--rate`).
+    pub min_interval: Option<Duration>,
+    /// Requests the run may send to each target under test (`--max-requests`): once one is
+    /// spent, no more cases start.
+    pub max_requests: Option<u64>,
     /// Forget each case's namespace on the embedded registries once it is judged.
     pub cleanup: bool,
     /// Known findings: the run reports new / known / no longer seen (`baseline.json`).
@@ -85,6 +91,8 @@ impl FuzzConfig {
             jobs: 0,
             max_inflight: None,
             max_open_sessions: crate::execute::DEFAULT_MAX_OPEN_SESSIONS,
+            min_interval: None,
+            max_requests: None,
             cleanup: true,
             baseline: None,
             race_share: 0.0,
@@ -121,6 +129,11 @@ pub struct FuzzSummary {
     pub races: Option<crate::drivers::race::RaceSummary>,
     /// Per target: throttling and upload sessions.
     pub stats: Vec<crate::execute::TargetRunStats>,
+    /// Per URL target: what the run pushed and deleted at its end, and what stayed
+    /// (`leftovers.json`).
+    pub cleanup: Vec<crate::execute::Cleanup>,
+    /// The most cases in flight at once (`--jobs`, or where the adaptive limit climbed).
+    pub peak_jobs: usize,
 }
 
 impl FuzzSummary {
@@ -146,6 +159,8 @@ pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
     let opts = ExecOptions {
         max_inflight: cfg.max_inflight,
         max_open_sessions: Some(cfg.max_open_sessions),
+        min_interval: cfg.min_interval,
+        max_requests: cfg.max_requests,
         spec_version: cfg.spec_version,
         ..ExecOptions::default()
     };
@@ -195,6 +210,8 @@ struct Run<'a> {
     dirty: BTreeSet<Cause>,
     /// Targets already reported unresponsive.
     dropped: BTreeSet<String>,
+    /// What the end-of-run cleanup did on each URL target.
+    cleanups: Vec<crate::execute::Cleanup>,
     writer: FindingsWriter,
     progress: Progress,
     /// For the page: targets with their URLs (credentials stripped), what ran so far.
@@ -220,65 +237,155 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
             (fleet.launched[i].name.clone(), ex.subset(&members))
         })
         .collect();
-    let jobs = if cfg.jobs == 0 {
-        default_jobs()
+    // Cases in flight: `--jobs` fixed, else adapted to the targets (`drivers::adaptive`).
+    let adaptive = if cfg.jobs == 0 {
+        Adaptive::new(default_jobs(), 2, MAX_ADAPTIVE_JOBS)
+    } else {
+        Adaptive::new(cfg.jobs, cfg.jobs, cfg.jobs)
+    };
+    let max_jobs = if cfg.jobs == 0 {
+        MAX_ADAPTIVE_JOBS
     } else {
         cfg.jobs
     };
+    let adaptive = &adaptive;
     let (deadline, run_id) = (run.deadline, run.id.clone());
-    // Two stages: cases are generated and rendered (CPU only) on the blocking pool, at most one
-    // ahead of the `jobs` being executed, so that work overlaps the requests in flight instead
-    // of stalling them; then executed and judged, `jobs` at a time, in case order.
+    let run_id = &run_id;
+    // Each case takes a place in flight, is generated and rendered (CPU only, on the blocking
+    // pool, while the other cases' requests are in flight), then executed; cases are judged in
+    // case order.
     let gen = std::sync::Arc::new(cfg.gen.clone());
     let mut cases = futures::stream::iter(mine)
-        .take_while(|_| std::future::ready(Instant::now() < deadline))
-        .map(|i| prepare_case(cfg.seed, gen.clone(), i))
-        .buffered(jobs + 1)
-        .map(|p| execute_case(cfg, fleet, &run_id, deadline, p))
-        .buffered(jobs);
+        // No new case once a target's request budget is spent.
+        .take_while(|_| {
+            std::future::ready(Instant::now() < deadline && ex.budget_spent().is_empty())
+        })
+        .map(|i| {
+            let gen = gen.clone();
+            async move {
+                let slot = adaptive.slot().await;
+                let p = prepare_case(cfg.seed, gen, i).await;
+                let c = execute_case(cfg, fleet, run_id, deadline, p).await;
+                let throttled = ex.stats().iter().map(|t| t.throttled).sum();
+                adaptive.done(c.as_ref().map_or(0, |c| c.seq.ops.len() as u64), throttled);
+                // The case keeps its place in flight until it is judged (so finished cases
+                // waiting for the judge stay bounded by the limit).
+                (slot, c)
+            }
+        })
+        .buffered(max_jobs);
+    // Cases run on their own, beside the judge: a judge that waits (a re-run that confirms a
+    // transport error, the search for the op that broke the state) must not hold up the
+    // requests of the cases in flight, or they would wait past their timeout for a poll.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let producer = async move {
+        while let Some(c) = cases.next().await {
+            if done_tx.send(c).is_err() {
+                break;
+            }
+        }
+        drop(done_tx);
+        // Ends with the judge (the select below), never on its own.
+        std::future::pending::<()>().await
+    };
     let shrink_cx = ShrinkCx {
         fleet,
-        run: &run_id,
+        run: run_id,
         seed: cfg.seed,
         cleanup: cfg.cleanup,
         deadline,
     };
     let mut shrinks = FuturesUnordered::new();
-    let mut completed = true;
-    loop {
-        tokio::select! {
-            biased;
-            Some((cause, f)) = shrinks.next(), if !shrinks.is_empty() => {
-                run.shrunk(&cause, f)?;
-            }
-            next = cases.next() => match next {
-                Some(Some(c)) => run.judge(c, ex, &subsets, &shrink_cx).await?,
-                Some(None) => completed = false,
-                None => break,
-            },
-        }
+    // Queued shrinks take the free slots.
+    let refill = |queue: &mut VecDeque<ShrinkJob>, shrinks: &mut FuturesUnordered<_>| {
         while shrinks.len() < SHRINK_SLOTS {
-            let Some(job) = run.queue.pop_front() else {
+            let Some(job) = queue.pop_front() else {
                 break;
             };
             let sx = subsets.get(&job.d.target).unwrap_or(ex);
             shrinks.push(shrink_finding(sx, &shrink_cx, job));
         }
+    };
+    let mut completed = true;
+    // Ctrl-C ends the run as its deadline would: what it pushed is still deleted and every
+    // output written (a second Ctrl-C exits at once).
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut interrupted = false;
+    let judge = async {
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut ctrl_c => {
+                    interrupted = true;
+                    eprintln!("interrupted: cleaning up and writing the results (Ctrl-C again exits at once)");
+                    tokio::spawn(async {
+                        if tokio::signal::ctrl_c().await.is_ok() {
+                            std::process::exit(130);
+                        }
+                    });
+                    break;
+                }
+                Some((cause, f)) = shrinks.next(), if !shrinks.is_empty() => {
+                    run.shrunk(&cause, f)?;
+                }
+                next = done_rx.recv() => match next {
+                    Some((_slot, Some(c))) => run.judge(c, ex, &subsets, &shrink_cx).await?,
+                    Some((_slot, None)) => completed = false,
+                    None => break,
+                },
+            }
+            refill(&mut run.queue, &mut shrinks);
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = judge => r?,
+        _ = producer => {}
     }
-    if Instant::now() >= deadline {
+    // Cases still in flight (cut by Ctrl-C) are dropped with the producer.
+    if Instant::now() >= deadline || !ex.budget_spent().is_empty() || interrupted {
         completed = false;
     }
-    // Shrinks still running stop at the deadline (their budget is capped by it); queued ones
-    // that never got a slot stay unshrunk.
-    while let Some((cause, f)) = shrinks.next().await {
+    // The queued shrinks run until the deadline (a run that ran out of cases early still
+    // shrinks what it found last); shrinks stop at the deadline (their budget is capped by
+    // it), queued ones that never got a slot stay unshrunk (after Ctrl-C, running ones too).
+    if interrupted {
+        shrinks.clear();
+    }
+    loop {
+        if !interrupted && Instant::now() < deadline {
+            refill(&mut run.queue, &mut shrinks);
+        }
+        let Some((cause, f)) = shrinks.next().await else {
+            break;
+        };
         run.shrunk(&cause, f)?;
     }
     // Sessions of cases cut at the deadline are cancelled like those of finished cases.
     // (Shrink executors share the targets, and so their sessions.)
     ex.cancel_orphans().await;
+    // What the run pushed to registries ocidiff does not own (URL targets) is deleted;
+    // what stays is listed in leftovers.json.
+    if cfg.cleanup {
+        let remote: Vec<String> = fleet
+            .launched
+            .iter()
+            .filter(|t| t.kind == "url")
+            .map(|t| t.name.clone())
+            .collect();
+        if !remote.is_empty() {
+            run.cleanups = ex.delete_pushed(&remote).await;
+            write_atomic(
+                &cfg.out.join("leftovers.json"),
+                &serde_json::to_vec_pretty(&run.cleanups)?,
+            )?;
+        }
+    }
     // Requests given up at the deadline count too.
     run.unresponsive(None, ex)?;
-    run.finish(fleet, completed)
+    let peak = adaptive.peak();
+    run.finish(fleet, completed, peak)
 }
 
 /// A generated case with its rendered content (`None`: it does not render).
@@ -327,7 +434,7 @@ async fn execute_case(
         tracing::warn!(case = i, "generated content does not render; skipped");
         return None;
     };
-    if Instant::now() >= deadline {
+    if Instant::now() >= deadline || !fleet.executor.budget_spent().is_empty() {
         return None;
     }
     let ns = format!("ocidiff{run}c{i}");
@@ -382,6 +489,7 @@ impl<'a> Run<'a> {
             findings: FindingSet::new(),
             dirty: BTreeSet::new(),
             dropped: BTreeSet::new(),
+            cleanups: Vec::new(),
             writer: FindingsWriter::new(&cfg.out)?.with_target_urls(urls),
             progress: Progress::new(cases, cfg.progress),
             start,
@@ -608,7 +716,12 @@ impl<'a> Run<'a> {
         fuzz_html::write(&self.cfg.out, &self.page, &all)
     }
 
-    fn finish(mut self, fleet: &Fleet, completed: bool) -> anyhow::Result<FuzzSummary> {
+    fn finish(
+        mut self,
+        fleet: &Fleet,
+        completed: bool,
+        peak_jobs: usize,
+    ) -> anyhow::Result<FuzzSummary> {
         self.page.running = false;
         self.page.stats = fleet.executor.stats();
         self.flush()?;
@@ -646,6 +759,8 @@ impl<'a> Run<'a> {
             baseline,
             races: None,
             stats: self.page.stats.clone(),
+            cleanup: self.cleanups,
+            peak_jobs,
         })
     }
 }

@@ -15,7 +15,7 @@ use crate::execute::Executor;
 use crate::ops::blob_push::{PushBlob, PushMethod};
 use crate::ops::manifest_push::PushManifest;
 use crate::ops::{Op, Sequence};
-use crate::shrink::state_cause::{probed, state_cause, StateCause};
+use crate::shrink::state_cause::{about_state, probed, state_cause, StateCause};
 use crate::shrink::{finding_id, shrink_counted, Finding, ShrinkBudget};
 use crate::vocab::content::Content;
 use crate::vocab::exchange::CaseOutcome;
@@ -172,6 +172,9 @@ pub async fn state_cause_of(
     d: &Divergence,
     ns: &str,
 ) -> Option<StateCause> {
+    if !about_state(d) {
+        return None;
+    }
     let content = Content::render(&seq.content).ok()?;
     let p = probed(seq, d.op_index, &content)?;
     let run = tokio::time::timeout_at(

@@ -2,6 +2,7 @@
 //! All of them run a case through the same path (`case`): execute on every target, then
 //! compare.
 
+pub mod adaptive;
 pub mod case;
 pub mod conformance;
 pub mod data_kinds;

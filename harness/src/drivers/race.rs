@@ -260,6 +260,7 @@ pub async fn run_race_case(
     ns: &str,
     consistency: &[Consistency],
     budget: usize,
+    controls: &mut Controls,
 ) -> Option<Vec<TargetVerdict>> {
     let ex = &fleet.executor;
     let Recorded {
@@ -335,10 +336,37 @@ pub async fn run_race_case(
     // client, reversed, every interleaving of a small segment, random ones of a larger one),
     // then the reads, judged by the same oracle. A history that fails in any of them is not
     // about concurrency: it is a sequential bug.
+    // Targets whose controls already ran on this case (an earlier attempt) take their answer.
+    let mut cleared = std::collections::BTreeSet::new();
+    for v in &mut out {
+        if !matches!(v.verdict, Some(Verdict::Not(_))) {
+            continue;
+        }
+        match controls.0.get(&v.target) {
+            Some(Some(serial)) => {
+                v.sequential = true;
+                v.serial = Some(serial.clone());
+            }
+            Some(None) => {
+                cleared.insert(v.target);
+            }
+            None => {}
+        }
+    }
+    let checking: Vec<usize> = out
+        .iter()
+        .filter(|v| {
+            matches!(v.verdict, Some(Verdict::Not(_)))
+                && !v.sequential
+                && !cleared.contains(&v.target)
+        })
+        .map(|v| v.target)
+        .collect();
     let racy = |out: &[TargetVerdict]| {
         out.iter()
-            .any(|v| matches!(v.verdict, Some(Verdict::Not(_))) && !v.sequential)
+            .any(|v| checking.contains(&v.target) && !v.sequential)
     };
+    let mut ran_controls = true;
     for (k, order) in case
         .serial_orders(CONTROL_ORDERS, case.segment_ops() as u64)
         .into_iter()
@@ -355,11 +383,12 @@ pub async fn run_race_case(
         let control_run = record(fleet, &serial_case, &cns).await;
         fleet.cleanup(&cns);
         let Some(control_run) = control_run else {
+            ran_controls = false;
             break;
         };
         let serial = serial_case.client_ops();
         for v in &mut out {
-            if !matches!(v.verdict, Some(Verdict::Not(_))) || v.sequential {
+            if !checking.contains(&v.target) || v.sequential {
                 continue;
             }
             let t = v.target;
@@ -383,8 +412,19 @@ pub async fn run_race_case(
             }
         }
     }
+    for t in checking.iter().filter(|_| ran_controls) {
+        if let Some(v) = out.iter().find(|v| v.target == *t) {
+            controls.0.insert(*t, v.serial.clone());
+        }
+    }
     Some(out)
 }
+
+/// What the one-at-a-time controls said about one case, per target (`Some`: a sequential bug,
+/// with the order that shows it; `None`: every order passed). A case run again (replays,
+/// shrink attempts) does not run its controls again: one at a time, a case does what it did.
+#[derive(Default)]
+pub struct Controls(BTreeMap<usize, Option<Box<RaceCase>>>);
 
 /// How often to run a case: at most `n` times, not past `until`, or until the first hit.
 #[derive(Clone, Copy)]
@@ -407,13 +447,14 @@ async fn attempts_showing(
     let names = fleet.executor.target_names();
     let levels = levels_of(&cfg.consistency, &names);
     let (mut hits, mut runs) = (0, 0);
+    let mut controls = Controls::default();
     for a in 0..tries.n {
         if Instant::now() >= tries.until {
             break;
         }
         runs += 1;
         let ns = format!("{ns_base}a{a}");
-        let v = run_race_case(fleet, case, &ns, &levels, cfg.budget).await;
+        let v = run_race_case(fleet, case, &ns, &levels, cfg.budget, &mut controls).await;
         fleet.cleanup(&ns);
         let shown = v
             .into_iter()
@@ -550,7 +591,14 @@ pub async fn race_with(
         let remaining = deadline.saturating_duration_since(Instant::now());
         let verdicts = tokio::time::timeout(
             remaining,
-            run_race_case(fleet, &case, &ns, &levels, cfg.budget),
+            run_race_case(
+                fleet,
+                &case,
+                &ns,
+                &levels,
+                cfg.budget,
+                &mut Controls::default(),
+            ),
         )
         .await;
         fleet.cleanup(&ns);
@@ -862,9 +910,10 @@ pub async fn replay_race(
         attempts,
         reproduced: 0,
     };
+    let mut controls = Controls::default();
     for a in 0..attempts {
         let ns = format!("ocidiff{id}r{a}");
-        let v = run_race_case(&fleet, case, &ns, &levels, budget).await;
+        let v = run_race_case(&fleet, case, &ns, &levels, budget, &mut controls).await;
         fleet.cleanup(&ns);
         let mut any = false;
         for tv in v.into_iter().flatten() {

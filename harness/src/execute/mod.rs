@@ -76,6 +76,28 @@ pub struct TargetOptions {
     /// The spec version this registry claims (`spec_version` in `ocidiff.toml`); `None`: the
     /// run's (`--spec-version`).
     pub spec_version: Option<crate::vocab::spec_version::SpecVersion>,
+    /// The least time between two requests to this target (`rate` in `ocidiff.toml`, as
+    /// requests per second); `None`: the run's (`--rate`).
+    pub min_interval: Option<Duration>,
+    /// Requests this run may send to this target in all (`max_requests`); `None`: the run's
+    /// (`--max-requests`).
+    pub max_requests: Option<u64>,
+}
+
+/// The least time between two requests for a rate in requests per second: a clear error for
+/// a rate that is not a positive number a run can keep (at most 10,000 per second).
+pub fn interval_of_rate(rate: f64) -> Result<Duration, String> {
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(format!(
+            "rate must be a positive number of requests per second, got {rate}"
+        ));
+    }
+    if rate > 10_000.0 {
+        return Err(format!(
+            "rate {rate} requests per second is more than ocidiff can pace (at most 10000)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(1.0 / rate))
 }
 
 /// Bounds on every request.
@@ -105,6 +127,13 @@ pub struct ExecOptions {
     /// a `POST` that would open another waits for room (at most `SESSION_WAIT`, then goes
     /// anyway and the target may throttle it). `None`: no bound.
     pub max_open_sessions: Option<usize>,
+    /// The least time between two requests to a target (`--rate`), unless it sets its own
+    /// (not the reference, the first target).
+    pub min_interval: Option<Duration>,
+    /// Requests a run may send to each target (`--max-requests`), unless it sets its own:
+    /// once spent, later requests are recorded as not sent ("skipped: request budget spent")
+    /// and drivers start no more cases.
+    pub max_requests: Option<u64>,
 }
 
 /// The longest a `POST` waits for room under `ExecOptions::max_open_sessions`.
@@ -126,6 +155,8 @@ impl Default for ExecOptions {
             throttle_retries: 6,
             throttle_wait: Duration::from_secs(30),
             max_open_sessions: Some(DEFAULT_MAX_OPEN_SESSIONS),
+            min_interval: None,
+            max_requests: None,
         }
     }
 }
@@ -149,6 +180,44 @@ struct TargetClient {
     stats: TargetStats,
     /// Room for open upload sessions (`ExecOptions::max_open_sessions`).
     session_room: Option<Arc<tokio::sync::Semaphore>>,
+    /// The least time between two requests, and when the next may go.
+    pacer: Option<(Duration, tokio::sync::Mutex<tokio::time::Instant>)>,
+    /// The request budget, and how much of it is left.
+    budget: Option<(u64, std::sync::atomic::AtomicU64)>,
+}
+
+impl TargetClient {
+    /// Waits for this target's next request slot under its rate.
+    async fn pace(&self) {
+        let Some((interval, next)) = &self.pacer else {
+            return;
+        };
+        let slot = {
+            let mut next = next.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + *interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// Takes one request from the budget; `false` when it is spent.
+    fn take_budget(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &self.budget {
+            None => true,
+            Some((_, left)) => left
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    /// Whether the budget is spent.
+    fn budget_spent(&self) -> bool {
+        self.budget
+            .as_ref()
+            .is_some_and(|(_, left)| left.load(std::sync::atomic::Ordering::Relaxed) == 0)
+    }
 }
 
 /// What a target's requests cost beyond their answers: throttling and upload sessions.
@@ -159,10 +228,65 @@ struct TargetStats {
     throttled_ms: std::sync::atomic::AtomicU64,
     /// Requests still throttled after the retries (recorded as not sent).
     gave_up: std::sync::atomic::AtomicU64,
+    /// Requests sent (every attempt: retries, challenges answered and redirects followed).
+    requests: std::sync::atomic::AtomicU64,
     sessions: SessionCounters,
     /// Upload sessions of runs dropped before their end (a case cut at the run's deadline):
     /// cancelled by `Executor::cancel_orphans`.
     orphans: std::sync::Mutex<Vec<Url>>,
+    /// What the run created (every `201` of a blob or manifest), in order, for
+    /// `Executor::delete_pushed`.
+    pushed: std::sync::Mutex<Vec<Pushed>>,
+}
+
+/// A blob or manifest a run pushed to a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pushed {
+    manifest: bool,
+    /// Its URL, by digest.
+    url: Url,
+}
+
+/// Something a run pushed and could not delete at its end (`leftovers.json`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Leftover {
+    pub target: String,
+    /// `manifest` or `blob`.
+    pub kind: String,
+    /// The path it lives at (`/v2/<name>/manifests/<digest>`, `/v2/<name>/blobs/<digest>`).
+    pub path: String,
+    /// The answer to its `DELETE` (0: none).
+    pub status: u16,
+    /// Why it stayed, in words.
+    pub reason: String,
+}
+
+/// What `Executor::delete_pushed` did on one target.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cleanup {
+    pub target: String,
+    /// Deleted now, or gone already (404: a case deleted it, or a manifest's delete took it).
+    pub deleted: u64,
+    pub left: Vec<Leftover>,
+}
+
+/// Why a `DELETE` of pushed content did not delete it.
+fn leftover_reason(o: &crate::vocab::exchange::Observation) -> String {
+    use crate::vocab::exchange::BodyFacts;
+    let codes = match &o.body {
+        BodyFacts::Errors { codes } if !codes.is_empty() => format!(" ({})", codes.join(", ")),
+        _ => String::new(),
+    };
+    match o.status {
+        0 => o
+            .transport_error
+            .clone()
+            .unwrap_or_else(|| "no answer".to_string()),
+        405 => format!("deletes disabled or not supported (405){codes}"),
+        401 => format!("not authorized to delete (401){codes}"),
+        403 => format!("deleting is forbidden to these credentials (403){codes}"),
+        s => format!("DELETE answered {s}{codes}"),
+    }
 }
 
 /// Upload sessions a run opened on a target and what became of them.
@@ -186,6 +310,14 @@ pub struct TargetRunStats {
     pub throttled: u64,
     pub throttled_seconds: f64,
     pub throttled_gave_up: u64,
+    /// Requests sent to the target (every attempt).
+    #[serde(default)]
+    pub requests: u64,
+    /// Its request budget (`max_requests`), when it has one, and whether the run spent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u64>,
+    #[serde(default)]
+    pub budget_spent: bool,
     pub sessions_opened: u64,
     pub sessions_closed: u64,
     pub sessions_cancelled: u64,
@@ -198,9 +330,15 @@ pub struct TargetRunStats {
 impl TargetRunStats {
     /// One line for the summary: what throttling and sessions cost on this target.
     pub fn line(&self) -> String {
+        let budget = match self.max_requests {
+            Some(n) if self.budget_spent => format!(" (budget of {n} spent)"),
+            Some(n) => format!(" (budget {n})"),
+            None => String::new(),
+        };
         let mut s = format!(
-            "{}: upload sessions opened {}, closed {}, cancelled {}, left open {}",
+            "{}: {} requests{budget}; upload sessions opened {}, closed {}, cancelled {}, left open {}",
             self.target,
+            self.requests,
             self.sessions_opened,
             self.sessions_closed,
             self.sessions_cancelled,
@@ -286,7 +424,14 @@ pub struct Executor {
 impl Executor {
     pub fn new(targets: Vec<ExecTarget>, opts: ExecOptions) -> Result<Executor, ExecError> {
         let mut out = Vec::with_capacity(targets.len());
-        for target in targets {
+        for (i, target) in targets.into_iter().enumerate() {
+            // The run's rate and budget are for the registries under test, not the reference
+            // (the first target).
+            let (run_interval, run_budget) = if i == 0 {
+                (None, None)
+            } else {
+                (opts.min_interval, opts.max_requests)
+            };
             let mut builder = reqwest::Client::builder()
                 .timeout(opts.request_timeout)
                 .connect_timeout(opts.request_timeout)
@@ -320,7 +465,6 @@ impl Executor {
                 .or(opts.max_open_sessions)
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
             out.push(Arc::new(TargetClient {
-                target,
                 client,
                 creds,
                 bearer: auth::BearerState::default(),
@@ -330,6 +474,17 @@ impl Executor {
                 health: Health::default(),
                 stats: TargetStats::default(),
                 session_room,
+                pacer: target
+                    .options
+                    .min_interval
+                    .or(run_interval)
+                    .map(|i| (i, tokio::sync::Mutex::new(tokio::time::Instant::now()))),
+                budget: target
+                    .options
+                    .max_requests
+                    .or(run_budget)
+                    .map(|n| (n, std::sync::atomic::AtomicU64::new(n))),
+                target,
             }));
         }
         Ok(Executor { targets: out, opts })
@@ -379,6 +534,9 @@ impl Executor {
                     throttled: s.throttled.load(Relaxed),
                     throttled_seconds: s.throttled_ms.load(Relaxed) as f64 / 1000.0,
                     throttled_gave_up: s.gave_up.load(Relaxed),
+                    requests: s.requests.load(Relaxed),
+                    max_requests: t.budget.as_ref().map(|(n, _)| *n),
+                    budget_spent: t.budget_spent(),
                     sessions_opened: s.sessions.opened.load(Relaxed),
                     sessions_closed: s.sessions.closed.load(Relaxed),
                     sessions_cancelled: s.sessions.cancelled.load(Relaxed),
@@ -386,6 +544,88 @@ impl Executor {
                     cancel_refused: s.sessions.refusal.lock().ok().and_then(|r| r.clone()),
                 }
             })
+            .collect()
+    }
+
+    /// Deletes what the run pushed to the targets named in `only` (registries whose storage
+    /// ocidiff does not own): manifests by digest, newest first (an index before what it
+    /// lists), then blobs; four at a time per target. Returns per target what was deleted and
+    /// what stayed, with why.
+    pub async fn delete_pushed(&self, only: &[String]) -> Vec<Cleanup> {
+        let targets = self
+            .targets
+            .iter()
+            .filter(|t| only.contains(&t.target.name));
+        futures::future::join_all(targets.map(|tc| async move {
+            use futures::StreamExt as _;
+            let mut pushed = tc
+                .stats
+                .pushed
+                .lock()
+                .map(|mut p| std::mem::take(&mut *p))
+                .unwrap_or_default();
+            pushed.reverse();
+            let mut seen = std::collections::BTreeSet::new();
+            pushed.retain(|p| seen.insert(p.url.clone()));
+            // Manifests first (stable: newest first within each kind).
+            pushed.sort_by_key(|p| !p.manifest);
+            let run = TargetRun::new(tc, &self.opts, "");
+            let run = &run;
+            let mut cleanup = Cleanup {
+                target: tc.target.name.clone(),
+                ..Cleanup::default()
+            };
+            // Manifests before blobs: a blob a manifest still names may be refused.
+            for manifests in [true, false] {
+                let results: Vec<(Pushed, Sent)> = futures::stream::iter(
+                    pushed.iter().filter(|p| p.manifest == manifests).cloned(),
+                )
+                .map(|p| async move {
+                    let req = Req {
+                        label: "cleanup".into(),
+                        endpoint: if p.manifest { "end-9" } else { "end-10" },
+                        method: reqwest::Method::DELETE,
+                        url: p.url.clone(),
+                        headers: Vec::new(),
+                        body: None,
+                        body_sha256: None,
+                        hash_body: false,
+                    };
+                    let sent = run.send(req, None).await;
+                    (p, sent)
+                })
+                .buffer_unordered(4)
+                .collect()
+                .await;
+                for (p, sent) in results {
+                    let o = &sent.exchange.observation;
+                    if (200..300).contains(&o.status) || o.status == 404 {
+                        cleanup.deleted += 1;
+                    } else {
+                        cleanup.left.push(Leftover {
+                            target: tc.target.name.clone(),
+                            kind: if p.manifest { "manifest" } else { "blob" }.to_string(),
+                            path: p.url.path().to_string(),
+                            status: o.status,
+                            reason: leftover_reason(o),
+                        });
+                    }
+                }
+            }
+            cleanup
+                .left
+                .sort_by(|a, b| (&a.kind, &a.path).cmp(&(&b.kind, &b.path)));
+            cleanup
+        }))
+        .await
+    }
+
+    /// The targets whose request budget (`max_requests`) is spent.
+    pub fn budget_spent(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|t| t.budget_spent())
+            .map(|t| t.target.name.clone())
             .collect()
     }
 
@@ -629,6 +869,58 @@ impl<'a> TargetRun<'a> {
         };
         self.open_uploads
             .insert(loc.path().to_string(), (loc.clone(), room));
+    }
+
+    /// Remembers what a `201` created, a manifest (`PUT /v2/<name>/manifests/<ref>`) or a
+    /// blob (a closing `PUT`, a single `POST`, a mount), by digest: the digest from its
+    /// `Location`, else `Docker-Content-Digest`, else the request's own.
+    fn track_pushed(&self, sent: &Sent) {
+        if sent.status() != 201 {
+            return;
+        }
+        let Ok(req) = Url::parse(&sent.exchange.request.url) else {
+            return;
+        };
+        let path = req.path().to_string();
+        let Some(rest) = path.strip_prefix("/v2/") else {
+            return;
+        };
+        let (name, manifest) = match (rest.rsplit_once("/manifests/"), rest.split_once("/blobs/")) {
+            (Some((name, _)), _) => (name.to_string(), true),
+            (None, Some((name, _))) => (name.to_string(), false),
+            _ => return,
+        };
+        let kind = if manifest { "/manifests/" } else { "/blobs/" };
+        let digest_in = |p: &str| -> Option<String> {
+            let d = p.rsplit_once(kind)?.1;
+            d.contains(':').then(|| d.to_string())
+        };
+        let o = &sent.exchange.observation;
+        let digest = sent
+            .location
+            .as_ref()
+            .and_then(|l| digest_in(l.path()))
+            .or_else(|| o.headers.get("docker-content-digest").cloned())
+            .or_else(|| digest_in(&path))
+            .or_else(|| {
+                req.query_pairs()
+                    .find(|(k, _)| k == "digest")
+                    .map(|(_, v)| v.into_owned())
+            });
+        let Some(digest) = digest else {
+            return;
+        };
+        let Ok(url) = self
+            .tc
+            .target
+            .base_url
+            .join(&format!("/v2/{name}{kind}{digest}"))
+        else {
+            return;
+        };
+        if let Ok(mut p) = self.tc.stats.pushed.lock() {
+            p.push(Pushed { manifest, url });
+        }
     }
 
     /// Cancels every upload session this run left open (`DELETE`, not recorded: the case is
@@ -1027,6 +1319,7 @@ impl TargetRun<'_> {
                 .await;
             self.apply_effects(step, &sent, body_len);
             self.track_upload(&req_method, &req_path, &sent, room);
+            self.track_pushed(&sent);
             // A `201` names what it created by its own `Location`: without one, the steps that
             // follow it have no URL (the upload's URL is not the blob's).
             if sent.location.is_some() || sent.status() == 201 {
@@ -1226,6 +1519,21 @@ impl TargetRun<'_> {
                 link_next: None,
             };
         }
+        if !self.tc.take_budget() {
+            let limit = self.tc.budget.as_ref().map_or(0, |(n, _)| *n);
+            return Sent {
+                exchange: Exchange {
+                    request: Self::record(&req),
+                    label: req.label,
+                    endpoint: req.endpoint.to_string(),
+                    observation: observe::transport_failure(format!(
+                        "skipped: request budget spent (max_requests {limit})"
+                    )),
+                },
+                location: None,
+                link_next: None,
+            };
+        }
         let mut pending = Pending {
             health: &self.tc.health,
             limit: self.opts.unresponsive_after,
@@ -1331,7 +1639,7 @@ impl TargetRun<'_> {
             };
             self.tc.stats.throttled.fetch_add(1, Relaxed);
             let left = self.opts.throttle_wait.saturating_sub(started.elapsed());
-            if attempt >= self.opts.throttle_retries || left.is_zero() {
+            if attempt >= self.opts.throttle_retries || left.is_zero() || !self.tc.take_budget() {
                 return (result, redirect);
             }
             let wait = wait.min(left);
@@ -1350,6 +1658,11 @@ impl TargetRun<'_> {
     /// redirects handled; the first redirect, if any, as (what, its URL, its headers).
     async fn response(&self, req: &Req) -> (Result<reqwest::Response, reqwest::Error>, Redirect) {
         let token = self.proactive_token(req).await;
+        self.tc.pace().await;
+        self.tc
+            .stats
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut result = self.build(req, token.as_deref()).send().await;
         if let Ok(resp) = &result {
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
@@ -1362,6 +1675,11 @@ impl TargetRun<'_> {
                     .map(str::to_string);
                 if let Some(ch) = challenge {
                     if let Some(tok) = self.answer_challenge(req, &ch).await {
+                        self.tc.pace().await;
+                        self.tc
+                            .stats
+                            .requests
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         result = self.build(req, Some(&tok)).send().await;
                     }
                 }

@@ -211,7 +211,10 @@ impl TagsCheck {
         {
             out.push(f(
                 "end-8b/content",
-                format!("tag {before:?} does not come after last={:?}", self.last),
+                match &self.last {
+                    Some(last) => format!("tag {before:?} does not come after last={last:?}"),
+                    None => format!("tag {before:?} came back on a later page"),
+                },
                 format!("{remaining:?}"),
             ));
             return out;

@@ -334,7 +334,9 @@ impl FindingSet {
                 k.target == c.target
                     && (*k == c
                         || sc.diverged.as_ref() == Some(*k)
-                        || f.state_cause.as_ref().is_some_and(|s| s.op == sc.op))
+                        || f.state_cause
+                            .as_ref()
+                            .is_some_and(|s| s.op == sc.op && s.effect_kind == sc.effect_kind))
             })
             .map(|(k, _)| k.clone())
             .collect();

@@ -3,20 +3,19 @@
 //! op is the bug, and every finding it causes (reads by digest, deletes by digest, tag lists)
 //! is one finding with the others as symptoms.
 //!
-//! How: the finding's sequence is run again up to its failing op, with *probes* inserted after
-//! every mutating op: reads of the model symbols the failing op reads or writes (a `HEAD` of
-//! the manifest, a `HEAD` of the blob, the tag list, the referrers list). The oracle judges the
-//! probes like any op; the first mutating op after which a probe's answer diverges in status
-//! (or in a list's contents) is the cause, and the probe's divergence its effect. Probes also
-//! run before the first mutating op: one that diverges there shows the input, not the state,
-//! is at fault, and there is no state cause.
+//! How: only a finding about state (a status, or a list's contents) is looked at. Its sequence
+//! is run again up to its failing op, with *probes* inserted after every mutating op: point
+//! reads (`HEAD`) of what the failing op reads or writes, as the model has it there: the
+//! manifest, the blob, every tag of a tag list, every manifest of a referrers list. The oracle
+//! judges the probes like any op; the first mutating op after which a probe's status diverges
+//! is the cause, and the probe's divergence its effect. A read that renders good state wrongly
+//! (tags out of order) has no state cause: its probes all pass. Probes also run before the
+//! first mutating op: one that diverges there shows the input, not the state, is at fault.
 
 use crate::compare::{Cause, Divergence};
 use crate::model::ModelState;
 use crate::ops::blob_pull::HeadBlob;
 use crate::ops::manifest_pull::HeadManifest;
-use crate::ops::referrers::ListReferrers;
-use crate::ops::tags::ListTags;
 use crate::ops::{Op, Sequence, Sym};
 use crate::vocab::content::Content;
 use crate::vocab::plan::{Seg, Url};
@@ -33,6 +32,10 @@ pub struct StateCause {
     pub op: String,
     /// What differed right after it (the probe's summary).
     pub effect: String,
+    /// The effect in general terms (`manifest answered 404 (expected 200)`): findings of one
+    /// target with the same `op` and `effect_kind` are one finding.
+    #[serde(default)]
+    pub effect_kind: String,
     /// The op's own divergence, when it diverged itself (a rejected input): the findings it
     /// caused are symptoms of that one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,26 +49,29 @@ pub struct Probed {
     pub after: Vec<Option<Option<usize>>>,
 }
 
-/// The read that shows a symbol's state, if there is one.
-fn probe_of(sym: Sym) -> Option<Op> {
-    Some(match sym {
-        Sym::Manifest(repo, m) => Op::HeadManifest(HeadManifest {
-            repo,
-            reference: Reference::Digest(m),
-        }),
-        Sym::Blob(repo, blob) => Op::HeadBlob(HeadBlob { repo, blob }),
-        Sym::Tags(repo) => Op::ListTags(ListTags {
-            repo,
-            n: None,
-            last: None,
-        }),
-        Sym::Referrers(repo, m) => Op::ListReferrers(ListReferrers {
-            repo,
-            subject: Reference::Digest(m),
-            artifact_type: None,
-        }),
-        Sym::BlobAny(_) | Sym::Session(_) | Sym::RepoExists(_) => return None,
-    })
+/// The most probes one symbol expands to (a long tag list).
+const MAX_PROBES_PER_SYMBOL: usize = 8;
+
+/// The point reads that show a symbol's state in `st`.
+fn probes_of(sym: Sym, st: &ModelState) -> Vec<Op> {
+    let head = |repo, reference| Op::HeadManifest(HeadManifest { repo, reference });
+    match sym {
+        Sym::Manifest(repo, m) => vec![head(repo, Reference::Digest(m))],
+        Sym::Blob(repo, blob) => vec![Op::HeadBlob(HeadBlob { repo, blob })],
+        Sym::Tags(repo) => st
+            .tags(repo)
+            .into_iter()
+            .take(MAX_PROBES_PER_SYMBOL)
+            .map(|t| head(repo, Reference::Tag(t)))
+            .collect(),
+        Sym::Referrers(repo, _) => st
+            .manifests(repo)
+            .into_iter()
+            .take(MAX_PROBES_PER_SYMBOL)
+            .map(|(_, m)| head(repo, Reference::Digest(m)))
+            .collect(),
+        Sym::BlobAny(_) | Sym::Session(_) | Sym::RepoExists(_) => Vec::new(),
+    }
 }
 
 /// `seq` up to (not including) op `failing`, with the probes of op `failing`'s symbols first
@@ -82,14 +88,12 @@ pub fn probed(seq: &Sequence, failing: usize, content: &Content) -> Option<Probe
     let fp = target.op().footprint(&st, content);
     let mut probes: Vec<Op> = Vec::new();
     for sym in fp.reads.iter().chain(&fp.writes) {
-        if let Some(p) = probe_of(*sym) {
+        for p in probes_of(*sym, &st) {
             if !probes.contains(&p) {
                 probes.push(p);
             }
         }
     }
-    // Point reads first: their status says the most plainly what the op did.
-    probes.sort_by_key(|p| matches!(p, Op::ListTags(_) | Op::ListReferrers(_)));
     if probes.is_empty() || !mutating.contains(&true) {
         return None;
     }
@@ -115,9 +119,12 @@ pub fn probed(seq: &Sequence, failing: usize, content: &Content) -> Option<Probe
     Some(Probed { seq: out, after })
 }
 
-/// Whether a probe's divergence is about state: its status, or a list's contents.
-fn about_state(d: &Divergence) -> bool {
-    d.field == "status" || (d.endpoint.starts_with("end-8") || d.endpoint.starts_with("end-12"))
+/// Whether a finding is about state: a status, or a list's contents (not a header, not a
+/// body's shape).
+pub fn about_state(d: &Divergence) -> bool {
+    d.field == "status"
+        || (d.field == "body"
+            && (d.endpoint.starts_with("end-8") || d.endpoint.starts_with("end-12")))
 }
 
 /// The state cause the probed run shows for `target`: the op after which a probe first
@@ -133,7 +140,7 @@ pub fn state_cause(
     own.sort_by_key(|d| d.op_index);
     let first = own
         .iter()
-        .find(|d| matches!(probed.after.get(d.op_index), Some(Some(_))) && about_state(d))?;
+        .find(|d| matches!(probed.after.get(d.op_index), Some(Some(_))) && d.field == "status")?;
     let at = (*probed.after.get(first.op_index)?)??;
     // The original op `at` itself, in the probed sequence.
     let at_probed = probed
@@ -151,6 +158,16 @@ pub fn state_cause(
         op_index: at,
         op: op_words(original.ops.get(at)?, content),
         effect: first.summary.clone(),
+        effect_kind: format!(
+            "{} answered {} (expected {})",
+            if first.endpoint == "end-2" {
+                "blob"
+            } else {
+                "manifest"
+            },
+            first.actual,
+            first.expected
+        ),
         diverged,
     })
 }

@@ -59,6 +59,10 @@ struct TargetEntry {
     spec_version: Option<String>,
     /// Upload sessions ocidiff holds open at once on this target at most.
     max_open_sessions: Option<usize>,
+    /// Requests per second at most.
+    rate: Option<f64>,
+    /// Requests in the whole run at most (a quota): once spent, the run ends cleanly.
+    max_requests: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,9 +213,20 @@ fn entry_spec(t: TargetEntry, base: &Path) -> Result<TargetSpec> {
     if t.max_open_sessions == Some(0) {
         bail!("`max_open_sessions` must be at least 1");
     }
+    if t.max_requests == Some(0) {
+        bail!("`max_requests` must be at least 1 (a budget of 0 requests can test nothing)");
+    }
+    let min_interval = match t.rate {
+        Some(r) => {
+            Some(crate::execute::interval_of_rate(r).map_err(|e| anyhow::anyhow!("`rate`: {e}"))?)
+        }
+        None => None,
+    };
     let options = TargetOptions {
         spec_version,
         max_open_sessions: t.max_open_sessions,
+        min_interval,
+        max_requests: t.max_requests,
         repo_prefix: t
             .repo_prefix
             .clone()
@@ -243,11 +258,18 @@ fn entry_spec(t: TargetEntry, base: &Path) -> Result<TargetSpec> {
             a.options.ca_pem = options.ca_pem.clone();
             a.options.spec_version = options.spec_version;
             a.options.max_open_sessions = options.max_open_sessions;
+            a.options.min_interval = options.min_interval;
+            a.options.max_requests = options.max_requests;
             if !options.repo_prefix.is_empty() {
                 a.options.repo_prefix = options.repo_prefix.clone();
             }
         } else if t.insecure || t.ca.is_some() || t.repo_prefix.is_some() || t.username.is_some() {
             bail!("preset `{preset}` runs in-process: credentials and TLS options do not apply");
+        } else if t.rate.is_some() || t.max_requests.is_some() {
+            bail!(
+                "preset `{preset}` runs in-process: `rate` and `max_requests` are for registries \
+                 ocidiff reaches over HTTP (use --rate / --max-requests for a whole run)"
+            );
         } else if t.spec_version.is_some() {
             bail!(
                 "preset `{preset}` runs in-process: judge it by another spec version with \
@@ -442,6 +464,26 @@ process = { command = ["docker-registry", "serve", "{dir}/config.yml"], ready_ti
             (
                 "[[target]]\nname = \"a\"\nurl = \"http://h\"\npassword = \"secret-pw\n",
                 "invalid config at line",
+            ),
+            (
+                "[[target]]\nname = \"a\"\nurl = \"http://h\"\nmax_requests = 0\n",
+                "`max_requests` must be at least 1",
+            ),
+            (
+                "[[target]]\nname = \"a\"\nurl = \"http://h\"\nrate = 0\n",
+                "`rate`: rate must be a positive number",
+            ),
+            (
+                "[[target]]\nname = \"a\"\nurl = \"http://h\"\nrate = -2.5\n",
+                "positive number",
+            ),
+            (
+                "[[target]]\nname = \"a\"\nurl = \"http://h\"\nrate = 1e9\n",
+                "more than ocidiff can pace",
+            ),
+            (
+                "[[target]]\nname = \"a\"\npreset = \"reference\"\nrate = 2\n",
+                "runs in-process",
             ),
         ] {
             let err = format!("{:#}", parse(text, Path::new(".")).unwrap_err());

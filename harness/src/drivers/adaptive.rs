@@ -1,0 +1,189 @@
+//! Cases in flight, adapted to the targets (issue 27): a fuzz run against a registry 60 ms
+//! away is latency-bound (every op waits for its answers), one on this machine is CPU-bound.
+//! The limit climbs while more cases in flight give more ops per second, holds when they give
+//! no more, and halves when a target throttles. Findings do not depend on it: cases are
+//! independent and judged in case order.
+
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The most cases in flight an adaptive run reaches.
+pub const MAX_ADAPTIVE_JOBS: usize = 64;
+
+/// A window's ops per second must beat the last by this factor for the limit to climb again.
+const GAIN: f64 = 1.08;
+
+/// A window lasts at least this long, and at least as many cases as the limit.
+const WINDOW: Duration = Duration::from_millis(700);
+
+struct State {
+    limit: usize,
+    in_flight: usize,
+    window_start: Instant,
+    window_ops: u64,
+    window_cases: usize,
+    /// Ops per second of the last window, and whether the limit climbed after it.
+    last_rate: f64,
+    climbed: bool,
+    throttled_at_start: u64,
+    /// The limits the run went through (for the summary and the benchmark).
+    peak: usize,
+}
+
+/// The limit on cases in flight, and the cases in flight.
+pub struct Adaptive {
+    min: usize,
+    max: usize,
+    state: Mutex<State>,
+    room: tokio::sync::Notify,
+}
+
+/// A case's place in flight; dropping it makes room.
+pub struct Slot<'a>(&'a Adaptive);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.state.lock() {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        self.0.room.notify_waiters();
+    }
+}
+
+impl Adaptive {
+    /// Starts at `start` cases in flight, within `min..=max`.
+    pub fn new(start: usize, min: usize, max: usize) -> Adaptive {
+        let min = min.max(1);
+        let max = max.max(min);
+        Adaptive {
+            min,
+            max,
+            state: Mutex::new(State {
+                limit: start.clamp(min, max),
+                in_flight: 0,
+                window_start: Instant::now(),
+                window_ops: 0,
+                window_cases: 0,
+                last_rate: 0.0,
+                climbed: false,
+                throttled_at_start: 0,
+                peak: start.clamp(min, max),
+            }),
+            room: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits for room under the limit.
+    pub async fn slot(&self) -> Slot<'_> {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Ok(mut s) = self.state.lock() {
+                if s.in_flight < s.limit {
+                    s.in_flight += 1;
+                    return Slot(self);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.state.lock().map_or(self.min, |s| s.limit)
+    }
+
+    /// The highest limit so far.
+    pub fn peak(&self) -> usize {
+        self.state.lock().map_or(self.min, |s| s.peak)
+    }
+
+    /// A case finished with `ops` ops; `throttled` is the run's throttled answers so far.
+    pub fn done(&self, ops: u64, throttled: u64) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        s.window_ops += ops;
+        s.window_cases += 1;
+        let elapsed = s.window_start.elapsed();
+        if elapsed < WINDOW || s.window_cases < s.limit {
+            return;
+        }
+        let rate = s.window_ops as f64 / elapsed.as_secs_f64();
+        let old = s.limit;
+        s.limit = if throttled > s.throttled_at_start {
+            // A target asks to slow down: halve.
+            (s.limit / 2).max(self.min)
+        } else if !s.climbed || rate > s.last_rate * GAIN {
+            // The last climb paid (or the first window): climb by a quarter.
+            (s.limit + (s.limit / 4).max(1)).min(self.max)
+        } else if rate < s.last_rate / GAIN {
+            // Worse than before the climb: step back.
+            (s.limit - (s.limit / 5).max(1)).max(self.min)
+        } else {
+            s.limit
+        };
+        s.climbed = s.limit > old;
+        s.peak = s.peak.max(s.limit);
+        s.last_rate = rate;
+        s.window_start = Instant::now();
+        s.window_ops = 0;
+        s.window_cases = 0;
+        s.throttled_at_start = throttled;
+        drop(s);
+        if self.limit() > old {
+            self.room.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Simulated cases: each op takes `latency` and, when the cores are busy, waits for
+    /// them (`cpu_slots` ops at once at most).
+    async fn run(adaptive: &Adaptive, latency: Duration, cpu_slots: usize, cases: usize) -> f64 {
+        use futures::StreamExt as _;
+        let cpu = tokio::sync::Semaphore::new(cpu_slots);
+        let started = Instant::now();
+        let cpu = &cpu;
+        futures::stream::iter(0..cases)
+            .map(|_| async move {
+                let _slot = adaptive.slot().await;
+                for _ in 0..4 {
+                    let _core = cpu.acquire().await.unwrap();
+                    tokio::time::sleep(latency).await;
+                }
+                adaptive.done(4, 0);
+            })
+            .buffer_unordered(MAX_ADAPTIVE_JOBS)
+            .collect::<Vec<()>>()
+            .await;
+        (cases * 4) as f64 / started.elapsed().as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn climbs_when_latency_bound_and_holds_when_bound_elsewhere() {
+        // Latency-bound: more cases in flight, more ops per second, up to the maximum.
+        let a = Adaptive::new(8, 2, MAX_ADAPTIVE_JOBS);
+        run(&a, Duration::from_millis(60), usize::MAX >> 4, 3000).await;
+        assert_eq!(a.peak(), MAX_ADAPTIVE_JOBS);
+        // Bound by 8 slots: climbing gains nothing, the limit does not run away.
+        let b = Adaptive::new(8, 2, MAX_ADAPTIVE_JOBS);
+        run(&b, Duration::from_millis(60), 8, 3000).await;
+        assert!(b.limit() < MAX_ADAPTIVE_JOBS, "limit {}", b.limit());
+    }
+
+    #[test]
+    fn halves_on_throttling() {
+        let a = Adaptive::new(16, 2, 64);
+        std::thread::sleep(WINDOW);
+        for _ in 0..16 {
+            a.done(4, 5);
+        }
+        assert_eq!(a.limit(), 8);
+    }
+}
