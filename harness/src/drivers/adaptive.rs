@@ -1,7 +1,7 @@
 //! Cases in flight, adapted to the targets (issue 27): a fuzz run against a registry 60 ms
 //! away is latency-bound (every op waits for its answers), one on this machine is CPU-bound.
 //! The limit climbs while more cases in flight give more ops per second, holds when they give
-//! no more, and halves when a target throttles. Findings do not depend on it: cases are
+//! no more, and halves when a target throttles (then climbs one case at a time). Findings do not depend on it: cases are
 //! independent and judged in case order.
 
 use std::sync::Mutex;
@@ -27,6 +27,10 @@ struct State {
     last_rate: f64,
     climbed: bool,
     throttled_at_start: u64,
+    /// A target has throttled: from then on the limit climbs by one case per window
+    /// (additive increase, multiplicative decrease), so it hovers under the rate the target
+    /// allows instead of overshooting it again by a quarter.
+    careful: bool,
     /// The limits the run went through (for the summary and the benchmark).
     peak: usize,
 }
@@ -68,6 +72,7 @@ impl Adaptive {
                 last_rate: 0.0,
                 climbed: false,
                 throttled_at_start: 0,
+                careful: false,
                 peak: start.clamp(min, max),
             }),
             room: tokio::sync::Notify::new(),
@@ -115,7 +120,14 @@ impl Adaptive {
         let old = s.limit;
         s.limit = if throttled > s.throttled_at_start {
             // A target asks to slow down: halve.
+            s.careful = true;
             (s.limit / 2).max(self.min)
+        } else if s.careful {
+            if rate < s.last_rate / GAIN {
+                (s.limit - 1).max(self.min)
+            } else {
+                (s.limit + 1).min(self.max)
+            }
         } else if !s.climbed || rate > s.last_rate * GAIN {
             // The last climb paid (or the first window): climb by a quarter.
             (s.limit + (s.limit / 4).max(1)).min(self.max)
@@ -127,7 +139,12 @@ impl Adaptive {
         };
         s.climbed = s.limit > old;
         s.peak = s.peak.max(s.limit);
-        s.last_rate = rate;
+        // After a halving the next window is judged on its own (its rate falls with the limit).
+        s.last_rate = if s.limit < old && s.careful {
+            0.0
+        } else {
+            rate
+        };
         s.window_start = Instant::now();
         s.window_ops = 0;
         s.window_cases = 0;
@@ -185,5 +202,13 @@ mod tests {
             a.done(4, 5);
         }
         assert_eq!(a.limit(), 8);
+        // After throttling, one more case per window while nothing throttles.
+        for want in [9, 10] {
+            std::thread::sleep(WINDOW);
+            for _ in 0..a.limit() {
+                a.done(4, 5);
+            }
+            assert_eq!(a.limit(), want);
+        }
     }
 }

@@ -24,6 +24,7 @@ use crate::report::baseline::{Baseline, Comparison};
 use crate::report::fuzz_html::{self, RunInfo};
 use crate::report::repro::strip_credentials;
 use crate::report::{FindingsWriter, Progress};
+use crate::shrink::state_cause::StateCause;
 use crate::shrink::{roots_first, Absorbed, Finding, FindingSet};
 use crate::targets::TargetSpec;
 use crate::vocab::content::Content;
@@ -191,6 +192,13 @@ pub async fn run_fuzz(cfg: FuzzConfig) -> anyhow::Result<FuzzSummary> {
     result
 }
 
+/// A finding not shrunk, whose state cause is to be looked for.
+struct StateJob {
+    case: u64,
+    seq: Sequence,
+    d: Divergence,
+}
+
 /// A case run and judged, waiting to be counted in case order.
 struct CaseRun {
     i: u64,
@@ -219,6 +227,9 @@ struct Run<'a> {
     start: Instant,
     /// New findings waiting for a shrink slot.
     queue: VecDeque<ShrinkJob>,
+    /// Findings not shrunk whose state cause is still to be looked for (in the background,
+    /// beside the shrinks: the search re-runs the case with probes).
+    state_queue: VecDeque<StateJob>,
 }
 
 async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummary> {
@@ -250,6 +261,8 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
     };
     let adaptive = &adaptive;
     let (deadline, run_id) = (run.deadline, run.id.clone());
+    // From the deadline on, only clean-up requests go out (cases in flight end cleanly).
+    ex.stop_new_requests_at(Some(deadline));
     let run_id = &run_id;
     // Each case takes a place in flight, is generated and rendered (CPU only, on the blocking
     // pool, while the other cases' requests are in flight), then executed; cases are judged in
@@ -306,6 +319,22 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
             shrinks.push(shrink_finding(sx, &shrink_cx, job));
         }
     };
+    // The state-cause searches of findings not shrunk, one at a time.
+    let mut probes = FuturesUnordered::new();
+    let refill_probes = |queue: &mut VecDeque<StateJob>, probes: &mut FuturesUnordered<_>| {
+        while probes.is_empty() {
+            let Some(job) = queue.pop_front() else {
+                break;
+            };
+            let sx = subsets.get(&job.d.target).unwrap_or(ex);
+            let cx = &shrink_cx;
+            probes.push(async move {
+                let ns = format!("ocidiff{}c{}sc", cx.run, job.case);
+                let sc = state_cause_of(sx, cx, &job.seq, &job.d, &ns).await;
+                (job.d.cause(), sc)
+            });
+        }
+    };
     let mut completed = true;
     // Ctrl-C ends the run as its deadline would: what it pushed is still deleted and every
     // output written (a second Ctrl-C exits at once).
@@ -329,13 +358,17 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
                 Some((cause, f)) = shrinks.next(), if !shrinks.is_empty() => {
                     run.shrunk(&cause, f)?;
                 }
+                Some((cause, sc)) = probes.next(), if !probes.is_empty() => {
+                    run.state_found(&cause, sc)?;
+                }
                 next = done_rx.recv() => match next {
-                    Some((_slot, Some(c))) => run.judge(c, ex, &subsets, &shrink_cx).await?,
+                    Some((_slot, Some(c))) => run.judge(c, ex, &subsets).await?,
                     Some((_slot, None)) => completed = false,
                     None => break,
                 },
             }
             refill(&mut run.queue, &mut shrinks);
+            refill_probes(&mut run.state_queue, &mut probes);
         }
         anyhow::Ok(())
     };
@@ -352,15 +385,18 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
     // it), queued ones that never got a slot stay unshrunk (after Ctrl-C, running ones too).
     if interrupted {
         shrinks.clear();
+        probes.clear();
     }
     loop {
         if !interrupted && Instant::now() < deadline {
             refill(&mut run.queue, &mut shrinks);
+            refill_probes(&mut run.state_queue, &mut probes);
         }
-        let Some((cause, f)) = shrinks.next().await else {
-            break;
-        };
-        run.shrunk(&cause, f)?;
+        tokio::select! {
+            Some((cause, f)) = shrinks.next(), if !shrinks.is_empty() => run.shrunk(&cause, f)?,
+            Some((cause, sc)) = probes.next(), if !probes.is_empty() => run.state_found(&cause, sc)?,
+            else => break,
+        }
     }
     // Sessions of cases cut at the deadline are cancelled like those of finished cases.
     // (Shrink executors share the targets, and so their sessions.)
@@ -384,6 +420,7 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
     }
     // Requests given up at the deadline count too.
     run.unresponsive(None, ex)?;
+    ex.stop_new_requests_at(None);
     let peak = adaptive.peak();
     run.finish(fleet, completed, peak)
 }
@@ -395,6 +432,10 @@ struct PreparedCase {
     seq: Sequence,
     content: Option<Content>,
 }
+
+/// How long a case running at the deadline may take to finish its request in flight and
+/// cancel its upload sessions before it is cut.
+const DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Generates and renders case `i` on the blocking pool (CPU work off the async threads).
 async fn prepare_case(run_seed: u64, gen: std::sync::Arc<GenConfig>, i: u64) -> PreparedCase {
@@ -438,8 +479,11 @@ async fn execute_case(
         return None;
     }
     let ns = format!("ocidiff{run}c{i}");
+    // At the deadline the executor sends no new request (`stop_new_requests_at`): the case
+    // ends after its request in flight and cancels its sessions; the hard cut is for a target
+    // that does not answer that request either.
     let result = tokio::time::timeout_at(
-        tokio::time::Instant::from_std(deadline),
+        tokio::time::Instant::from_std(deadline + DEADLINE_GRACE),
         run_rendered(&fleet.executor, &seq, &content, &ns),
     )
     .await;
@@ -447,6 +491,10 @@ async fn execute_case(
         fleet.cleanup(&ns);
     }
     let (outcome, divs) = result.ok()?;
+    if Instant::now() >= deadline {
+        // Ops past the deadline were not sent: the case is cut, not judged.
+        return None;
+    }
     Some(CaseRun {
         i,
         seed,
@@ -494,6 +542,7 @@ impl<'a> Run<'a> {
             progress: Progress::new(cases, cfg.progress),
             start,
             queue: VecDeque::new(),
+            state_queue: VecDeque::new(),
         })
     }
 
@@ -503,7 +552,6 @@ impl<'a> Run<'a> {
         mut c: CaseRun,
         ex: &Executor,
         subsets: &BTreeMap<String, Executor>,
-        cx: &ShrinkCx<'_>,
     ) -> anyhow::Result<()> {
         self.page.cases_run += 1;
         self.page.ops_run += c.seq.ops.len() as u64;
@@ -512,7 +560,7 @@ impl<'a> Run<'a> {
             match self.findings.absorb(d) {
                 Absorbed::New => {
                     let sx = subsets.get(&d.target).unwrap_or(ex);
-                    self.new_finding(&c, d, sx, cx).await?;
+                    self.new_finding(&c, d, sx).await?;
                 }
                 Absorbed::Occurrence(_) | Absorbed::Symptom(_) => {
                     if let Some(home) = self.findings.cause_of(d) {
@@ -537,7 +585,6 @@ impl<'a> Run<'a> {
         c: &CaseRun,
         d: &Divergence,
         sx: &Executor,
-        cx: &ShrinkCx<'_>,
     ) -> anyhow::Result<()> {
         // A dropped connection can be the network's doing (or a race: a registry that answers
         // early and closes while the body is still being written): a finding on an exchange
@@ -560,9 +607,13 @@ impl<'a> Run<'a> {
         let shrinks =
             self.cfg.shrink && (d.class == Class::Violation || self.cfg.shrink_variations);
         if !shrinks {
-            // Not shrunk: the op that broke the state is looked for in the case as it ran.
-            let ns = format!("ocidiff{}c{}sc", self.id, c.i);
-            finding.state_cause = state_cause_of(sx, cx, &c.seq, d, &ns).await;
+            // Not shrunk: the op that broke the state is looked for in the case as it ran, in
+            // the background (the search re-runs the case with probes).
+            self.state_queue.push_back(StateJob {
+                case: c.i,
+                seq: c.seq.clone(),
+                d: d.clone(),
+            });
         }
         self.progress.message(&format!(
             "new {}: {} {} on {} ({})",
@@ -633,6 +684,20 @@ impl<'a> Run<'a> {
 
     /// Folds the finding of `c` with the others its state cause makes one bug; the root is
     /// rewritten, the folded ones removed.
+    /// The op that broke the state a finding not shrunk reads, found in the background: the
+    /// finding notes it, and the findings it explains fold into it.
+    fn state_found(&mut self, c: &Cause, sc: Option<StateCause>) -> anyhow::Result<()> {
+        let Some(sc) = sc else {
+            return Ok(());
+        };
+        let Some(f) = self.findings.get_mut(c) else {
+            return Ok(());
+        };
+        f.state_cause = Some(sc);
+        self.writer.add(f)?;
+        self.fold_state(c)
+    }
+
     fn fold_state(&mut self, c: &Cause) -> anyhow::Result<()> {
         let gone = self.findings.fold_state(c);
         if gone.is_empty() {

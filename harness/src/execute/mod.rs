@@ -184,6 +184,9 @@ struct TargetClient {
     pacer: Option<(Duration, tokio::sync::Mutex<tokio::time::Instant>)>,
     /// The request budget, and how much of it is left.
     budget: Option<(u64, std::sync::atomic::AtomicU64)>,
+    /// After this instant (the run's deadline) only clean-up requests go out: the request in
+    /// flight then still gets its answer, so a session it moved is cancelled by its new URL.
+    stop_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl TargetClient {
@@ -484,6 +487,7 @@ impl Executor {
                     .max_requests
                     .or(run_budget)
                     .map(|n| (n, std::sync::atomic::AtomicU64::new(n))),
+                stop_at: std::sync::Mutex::new(None),
                 target,
             }));
         }
@@ -499,6 +503,20 @@ impl Executor {
                 .filter_map(|i| self.targets.get(*i).cloned())
                 .collect(),
             opts: self.opts.clone(),
+        }
+    }
+
+    /// From `at` on, requests other than clean-ups (cancelling upload sessions, deleting
+    /// pushed content) are recorded as not sent: a case running at the run's deadline finishes
+    /// its request in flight, skips the rest and cancels its sessions by their latest URL
+    /// (cut mid-request instead, a session that request moved could not be cancelled on
+    /// registries that sign the session's state into its URL, as distribution does).
+    /// `None` lifts it (the run's next part has its own deadline).
+    pub fn stop_new_requests_at(&self, at: Option<std::time::Instant>) {
+        for t in &self.targets {
+            if let Ok(mut s) = t.stop_at.lock() {
+                *s = at;
+            }
         }
     }
 
@@ -1514,6 +1532,29 @@ impl TargetRun<'_> {
                     observation: observe::transport_failure(format!(
                         "skipped: target dropped ({why})"
                     )),
+                },
+                location: None,
+                link_next: None,
+            };
+        }
+        let cleanup = req.label == "cancel" || req.label == "cleanup";
+        if !cleanup
+            && self
+                .tc
+                .stop_at
+                .lock()
+                .ok()
+                .and_then(|s| *s)
+                .is_some_and(|t| std::time::Instant::now() >= t)
+        {
+            return Sent {
+                exchange: Exchange {
+                    request: Self::record(&req),
+                    label: req.label,
+                    endpoint: req.endpoint.to_string(),
+                    observation: observe::transport_failure(
+                        "skipped: the run's deadline passed".to_string(),
+                    ),
                 },
                 location: None,
                 link_next: None,

@@ -385,6 +385,10 @@ impl FindingSet {
         self.by_cause.get(c)
     }
 
+    pub fn get_mut(&mut self, c: &Cause) -> Option<&mut Finding> {
+        self.by_cause.get_mut(c)
+    }
+
     pub fn len(&self) -> usize {
         self.by_cause.len()
     }
