@@ -272,8 +272,8 @@ struct FuzzArgs {
     #[arg(long)]
     shrink_variations: bool,
     /// Cases in flight at once, fixed (default: adapted to the targets, from 4 per core up to
-    /// 64 while more give more ops per second, halved when a target throttles). Findings do
-    /// not depend on it.
+    /// 64 while ops do not slow down, halved when a target throttles). Findings do not
+    /// depend on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
     /// At most this many requests in flight to one target (protects small registries).
@@ -292,8 +292,9 @@ struct FuzzArgs {
     /// target's `max_requests` in ocidiff.toml wins.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_requests: Option<u64>,
-    /// Keep each case's repositories on the embedded registries (default: forgotten once the
-    /// case is judged, so memory stays bounded).
+    /// Keep what the run pushed: each case's repositories on the embedded registries
+    /// (default: forgotten once the case is judged, so memory stays bounded), and everything
+    /// pushed to URL targets (default: deleted at the end, what stays in leftovers.json).
     #[arg(long)]
     no_cleanup: bool,
     /// Known findings: a previous `findings.json` or a known-issues TOML file (README,

@@ -1,8 +1,12 @@
 //! Cases in flight, adapted to the targets (issue 27): a fuzz run against a registry 60 ms
 //! away is latency-bound (every op waits for its answers), one on this machine is CPU-bound.
-//! The limit climbs while more cases in flight give more ops per second, holds when they give
-//! no more, and halves when a target throttles (then climbs one case at a time). Findings do not depend on it: cases are
-//! independent and judged in case order.
+//! The limit follows the time an op takes (Little's law, as latency-based limiters such as
+//! TCP Vegas or Netflix's concurrency-limits do): while more cases in flight leave it near the
+//! least seen, the targets are not the bottleneck and the limit doubles; when ops take
+//! twice as long, cases queue somewhere (cores, a slow registry) and it steps back; when a
+//! target throttles it halves, then climbs one case per window (additive increase,
+//! multiplicative decrease). Findings do not depend on it: cases are independent and judged
+//! in case order.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,10 +15,13 @@ use tokio::time::Instant;
 /// The most cases in flight an adaptive run reaches.
 pub const MAX_ADAPTIVE_JOBS: usize = 64;
 
-/// A window's ops per second must beat the last by this factor for the limit to climb again.
-const GAIN: f64 = 1.08;
+/// Ops within this factor of the least time per op seen: not queued, climb.
+const NOT_QUEUED: f64 = 1.25;
 
-/// A window lasts at least this long, and at least as many cases as the limit.
+/// Ops over this factor of the least time per op: queued, step back.
+const QUEUED: f64 = 2.0;
+
+/// A window lasts at least this long, and at least a quarter of the limit in cases.
 const WINDOW: Duration = Duration::from_millis(700);
 
 struct State {
@@ -23,15 +30,15 @@ struct State {
     window_start: Instant,
     window_ops: u64,
     window_cases: usize,
-    /// Ops per second of the last window, and whether the limit climbed after it.
-    last_rate: f64,
-    climbed: bool,
+    /// The time the window's cases took, summed (seconds).
+    window_busy: f64,
+    /// The least time per op of a window so far (seconds).
+    least_per_op: f64,
     throttled_at_start: u64,
-    /// A target has throttled: from then on the limit climbs by one case per window
-    /// (additive increase, multiplicative decrease), so it hovers under the rate the target
-    /// allows instead of overshooting it again by a quarter.
+    /// A target has throttled: from then on the limit climbs by one case per window, so it
+    /// hovers under the rate the target allows instead of overshooting it again.
     careful: bool,
-    /// The limits the run went through (for the summary and the benchmark).
+    /// The highest limit so far (for the summary and the benchmark).
     peak: usize,
 }
 
@@ -69,8 +76,8 @@ impl Adaptive {
                 window_start: Instant::now(),
                 window_ops: 0,
                 window_cases: 0,
-                last_rate: 0.0,
-                climbed: false,
+                window_busy: 0.0,
+                least_per_op: f64::INFINITY,
                 throttled_at_start: 0,
                 careful: false,
                 peak: start.clamp(min, max),
@@ -105,49 +112,41 @@ impl Adaptive {
         self.state.lock().map_or(self.min, |s| s.peak)
     }
 
-    /// A case finished with `ops` ops; `throttled` is the run's throttled answers so far.
-    pub fn done(&self, ops: u64, throttled: u64) {
+    /// A case finished: `ops` ops in `took`; `throttled` is the run's throttled answers so
+    /// far.
+    pub fn done(&self, ops: u64, took: Duration, throttled: u64) {
         let Ok(mut s) = self.state.lock() else {
             return;
         };
         s.window_ops += ops;
         s.window_cases += 1;
-        let elapsed = s.window_start.elapsed();
-        if elapsed < WINDOW || s.window_cases < s.limit {
+        s.window_busy += took.as_secs_f64();
+        if s.window_start.elapsed() < WINDOW || s.window_cases < (s.limit / 4).max(2) {
             return;
         }
-        let rate = s.window_ops as f64 / elapsed.as_secs_f64();
         let old = s.limit;
+        let per_op = s.window_busy / s.window_ops.max(1) as f64;
+        s.least_per_op = s.least_per_op.min(per_op);
+        let least = s.least_per_op;
         s.limit = if throttled > s.throttled_at_start {
             // A target asks to slow down: halve.
             s.careful = true;
             (s.limit / 2).max(self.min)
-        } else if s.careful {
-            if rate < s.last_rate / GAIN {
-                (s.limit - 1).max(self.min)
-            } else {
-                (s.limit + 1).min(self.max)
-            }
-        } else if !s.climbed || rate > s.last_rate * GAIN {
-            // The last climb paid (or the first window): climb by a quarter.
-            (s.limit + (s.limit / 4).max(1)).min(self.max)
-        } else if rate < s.last_rate / GAIN {
-            // Worse than before the climb: step back.
+        } else if per_op > least * QUEUED {
+            // Ops wait in a queue: fewer in flight.
             (s.limit - (s.limit / 5).max(1)).max(self.min)
+        } else if per_op <= least * NOT_QUEUED {
+            // Doubling until ops queue or a target throttles (slow start), then one by one.
+            let step = if s.careful { 1 } else { s.limit };
+            (s.limit + step).min(self.max)
         } else {
             s.limit
         };
-        s.climbed = s.limit > old;
         s.peak = s.peak.max(s.limit);
-        // After a halving the next window is judged on its own (its rate falls with the limit).
-        s.last_rate = if s.limit < old && s.careful {
-            0.0
-        } else {
-            rate
-        };
         s.window_start = Instant::now();
         s.window_ops = 0;
         s.window_cases = 0;
+        s.window_busy = 0.0;
         s.throttled_at_start = throttled;
         drop(s);
         if self.limit() > old {
@@ -170,11 +169,12 @@ mod tests {
         futures::stream::iter(0..cases)
             .map(|_| async move {
                 let _slot = adaptive.slot().await;
+                let started = Instant::now();
                 for _ in 0..4 {
                     let _core = cpu.acquire().await.unwrap();
                     tokio::time::sleep(latency).await;
                 }
-                adaptive.done(4, 0);
+                adaptive.done(4, started.elapsed(), 0);
             })
             .buffer_unordered(MAX_ADAPTIVE_JOBS)
             .collect::<Vec<()>>()
@@ -194,21 +194,27 @@ mod tests {
         assert!(b.limit() < MAX_ADAPTIVE_JOBS, "limit {}", b.limit());
     }
 
+    /// One window of cases of 4 ops taking `took` each (exactly the cases that close it).
+    fn window(a: &Adaptive, took: Duration, throttled: u64) {
+        std::thread::sleep(WINDOW);
+        for _ in 0..(a.limit() / 4).max(2) {
+            a.done(4, took, throttled);
+        }
+    }
+
     #[test]
     fn halves_on_throttling() {
         let a = Adaptive::new(16, 2, 64);
-        std::thread::sleep(WINDOW);
-        for _ in 0..16 {
-            a.done(4, 5);
-        }
+        let op = Duration::from_millis(10);
+        window(&a, op * 4, 5);
         assert_eq!(a.limit(), 8);
         // After throttling, one more case per window while nothing throttles.
         for want in [9, 10] {
-            std::thread::sleep(WINDOW);
-            for _ in 0..a.limit() {
-                a.done(4, 5);
-            }
+            window(&a, op * 4, 5);
             assert_eq!(a.limit(), want);
         }
+        // Ops three times as slow as the least seen: a step back.
+        window(&a, op * 12, 5);
+        assert_eq!(a.limit(), 8);
     }
 }

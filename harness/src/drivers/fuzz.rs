@@ -277,10 +277,13 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
             let gen = gen.clone();
             async move {
                 let slot = adaptive.slot().await;
+                let started = Instant::now();
                 let p = prepare_case(cfg.seed, gen, i).await;
                 let c = execute_case(cfg, fleet, run_id, deadline, p).await;
-                let throttled = ex.stats().iter().map(|t| t.throttled).sum();
-                adaptive.done(c.as_ref().map_or(0, |c| c.seq.ops.len() as u64), throttled);
+                if let Some(c) = &c {
+                    let throttled = ex.stats().iter().map(|t| t.throttled).sum();
+                    adaptive.done(c.seq.ops.len() as u64, started.elapsed(), throttled);
+                }
                 // The case keeps its place in flight until it is judged (so finished cases
                 // waiting for the judge stay bounded by the limit).
                 (slot, c)
