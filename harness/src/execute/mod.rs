@@ -942,11 +942,18 @@ impl<'a> TargetRun<'a> {
     }
 
     /// Cancels every upload session this run left open (`DELETE`, not recorded: the case is
-    /// over); a target that refuses is counted as leaving them open, with why, once.
+    /// over); a target that refuses is counted as leaving them open, with why, once. A session
+    /// leaves `open_uploads` only once its `DELETE` is answered: a run dropped mid-way (a case
+    /// cut at the run's deadline) hands the rest to its target as orphans (`Drop`), so every
+    /// session opened is counted once as closed, cancelled or left open.
     async fn cancel_open_uploads(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
-        let open = std::mem::take(&mut self.open_uploads);
-        for (_, (url, _room)) in open {
+        while let Some((key, url)) = self
+            .open_uploads
+            .iter()
+            .next()
+            .map(|(k, (u, _))| (k.clone(), u.clone()))
+        {
             let req = Req {
                 label: "cancel".into(),
                 endpoint: "end-14",
@@ -958,6 +965,8 @@ impl<'a> TargetRun<'a> {
                 hash_body: false,
             };
             let sent = self.send(req, None).await;
+            // Answered: the session (and its room) leaves the run.
+            self.open_uploads.remove(&key);
             let status = sent.status();
             let counters = &self.tc.stats.sessions;
             if (200..300).contains(&status) {
