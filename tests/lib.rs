@@ -223,3 +223,84 @@ fn try_start(bin: &Path, ready_timeout: Duration, access_log: bool) -> Result<Di
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// One run of the official conformance suite (`oci-conformance`): every test's status and
+/// failure messages, read from its terminal output.
+pub struct SuiteRun {
+    /// `(name, status, message)` in output order; names without the `OCI Conformance Test/`
+    /// root; the message joins the `- ...` lines under a failed test.
+    pub tests: Vec<(String, String, String)>,
+    pub output: String,
+}
+
+impl SuiteRun {
+    /// Failed leaves: a failed group is the sum of its failed children.
+    pub fn failed_leaves(&self) -> Vec<(&str, &str)> {
+        let failed: Vec<&(String, String, String)> =
+            self.tests.iter().filter(|(_, s, _)| s == "FAIL").collect();
+        failed
+            .iter()
+            .filter(|(n, _, _)| {
+                !failed
+                    .iter()
+                    .any(|(m, _, _)| m.len() > n.len() && m.starts_with(&format!("{n}/")))
+            })
+            .map(|(n, _, m)| (n.as_str(), m.as_str()))
+            .collect()
+    }
+
+    /// Tests with this status.
+    pub fn count(&self, status: &str) -> usize {
+        self.tests.iter().filter(|(_, s, _)| s == status).count()
+    }
+}
+
+/// Runs the official suite `suite` against `registry` (host:port, plain HTTP) at spec version
+/// `version` (`OCI_VERSION`), with `extra` environment (its `OCI_API_*` / `OCI_DATA_*`
+/// switches), bounded to 10 minutes.
+pub fn run_official_suite(
+    suite: &Path,
+    registry: &str,
+    version: &str,
+    extra: &[(&str, &str)],
+) -> Result<SuiteRun> {
+    let results = tempfile::tempdir()?;
+    let mut cmd = Command::new(suite);
+    cmd.current_dir(results.path())
+        .env("OCI_REGISTRY", registry)
+        .env("OCI_TLS", "disabled")
+        .env("OCI_VERSION", version)
+        .env("OCI_LOG", "error")
+        .env("OCI_RESULTS_DIR", results.path().join("results"));
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = run_bounded(&mut cmd, Duration::from_secs(600))?;
+    let output =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let mut tests: Vec<(String, String, String)> = Vec::new();
+    for line in output.lines() {
+        let l = line.trim();
+        if let Some(msg) = l.strip_prefix("- ") {
+            if let Some((_, s, m)) = tests.last_mut() {
+                if s == "FAIL" {
+                    if !m.is_empty() {
+                        m.push_str(" ; ");
+                    }
+                    m.push_str(msg);
+                }
+            }
+            continue;
+        }
+        let Some((name, status)) = l.rsplit_once(": ") else {
+            continue;
+        };
+        if let Some(rest) = name.strip_prefix("OCI Conformance Test/") {
+            tests.push((rest.to_string(), status.trim().to_string(), String::new()));
+        }
+    }
+    if !results.path().join("results/results.yaml").is_file() {
+        bail!("the suite wrote no results.yaml:\n{output}");
+    }
+    Ok(SuiteRun { tests, output })
+}

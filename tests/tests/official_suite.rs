@@ -5,8 +5,7 @@
 //! zero failures. Skips only where the suite's own test data is invalid, each named in
 //! [`SUITE_DATA_INVALID`] with the reason.
 
-use ocidiff_e2e::{find_executable, skip_external};
-use std::process::Command;
+use ocidiff_e2e::{find_executable, run_official_suite, skip_external, SuiteRun};
 
 /// Tests the suite runs on data the spec does not allow a registry to accept (none today).
 const SUITE_DATA_INVALID: &[(&str, &str)] = &[];
@@ -55,73 +54,13 @@ const EVERYTHING: &[(&str, &str)] = &[
     ("OCI_DATA_SHA512", "true"),
 ];
 
-/// One run's summary: every leaf test's status, from the suite's terminal output.
-struct SuiteRun {
-    statuses: Vec<(String, String)>,
-    output: String,
-}
-
-impl SuiteRun {
-    fn failures(&self) -> Vec<&str> {
-        let failed: Vec<&str> = self
-            .statuses
-            .iter()
-            .filter(|(_, s)| s == "FAIL")
-            .map(|(n, _)| n.as_str())
-            .collect();
-        // Leaves only: a failed group is the sum of its failed children.
-        failed
-            .iter()
-            .copied()
-            .filter(|n| {
-                !failed
-                    .iter()
-                    .any(|m| m.len() > n.len() && m.starts_with(&format!("{n}/")))
-            })
-            .filter(|n| !SUITE_DATA_INVALID.iter().any(|(t, _)| n.contains(t)))
-            .collect()
-    }
-
-    fn count(&self, status: &str) -> usize {
-        self.statuses.iter().filter(|(_, s)| s == status).count()
-    }
-}
-
-/// Runs the official suite against `registry` (host:port) at `version`.
-fn run_suite(
-    suite: &std::path::Path,
-    registry: &str,
-    version: &str,
-    extra: &[(&str, &str)],
-) -> SuiteRun {
-    let results = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(suite);
-    cmd.current_dir(results.path())
-        .env("OCI_REGISTRY", registry)
-        .env("OCI_TLS", "disabled")
-        .env("OCI_VERSION", version)
-        .env("OCI_LOG", "error")
-        .env("OCI_RESULTS_DIR", results.path().join("results"));
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("running the official suite");
-    let output =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let statuses = output
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let (name, status) = l.rsplit_once(": ")?;
-            name.starts_with("OCI Conformance Test")
-                .then(|| (name.to_string(), status.trim().to_string()))
-        })
-        .collect();
-    assert!(
-        results.path().join("results/results.yaml").is_file(),
-        "the suite wrote no results.yaml:\n{output}"
-    );
-    SuiteRun { statuses, output }
+/// Failed leaves, less the tests whose data the spec does not allow ([`SUITE_DATA_INVALID`]).
+fn failures(run: &SuiteRun) -> Vec<&str> {
+    run.failed_leaves()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| !SUITE_DATA_INVALID.iter().any(|(t, _)| n.contains(t)))
+        .collect()
 }
 
 fn suite() -> Option<std::path::PathBuf> {
@@ -147,11 +86,13 @@ async fn the_reference_passes_the_official_suite_under_every_version() {
             .trim_end_matches('/')
             .to_string();
         let suite = suite.clone();
-        let run =
-            tokio::task::spawn_blocking(move || run_suite(&suite, &addr, version, EVERYTHING))
-                .await
-                .unwrap();
-        let failures = run.failures();
+        let run = tokio::task::spawn_blocking(move || {
+            run_official_suite(&suite, &addr, version, EVERYTHING)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let failures = failures(&run);
         println!(
             "OCI_VERSION={version}: {} pass, {} fail, {} skip, {} disabled",
             run.count("Pass"),
@@ -165,10 +106,10 @@ async fn the_reference_passes_the_official_suite_under_every_version() {
             run.output
         );
         let unexpected_skips: Vec<&str> = run
-            .statuses
+            .tests
             .iter()
-            .filter(|(n, st)| st == "Skip" && !EXPECTED_SKIPS.iter().any(|(t, _)| n.contains(t)))
-            .map(|(n, _)| n.as_str())
+            .filter(|(n, st, _)| st == "Skip" && !EXPECTED_SKIPS.iter().any(|(t, _)| n.contains(t)))
+            .map(|(n, _, _)| n.as_str())
             .collect();
         assert!(
             unexpected_skips.is_empty(),
