@@ -187,6 +187,24 @@ fn eval(exp: &Exp, ex: &Exchange, is_reference: bool) -> Judged {
             check.eval(o, &mut j.found);
         }
     }
+    if let Some(e) = o
+        .transport_error
+        .as_deref()
+        .filter(|e| e.starts_with(crate::observe::BODY_READ_ERROR) && !exp.tolerate_transport)
+    {
+        // An answer whose body breaks off (fewer bytes than its `Content-Length`, a reset
+        // mid-body): every client sees a broken connection, whatever the status said.
+        j.found.push(Found::new(
+            "body",
+            "http/transport",
+            format!(
+                "{} {} answered {s}, then its body broke off ({e})",
+                ex.request.method, ex.endpoint
+            ),
+            "a complete body",
+            e.to_string(),
+        ));
+    }
     generic_checks(ex, &mut j.found);
     if (400..500).contains(&s) {
         if let BodyFacts::Other { json: true, .. } = &o.body {

@@ -392,6 +392,27 @@ fn transport_error_and_skipped() {
 }
 
 #[test]
+fn a_body_that_breaks_off_is_a_transport_finding() {
+    // Distribution 2.8.2 answers an unsatisfiable range with 416, `Content-Length` of the
+    // whole blob and a 33-byte body: the status is right, the message is not.
+    let d = run(|o| {
+        o[2][0].observation.transport_error = Some(format!(
+            "{}: unexpected EOF",
+            crate::observe::BODY_READ_ERROR
+        ));
+    });
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].rule, "http/transport");
+    assert_eq!(d[0].field, "body");
+    assert!(d[0].summary.contains("broke off"), "{d:#?}");
+    // ocidiff's own size cap is not the target's fault.
+    let d = run(|o| {
+        o[2][0].observation.transport_error = Some("body exceeds 10 bytes".into());
+    });
+    assert!(d.is_empty(), "{d:#?}");
+}
+
+#[test]
 fn every_rule_id_in_the_code_exists() {
     // Every source file of the harness, found here (not a hand-kept list): a string literal
     // shaped like a rule id of any family RULES has must name a rule, or a typo would become

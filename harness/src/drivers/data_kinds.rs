@@ -1,8 +1,9 @@
 //! The conformance workflows crossed with data kinds, as the official suite crosses its APIs
 //! with data sets: for each kind of content (an image, an index, a nested index, a sparse
 //! index, an artifact, an artifact index, a subject with referrers, a missing subject, a
-//! `data` field, custom fields, no layers, an empty blob, sha512, a large manifest, Docker
-//! schema 2, a Docker manifest list, several tags), a workflow that pushes it (push checks),
+//! `data` field, custom fields, no layers, an empty blob, sha512, a non-distributable layer, a
+//! large manifest, Docker schema 2, a Docker manifest list, several tags), a workflow that
+//! pushes it (push checks),
 //! pulls every manifest and blob of it by tag and digest (pull checks), lists its tags and
 //! referrers (discovery checks) and deletes a manifest and a blob (management checks). The
 //! checks come from `generated::Builder`; `ocidiff conformance` runs these beside the four
@@ -171,6 +172,17 @@ fn kinds() -> Vec<Kind> {
             declinable: &[0],
         },
         Kind {
+            id: "non-distributable",
+            what: "an image whose last layer is non-distributable (`urls` outside the registry, \
+                   never pushed: a registry MAY reject the manifest)",
+            blobs: base(),
+            manifests: json!([{"kind": "image", "config": 0, "layers": [1, 2],
+                               "nondistributable": true}]),
+            tags: &[("v1", 0)],
+            unpushed: &[],
+            declinable: &[0],
+        },
+        Kind {
             id: "large-manifest",
             what: "an image manifest of 47 layers",
             blobs: Value::Array(many),
@@ -283,8 +295,21 @@ fn workflow(k: &Kind) -> Workflow {
                     .any(|x| x.0 == b)
             })
     };
+    // Nor are non-distributable layers (clients do not push them).
+    let foreign: Vec<u16> = spec
+        .manifests
+        .iter()
+        .filter_map(|m| match m {
+            crate::vocab::spec::ManifestSpec::Image {
+                nondistributable: true,
+                layers,
+                ..
+            } => layers.last().map(|l| l.0),
+            _ => None,
+        })
+        .collect();
     let skip_blobs: Vec<u16> = (0..content.blob_count() as u16)
-        .filter(|b| !used(*b))
+        .filter(|b| !used(*b) || foreign.contains(b))
         .collect();
 
     let mut b = Builder::default();

@@ -529,6 +529,7 @@ mod tests {
             annotations: Default::default(),
             data_field: false,
             custom_fields: false,
+            nondistributable: false,
             algo: Default::default(),
         }
     }

@@ -127,6 +127,7 @@ fn build_manifest(i: usize, raw: &RawManifest, blobs: &[BlobSpec]) -> ManifestSp
             annotations,
             data_field,
             custom_fields: flags & 2 == 2,
+            nondistributable: false,
             algo,
         }
     } else {

@@ -184,6 +184,7 @@ fn content(rng: &mut ChaCha8Rng) -> ContentSpec {
         annotations: Default::default(),
         data_field: false,
         custom_fields: false,
+        nondistributable: false,
         algo: Default::default(),
     };
     let manifests = (0..IMAGES)

@@ -428,6 +428,10 @@ pub fn body_facts_known(
     parsed.unwrap_or_else(|| other_facts(body))
 }
 
+/// How a body that broke off after its status (a read error, not ocidiff's own size cap)
+/// starts its `transport_error`.
+pub const BODY_READ_ERROR: &str = "body read error";
+
 /// Reads at most `max_body` bytes of a response body. `Err` carries what was read and why it stopped.
 pub async fn read_body_capped(
     mut resp: reqwest::Response,
@@ -455,7 +459,7 @@ pub async fn read_body_capped(
                 chunks.push(chunk);
             }
             Ok(None) => return Ok(joined(chunks)),
-            Err(e) => return Err((joined(chunks), format!("body read error: {e}"))),
+            Err(e) => return Err((joined(chunks), format!("{BODY_READ_ERROR}: {e}"))),
         }
     }
 }

@@ -23,6 +23,11 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// A non-distributable OCI layer (deprecated in image-spec 1.1, still pushed by clients).
+pub const OCI_LAYER_NONDISTRIBUTABLE: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+/// A Docker foreign layer (Windows base layers).
+pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
 /// Every manifest media type ocidiff renders, for `Accept` headers.
 pub const ALL_MANIFEST_TYPES: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
@@ -182,6 +187,29 @@ impl Content {
         }
     }
 
+    /// A non-distributable layer's descriptor for blob `id`: the foreign media type and a
+    /// `urls` entry outside the registry (`store.example.com`, a reserved name).
+    fn foreign_descriptor(
+        &self,
+        me: u16,
+        id: BlobId,
+        flavor: Flavor,
+    ) -> Result<Value, ContentError> {
+        let media_type = match flavor {
+            Flavor::Oci => OCI_LAYER_NONDISTRIBUTABLE,
+            Flavor::Docker => DOCKER_LAYER_FOREIGN,
+        };
+        let mut d = self.blob_descriptor(me, id, media_type)?;
+        if let (Value::Object(o), Some(b)) = (&mut d, self.blobs.get(id.0 as usize)) {
+            let (alg, hex) = b.digest.split_once(':').unwrap_or(("sha256", &b.digest));
+            o.insert(
+                "urls".into(),
+                json!([format!("https://store.example.com/blobs/{alg}/{hex}")]),
+            );
+        }
+        Ok(d)
+    }
+
     fn blob_descriptor(
         &self,
         me: u16,
@@ -228,6 +256,7 @@ impl Content {
                 annotations: ann,
                 data_field,
                 custom_fields,
+                nondistributable,
                 algo: a,
             } => {
                 media_type = match flavor {
@@ -251,7 +280,12 @@ impl Content {
                 };
                 let mut layer_descs = Vec::with_capacity(layers.len());
                 for (i, l) in layers.iter().enumerate() {
-                    let mut d = self.blob_descriptor(me, *l, layer_type)?;
+                    let foreign = *nondistributable && i + 1 == layers.len();
+                    let mut d = if foreign {
+                        self.foreign_descriptor(me, *l, *flavor)?
+                    } else {
+                        self.blob_descriptor(me, *l, layer_type)?
+                    };
                     if *data_field && i == 0 {
                         if let (Some(b), Value::Object(o)) = (self.blobs.get(l.0 as usize), &mut d)
                         {
@@ -580,8 +614,44 @@ mod tests {
             annotations: BTreeMap::new(),
             data_field: false,
             custom_fields: false,
+            nondistributable: false,
             algo: DigestAlgo::Sha256,
         }
+    }
+
+    #[test]
+    fn a_nondistributable_last_layer_names_urls_outside_the_registry() {
+        let mut m = image(0, &[1, 2]);
+        if let ManifestSpec::Image {
+            nondistributable, ..
+        } = &mut m
+        {
+            *nondistributable = true;
+        }
+        let spec = ContentSpec {
+            blobs: vec![blob(2, 1), blob(5, 2), blob(7, 3)],
+            manifests: vec![m],
+        };
+        let c = Content::render(&spec).unwrap();
+        let v: Value = serde_json::from_slice(c.manifest(ManifestId(0)).unwrap()).unwrap();
+        assert_eq!(v["layers"][0]["mediaType"], OCI_LAYER);
+        assert!(v["layers"][0].get("urls").is_none());
+        let foreign = &v["layers"][1];
+        assert_eq!(foreign["mediaType"], OCI_LAYER_NONDISTRIBUTABLE);
+        let digest = c.blob_digest(BlobId(2)).unwrap();
+        assert_eq!(foreign["digest"], digest);
+        assert_eq!(
+            foreign["urls"][0],
+            format!(
+                "https://store.example.com/blobs/sha256/{}",
+                digest.trim_start_matches("sha256:")
+            )
+        );
+        // The model still counts it among the manifest's blobs (a registry MAY reject it).
+        assert_eq!(
+            c.manifest_blobs(ManifestId(0)),
+            [BlobId(0), BlobId(1), BlobId(2)]
+        );
     }
 
     #[test]
@@ -691,6 +761,7 @@ mod tests {
                     annotations: ann.clone(),
                     data_field: true,
                     custom_fields: true,
+                    nondistributable: false,
                     algo: DigestAlgo::Sha512,
                 },
                 ManifestSpec::Index {

@@ -56,6 +56,13 @@ pub enum ManifestSpec {
         /// Add unknown top-level fields, which registries must store and return verbatim.
         #[serde(default, skip_serializing_if = "is_default")]
         custom_fields: bool,
+        /// Render the last layer as a non-distributable layer (OCI
+        /// `...layer.nondistributable.v1.tar+gzip`, Docker `...rootfs.foreign.diff.tar.gzip`)
+        /// with `urls` outside the registry: a client does not push such a layer, and "A
+        /// registry MAY reject a manifest ... that reference[s] a manifest or blob that does
+        /// not exist in the registry".
+        #[serde(default, skip_serializing_if = "is_default")]
+        nondistributable: bool,
         /// Digest algorithm naming this manifest (sha512 manifests exercise non-default digests).
         #[serde(default, skip_serializing_if = "is_default")]
         algo: DigestAlgo,
