@@ -40,13 +40,6 @@ struct State {
     careful: bool,
     /// The highest limit so far (for the summary and the benchmark).
     peak: usize,
-    /// Tickets handed out (`ticket`), and the next one that may take room: room goes in
-    /// ticket order. Cases are judged in case order, and a finished case keeps its room until
-    /// it is judged; a later case taking room before an earlier one could fill every place
-    /// with cases waiting on the earlier one, which then never gets room (a deadlock seen in
-    /// CI under throttling, where the limit shrinks).
-    issued: u64,
-    serving: u64,
 }
 
 /// The limit on cases in flight, and the cases in flight.
@@ -88,34 +81,20 @@ impl Adaptive {
                 throttled_at_start: 0,
                 careful: false,
                 peak: start.clamp(min, max),
-                issued: 0,
-                serving: 0,
             }),
             room: tokio::sync::Notify::new(),
         }
     }
 
-    /// A place in the queue for room: take tickets in the order the cases are to be judged.
-    pub fn ticket(&self) -> u64 {
-        self.state.lock().map_or(0, |mut s| {
-            s.issued += 1;
-            s.issued - 1
-        })
-    }
-
-    /// Waits for room under the limit, in `ticket` order.
-    pub async fn slot(&self, ticket: u64) -> Slot<'_> {
+    /// Waits for room under the limit.
+    pub async fn slot(&self) -> Slot<'_> {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Ok(mut s) = self.state.lock() {
-                if s.serving == ticket && s.in_flight < s.limit {
+                if s.in_flight < s.limit {
                     s.in_flight += 1;
-                    s.serving += 1;
-                    drop(s);
-                    // The next ticket may fit too.
-                    self.room.notify_waiters();
                     return Slot(self);
                 }
             }
@@ -188,17 +167,14 @@ mod tests {
         let started = Instant::now();
         let cpu = &cpu;
         futures::stream::iter(0..cases)
-            .map(|_| {
-                let ticket = adaptive.ticket();
-                async move {
-                    let _slot = adaptive.slot(ticket).await;
-                    let started = Instant::now();
-                    for _ in 0..4 {
-                        let _core = cpu.acquire().await.unwrap();
-                        tokio::time::sleep(latency).await;
-                    }
-                    adaptive.done(4, started.elapsed(), 0);
+            .map(|_| async move {
+                let _slot = adaptive.slot().await;
+                let started = Instant::now();
+                for _ in 0..4 {
+                    let _core = cpu.acquire().await.unwrap();
+                    tokio::time::sleep(latency).await;
                 }
+                adaptive.done(4, started.elapsed(), 0);
             })
             .buffer_unordered(MAX_ADAPTIVE_JOBS)
             .collect::<Vec<()>>()

@@ -275,10 +275,8 @@ async fn fuzz_with(cfg: &FuzzConfig, fleet: &Fleet) -> anyhow::Result<FuzzSummar
         })
         .map(|i| {
             let gen = gen.clone();
-            // Room in case order (see `Adaptive::ticket`).
-            let ticket = adaptive.ticket();
             async move {
-                let slot = adaptive.slot(ticket).await;
+                let slot = adaptive.slot().await;
                 let started = Instant::now();
                 let p = prepare_case(cfg.seed, gen, i).await;
                 let c = execute_case(cfg, fleet, run_id, deadline, p).await;
