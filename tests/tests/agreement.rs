@@ -30,16 +30,14 @@ enum Verdict {
     Missed(&'static str),
 }
 
-/// A root cause: the official leaves it accounts for on which registries. Entries with the
-/// same `name` are one root cause seen in several ways (counted once).
+/// A root cause: the official leaves it accounts for on which registries.
 struct Cause {
     name: &'static str,
     /// Preset names; empty: any registry.
     registries: &'static [&'static str],
-    /// A substring of the leaf's name (`""`: any).
-    leaf: &'static str,
-    /// A substring of the leaf's failure message (`""`: any).
-    message: &'static str,
+    /// How it shows: (a substring of the leaf's name, a substring of its failure message),
+    /// any one pair (`""`: any).
+    seen: &'static [(&'static str, &'static str)],
     verdict: Verdict,
 }
 
@@ -73,44 +71,47 @@ const CAUSES: &[Cause] = &[
     Cause {
         name: "sha512 manifest answered with a sha256 Docker-Content-Digest",
         registries: &["ggcr", "container-registry"],
-        leaf: "manifest",
-        message: "Docker-Content-Digest header value expected \"sha512:",
+        seen: &[(
+            "manifest",
+            "Docker-Content-Digest header value expected \"sha512:",
+        )],
         verdict: Verdict::Covered(&["end-7/digest", "end-3/digest"]),
     },
     Cause {
         name: "sha512 blob answered with a sha256 Docker-Content-Digest",
         registries: &["distribution", "distribution3"],
-        leaf: "sha512",
-        message: "Docker-Content-Digest header value expected \"sha512:",
+        seen: &[(
+            "sha512",
+            "Docker-Content-Digest header value expected \"sha512:",
+        )],
         verdict: Verdict::Covered(&["end-2/digest-algorithm", "end-3/digest-algorithm"]),
     },
     Cause {
         name: "sha512 mount answered 201 with a Location that does not serve the blob",
         registries: &["distribution", "distribution3"],
-        leaf: "sha512 blobs/mount/blob-mount",
-        message: "failed to verify returned location",
+        seen: &[(
+            "sha512 blobs/mount/blob-mount",
+            "failed to verify returned location",
+        )],
         // The Push workflow mounts its sha512 blob too (ops 53-54).
         verdict: Verdict::Covered(&["end-11/mounted-head-200", "end-2/head-200"]),
     },
     Cause {
         name: "sha512 manifests declined",
         registries: &["distribution", "distribution3"],
-        leaf: "sha512/",
-        message: "",
+        seen: &[("sha512/", "")],
         verdict: Verdict::Explained(SHA512_NOT_REQUIRED),
     },
     Cause {
         name: "sha512 declined with 400",
         registries: &["container-registry"],
-        leaf: "sha512",
-        message: "received 400",
+        seen: &[("sha512", "received 400")],
         verdict: Verdict::Explained(SHA512_NOT_REQUIRED),
     },
     Cause {
         name: "sha512 blob accepted, then unknown by its sha512 digest",
         registries: &["ggcr"],
-        leaf: "sha512",
-        message: "received 404",
+        seen: &[("sha512", "received 404")],
         verdict: Verdict::Covered(&["end-2/404", "end-2/head-200", "end-2/get-200"]),
     },
     // The referrers API, optional in v1.1.1.
@@ -122,51 +123,37 @@ const CAUSES: &[Cause] = &[
             "ggcr",
             "container-registry",
         ],
-        leaf: "/referrers",
-        message: "\"Content-Type\"",
-        verdict: Verdict::Explained(NO_REFERRERS_API),
-    },
-    Cause {
-        name: "no referrers API",
-        registries: &[
-            "distribution",
-            "distribution3",
-            "ggcr",
-            "container-registry",
-        ],
-        leaf: "",
-        message: "\"OCI-Subject\"",
+        seen: &[("/referrers", "\"Content-Type\""), ("", "\"OCI-Subject\"")],
         verdict: Verdict::Explained(NO_REFERRERS_API),
     },
     // The suite's image with non-distributable layers (which it never pushes).
     Cause {
         name: "a manifest naming non-distributable layers answered 500",
         registries: &["distribution", "distribution3"],
-        leaf: "non-distributable-layers/",
-        message: "",
+        seen: &[("non-distributable-layers/", "")],
         // A 500, not the 400 a rejection would be: the data kind `non-distributable`.
         verdict: Verdict::Covered(&["end-7/put-201"]),
     },
     Cause {
         name: "a manifest naming layers never pushed rejected",
         registries: &["olareg"],
-        leaf: "non-distributable-layers/",
-        message: "",
+        seen: &[("non-distributable-layers/", "")],
         verdict: Verdict::Explained(MISSING_LAYERS_MAY_BE_REJECTED),
     },
     // Uploads.
     Cause {
         name: "out-of-order PATCH accepted",
         registries: &["distribution", "container-registry"],
-        leaf: "",
-        message: "blob out of order chunk: unexpected status code, expected one of [416]",
+        seen: &[(
+            "",
+            "blob out of order chunk: unexpected status code, expected one of [416]",
+        )],
         verdict: Verdict::Covered(&["end-5/out-of-order-416"]),
     },
     Cause {
         name: "unsatisfiable range answered with a Content-Length and no body",
         registries: &["distribution"],
-        leaf: "range requests/range",
-        message: "unexpected EOF",
+        seen: &[("range requests/range", "unexpected EOF")],
         // A 416 announcing the whole blob's length and sending 33 bytes: every client sees the
         // body break off (http/transport).
         verdict: Verdict::Covered(&["http/transport"]),
@@ -174,15 +161,13 @@ const CAUSES: &[Cause] = &[
     Cause {
         name: "no Location on upload answers",
         registries: &["ggcr"],
-        leaf: "",
-        message: "ocation",
+        seen: &[("", "ocation")],
         verdict: Verdict::Covered(&["end-4b/location", "end-6/location", "end-7/location"]),
     },
     Cause {
         name: "completion Location not pullable",
         registries: &["container-registry"],
-        leaf: "",
-        message: "failed to verify returned location",
+        seen: &[("", "failed to verify returned location")],
         verdict: Verdict::Missed(
             "found by `ocidiff fuzz` (end-6: a blob PUT whose Location is the upload URL); the \
              conformance workflows check that a Location is sent, not what it serves",
@@ -191,15 +176,13 @@ const CAUSES: &[Cause] = &[
     Cause {
         name: "no upload status",
         registries: &["ggcr"],
-        leaf: "",
-        message: "blob chunked upload get request",
+        seen: &[("", "blob chunked upload get request")],
         verdict: Verdict::Covered(&["end-13/204"]),
     },
     Cause {
         name: "blob DELETE answered 500",
         registries: &["ggcr"],
-        leaf: "blob-delete",
-        message: "received 500",
+        seen: &[("blob-delete", "received 500")],
         // The suite deletes blobs its failed mounts never stored; so does the Content
         // Management workflow ("delete a blob that does not exist: 404").
         verdict: Verdict::Covered(&["end-10/404"]),
@@ -207,44 +190,39 @@ const CAUSES: &[Cause] = &[
     Cause {
         name: "500 on monolithic uploads",
         registries: &["container-registry"],
-        leaf: "",
-        message: "received 500",
+        seen: &[("", "received 500")],
         verdict: Verdict::Covered(&["end-6/put-201", "end-4b/single-post-unsupported"]),
     },
     Cause {
         name: "manifests refused once their blobs failed to upload",
         registries: &["container-registry"],
-        leaf: "",
-        message: "manifest put failed: unexpected status code, expected one of [201], received 400",
-        verdict: Verdict::Covered(&["end-7/missing-refs-rejected", "end-7/put-201"]),
-    },
-    Cause {
-        name: "manifests refused once their blobs failed to upload",
-        registries: &["container-registry"],
-        leaf: "",
-        message: "unexpected status code, expected one of [200], received 404",
-        verdict: Verdict::Covered(&["end-7/missing-refs-rejected", "end-7/put-201"]),
-    },
-    Cause {
-        name: "manifests refused once their blobs failed to upload",
-        registries: &["container-registry"],
-        leaf: "tag-list",
-        message: "missing tag",
+        seen: &[
+            (
+                "",
+                "manifest put failed: unexpected status code, expected one of [201], received 400",
+            ),
+            (
+                "",
+                "unexpected status code, expected one of [200], received 404",
+            ),
+            ("tag-list", "missing tag"),
+        ],
         verdict: Verdict::Covered(&["end-7/missing-refs-rejected", "end-7/put-201"]),
     },
     Cause {
         name: "no Content-Length on blob GET",
         registries: &["container-registry"],
-        leaf: "",
-        message: "blob get failed: header value mismatch for \"Content-Length\"",
+        seen: &[(
+            "",
+            "blob get failed: header value mismatch for \"Content-Length\"",
+        )],
         verdict: Verdict::Explained(NO_BLOB_GET_LENGTH),
     },
     // Manifests.
     Cause {
         name: "500 on a malformed manifest digest",
         registries: &["distribution"],
-        leaf: "invalid-digest-format/",
-        message: "received 500",
+        seen: &[("invalid-digest-format/", "received 500")],
         // The Push workflow sends the suite's `sha256:baddigeststring` too (ops 57-58).
         verdict: Verdict::Covered(&[
             "manifest pushed under a malformed digest is rejected",
@@ -254,15 +232,13 @@ const CAUSES: &[Cause] = &[
     Cause {
         name: "a manifest accepted under a malformed digest",
         registries: &["ggcr", "container-registry"],
-        leaf: "invalid-digest-format/",
-        message: "",
+        seen: &[("invalid-digest-format/", "")],
         verdict: Verdict::Explained(CLIENT_MUST_NOT),
     },
     Cause {
         name: "a manifest accepted under a digest its bytes do not hash to",
         registries: &["ggcr", "container-registry"],
-        leaf: "bad-digest-image/",
-        message: "",
+        seen: &[("bad-digest-image/", "")],
         // The Push workflow pushes one manifest's bytes under another's digest (ops 55-56).
         verdict: Verdict::Covered(&["end-7/digest", "end-3/404"]),
     },
@@ -270,8 +246,7 @@ const CAUSES: &[Cause] = &[
     Cause {
         name: "tags unsorted, `last` not honoured",
         registries: &["distribution"],
-        leaf: "tag-list",
-        message: "returned when last set",
+        seen: &[("tag-list", "returned when last set")],
         verdict: Verdict::Covered(&["end-8a/order", "end-8b/content"]),
     },
 ];
@@ -350,8 +325,9 @@ async fn official_failures(name: &str, suite: &std::path::Path) -> Vec<(String, 
 fn cause_of(registry: &str, leaf: &str, message: &str) -> Option<&'static Cause> {
     CAUSES.iter().find(|c| {
         (c.registries.is_empty() || c.registries.contains(&registry))
-            && leaf.contains(c.leaf)
-            && message.contains(c.message)
+            && c.seen
+                .iter()
+                .any(|(l, m)| leaf.contains(l) && message.contains(m))
     })
 }
 
